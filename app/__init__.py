@@ -1,0 +1,67 @@
+"""Finetune Studio: the application factory."""
+from __future__ import annotations
+
+from flask import Flask
+
+from app import cli, db, error_handlers, extensions, queue
+from app.logs import configure_logging
+from app.settings import PROJECT_ROOT, Settings
+
+__version__ = "0.1.0"
+
+
+class ConfigurationError(RuntimeError):
+    """The environment describes a configuration the Studio refuses to run with."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("Refusing to start; fix these settings:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app: settings → logging → extensions → blueprints → CLI, nothing else."""
+    settings = settings or Settings()
+    if settings.is_production and settings.problems():
+        raise ConfigurationError(settings.problems())
+
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    configure(app, settings)
+    configure_logging(settings)
+    db.init_app(app)
+    extensions.init_app(app)
+    queue.init_app(app)
+    register_blueprints(app)
+    error_handlers.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def configure(app: Flask, settings: Settings) -> None:
+    """Copy the settings into Flask's config and bind the database."""
+    app.extensions["settings"] = settings
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="studio_session",
+        # The CSRF token lives as long as the session, so a page left open does not go stale.
+        WTF_CSRF_TIME_LIMIT=None,
+        VERSION=__version__,
+    )
+    db.bind(db.make_database(settings.resolved_database_url, settings.db_pool_size, settings.db_pool_timeout))
+
+
+def register_blueprints(app: Flask) -> None:
+    """Attach one blueprint per area."""
+    from app.api import bp as api_bp
+    from app.auth import bp as auth_bp
+    from app.ops import bp as ops_bp
+    from app.web import bp as web_bp
+
+    for blueprint in (web_bp, auth_bp, api_bp, ops_bp):
+        app.register_blueprint(blueprint)

@@ -1,0 +1,72 @@
+"""How models look in the API: plain dicts with ISO-8601 UTC timestamps."""
+from __future__ import annotations
+
+import datetime
+
+from app.models import Artifact, Dataset, Job, JobEvent
+
+
+def iso(moment: datetime.datetime | None) -> str | None:
+    """A stored (naive UTC) timestamp as ISO 8601 with a Z."""
+    return moment.isoformat(timespec="seconds") + "Z" if moment else None
+
+
+def dataset_dict(dataset: Dataset) -> dict:
+    """A dataset with its status and what validation found."""
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "format": dataset.format,
+        "status": dataset.status,
+        "size_bytes": dataset.size_bytes,
+        "sha256": dataset.sha256,
+        "example_count": dataset.example_count,
+        "stats": dataset.stats,
+        "errors": dataset.validation_errors,
+        "created_at": iso(dataset.created_at),
+        "updated_at": iso(dataset.updated_at),
+    }
+
+
+def job_dict(job: Job) -> dict:
+    """A job with its progress and latest metrics."""
+    percent = round(100 * job.step / job.total_steps, 1) if job.total_steps else None
+    return {
+        "id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "dataset_id": job.dataset_id,
+        "validation_dataset_id": job.validation_dataset_id,
+        "base_model": job.base_model,
+        "method": job.method,
+        "backend": job.backend,
+        "hyperparameters": job.hyperparameters,
+        "progress": {"step": job.step, "total_steps": job.total_steps, "epoch": job.epoch, "percent": percent},
+        "metrics": job.metrics,
+        "error": job.error,
+        "attempts": job.attempts,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+    }
+
+
+def event_dict(event: JobEvent) -> dict:
+    """One event of a job's history."""
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "message": event.message,
+        "data": event.data,
+        "created_at": iso(event.created_at),
+    }
+
+
+def artifact_dict(artifact: Artifact) -> dict:
+    """One file a job produced."""
+    return {
+        "name": artifact.name,
+        "size_bytes": artifact.size_bytes,
+        "sha256": artifact.sha256,
+        "created_at": iso(artifact.created_at),
+    }

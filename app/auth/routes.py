@@ -1,0 +1,82 @@
+"""Login, logout and the API-token settings page."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from app.auth import bp, service
+from app.auth.forms import ConfirmForm, LoginForm, TokenForm
+from app.htmx import is_htmx
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the login form; sign the user in on valid credentials."""
+    if current_user.is_authenticated:
+        return redirect(url_for("web.dashboard"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = service.authenticate(form.email.data, form.password.data)
+        if user is not None:
+            session.clear()  # nothing from before the login survives into the signed-in session
+            login_user(user)
+            return redirect(safe_next_url(request.args.get("next")))
+        form.password.errors.append("Wrong email or password.")
+    status = 422 if form.errors else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    """Sign out and forget the session."""
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/settings/tokens", methods=["GET"])
+@login_required
+def tokens():
+    """List the user's API tokens with a form to create one."""
+    return render_tokens(TokenForm())
+
+
+@bp.route("/settings/tokens", methods=["POST"])
+@login_required
+def create_token():
+    """Create a token and show its plaintext once."""
+    form = TokenForm()
+    if not form.validate_on_submit():
+        return render_tokens(form, status=422)
+    token, plaintext = service.create_token(current_user, form.name.data)
+    return render_tokens(TokenForm(formdata=None), new_token=plaintext, new_token_name=token.name)
+
+
+@bp.route("/settings/tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+def revoke_token(token_id: int):
+    """Revoke one token; htmx gets the updated row, a browser the page."""
+    token = service.revoke_token(current_user, token_id)
+    if is_htmx():
+        return render_template("auth/_token_row.html", token=token, confirm=ConfirmForm())
+    flash(f"Token “{token.name}” revoked.", "success")
+    return redirect(url_for("auth.tokens"))
+
+
+def render_tokens(form: TokenForm, status: int = 200, **extra):
+    """The tokens page, or just its panel for htmx."""
+    template = "auth/_tokens_panel.html" if is_htmx() else "auth/tokens.html"
+    context = dict(form=form, tokens=service.list_tokens(current_user), confirm=ConfirmForm(), **extra)
+    return render_template(template, **context), status
+
+
+def safe_next_url(target: str | None) -> str:
+    """target when it is a path on this site, else the dashboard (no open redirects)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return url_for("web.dashboard")

@@ -1,0 +1,145 @@
+"""The database: chosen by DATABASE_URL, opened per request and per job, migrated by versioned scripts."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import peewee
+from playhouse.db_url import parse as parse_database_url
+from playhouse.migrations import Runner
+from playhouse.pool import PooledPostgresqlDatabase
+
+# Models bind to this proxy; create_app points it at the configured database.
+database = peewee.DatabaseProxy()
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# An arbitrary constant that names our migration lock among PostgreSQL advisory locks.
+MIGRATION_LOCK_ID = 7_215_004_231
+
+# Connections a forked child inherited from its parent. They are kept referenced so that garbage
+# collection never closes them: closing would end the parent's session on the shared socket.
+_inherited_connections: list = []
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 5000,
+    "synchronous": "normal",
+}
+
+
+class DatabaseConfigError(ValueError):
+    """DATABASE_URL names something the Studio cannot use."""
+
+
+def make_database(url: str, pool_size: int = 10, pool_timeout: int = 10) -> peewee.Database:
+    """A pooled PostgreSQL or a WAL-mode SQLite database for the URL; connects nothing yet."""
+    scheme = urlparse(url).scheme
+    if scheme in ("postgres", "postgresql"):
+        params = parse_database_url(url, unquote_password=True, unquote_user=True)
+        return PooledPostgresqlDatabase(
+            params.pop("database"),
+            max_connections=pool_size,
+            timeout=pool_timeout,
+            stale_timeout=300,
+            autoconnect=False,
+            connect_timeout=params.pop("connect_timeout", 5),
+            **params,
+        )
+    if scheme == "sqlite":
+        path = url.removeprefix("sqlite:///")
+        if not path or path == ":memory:":
+            raise DatabaseConfigError("DATABASE_URL: SQLite needs a file path, e.g. sqlite:///data/studio.db")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, autoconnect=False)
+    raise DatabaseConfigError(f"DATABASE_URL: unsupported scheme {scheme!r}; use postgresql:// or sqlite:///")
+
+
+def bind(db: peewee.Database) -> None:
+    """Point the models at db."""
+    database.initialize(db)
+
+
+def init_app(app) -> None:
+    """Open a connection for each request that needs one and always release it."""
+    if "static" in app.view_functions:
+        manages_own_connection(app.view_functions["static"])
+
+    @app.before_request
+    def _open_connection():
+        from flask import request
+
+        view = app.view_functions.get(request.endpoint)
+        if not getattr(view, "manages_own_connection", False):
+            database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _release_connection(_exc):
+        if not database.is_closed():
+            database.close()
+
+
+def manages_own_connection(view):
+    """Mark a view that must answer even when the database is down (health, static files)."""
+    view.manages_own_connection = True
+    return view
+
+
+def forget_inherited_connections() -> None:
+    """In a freshly forked child, drop (without closing) any connection the parent held."""
+    db = database.obj
+    if db is None:
+        return
+    if db._state.conn is not None:
+        _inherited_connections.append(db._state.conn)
+    db._state.reset()
+    if isinstance(db, PooledPostgresqlDatabase):
+        _inherited_connections.extend(conn for _ts, _n, conn in db._connections)
+        _inherited_connections.extend(pooled.connection for pooled in db._in_use.values())
+        db._connections = []
+        db._in_use = {}
+
+
+os.register_at_fork(after_in_child=forget_inherited_connections)
+
+
+@contextlib.contextmanager
+def migration_lock(db: peewee.Database):
+    """Serialise concurrent upgrades (web and worker starting together) before deciding what to apply."""
+    if isinstance(db, peewee.PostgresqlDatabase):
+        db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        try:
+            yield
+        finally:
+            db.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+    else:
+        # SQLite lives on this machine, so a lock file beside it serialises every process.
+        with open(f"{db.database}.migrate-lock", "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def migration_runner(db: peewee.Database | None = None) -> Runner:
+    """The runner for our migrations folder."""
+    return Runner(db or database.obj, directory=str(MIGRATIONS_DIR))
+
+
+def upgrade(db: peewee.Database | None = None) -> list[str]:
+    """Apply every pending migration; returns their names (none when up to date)."""
+    db = db or database.obj
+    with db.connection_context(), migration_lock(db):
+        return migration_runner(db).up()
+
+
+def pending_migrations(db: peewee.Database | None = None) -> list[str]:
+    """The names of migrations not yet applied."""
+    db = db or database.obj
+    with db.connection_context():
+        return [m.name for m in migration_runner(db).status() if not m.applied]

@@ -1,0 +1,87 @@
+"""One place that turns errors into responses: JSON under /api/, an HTML page elsewhere."""
+from __future__ import annotations
+
+import logging
+
+import peewee
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app.errors import ServiceUnavailable, StudioError
+
+log = logging.getLogger(__name__)
+
+# Codes of the API's error format for plain HTTP errors.
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+def wants_json() -> bool:
+    """Whether this request is answered in the API's JSON format."""
+    return request.path.startswith("/api/")
+
+
+def error_response(status: int, code: str, message: str, details=None):
+    """The error as JSON for the API or as a page for the browser, with its status."""
+    if wants_json():
+        body = {"error": {"code": code, "message": message, "details": details}}
+        return jsonify(body), status
+    return render_template("errors/error.html", status=status, message=message, details=details), status
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers on app."""
+    app.register_error_handler(StudioError, _studio_error)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(peewee.OperationalError, _database_down)
+    app.register_error_handler(peewee.InterfaceError, _database_down)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _studio_error(error: StudioError):
+    """A domain error, reported as it describes itself."""
+    body, status = error_response(error.status, error.code, error.message, error.details)
+    if status == 401:
+        return body, status, {"WWW-Authenticate": 'Bearer realm="api"'}
+    return body, status
+
+
+def _csrf_error(error: CSRFError):
+    """A form or htmx request without a valid CSRF token."""
+    return error_response(400, "csrf_failed", "The form expired or was not sent from this site; reload and retry.")
+
+
+def _http_error(error: HTTPException):
+    """A werkzeug HTTP error (404, 405, 413…)."""
+    code = HTTP_CODES.get(error.code or 500, "http_error")
+    response = error_response(error.code or 500, code, error.description or error.name)
+    if error.code == 405 and wants_json():
+        response[0].headers["Allow"] = ", ".join(error.valid_methods or [])
+    return response
+
+
+def _database_down(error: Exception):
+    """The database could not be reached."""
+    log.error("database unavailable: %s", error)
+    unavailable = ServiceUnavailable("The database is unavailable; try again shortly.")
+    return _studio_error(unavailable)
+
+
+def _unexpected(error: Exception):
+    """Anything else: logged with its traceback, reported without internals."""
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", "Something went wrong on our side.")

@@ -1,0 +1,56 @@
+"""Domain errors: each carries the code, message and HTTP status the edges report."""
+from __future__ import annotations
+
+
+class StudioError(Exception):
+    """Base of every error a user can be told about."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details=None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ValidationFailed(StudioError):
+    """Input was malformed; details name the field or line."""
+
+    status = 422
+    code = "validation_failed"
+
+
+class Unauthorized(StudioError):
+    """No valid credentials were given."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(StudioError):
+    """The credentials do not allow this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(StudioError):
+    """The object does not exist, or belongs to someone else."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(StudioError):
+    """The object is in a state that forbids the request."""
+
+    status = 409
+    code = "conflict"
+
+
+class ServiceUnavailable(StudioError):
+    """A service the request needs is down."""
+
+    status = 503
+    code = "service_unavailable"

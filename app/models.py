@@ -1,0 +1,158 @@
+"""The peewee models: users and their tokens, datasets, jobs with their events and artifacts."""
+from __future__ import annotations
+
+import datetime
+
+import peewee
+
+from app.db import database
+from app.errors import NotFound
+
+
+def utcnow() -> datetime.datetime:
+    """The current time in UTC, naive, as every timestamp column stores it."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+class BaseModel(peewee.Model):
+    """Common base: bound to the configured database, snake_case table names."""
+
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    """A person who signs in; owns datasets, jobs and API tokens."""
+
+    email = peewee.CharField(max_length=254, unique=True)
+    password_hash = peewee.CharField(max_length=255)
+    is_admin = peewee.BooleanField(default=False)
+    is_active = peewee.BooleanField(default=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    last_login_at = peewee.DateTimeField(null=True)
+
+    # Flask-Login's user protocol.
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        """The id Flask-Login keeps in the session."""
+        return str(self.id)
+
+
+class OwnedModel(BaseModel):
+    """A row that belongs to one user, who alone may see it."""
+
+    @classmethod
+    def get_owned(cls, object_id, user: User):
+        """The row with this id if user owns it; NotFound otherwise, whether it exists or not."""
+        try:
+            object_id = int(object_id)
+        except (TypeError, ValueError):
+            raise NotFound(f"{cls.__name__.lower()} not found") from None
+        row = cls.get_or_none((cls.id == object_id) & (cls.owner == user.id))
+        if row is None:
+            raise NotFound(f"{cls.__name__.lower()} not found")
+        return row
+
+
+class ApiToken(BaseModel):
+    """A bearer token for the API; only its hash is stored."""
+
+    user = peewee.ForeignKeyField(User, backref="tokens", on_delete="CASCADE")
+    name = peewee.CharField(max_length=100)
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    prefix = peewee.CharField(max_length=16)
+    created_at = peewee.DateTimeField(default=utcnow)
+    last_used_at = peewee.DateTimeField(null=True)
+    revoked_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("user", "created_at"), False),)
+
+    @property
+    def is_revoked(self) -> bool:
+        """Whether the token no longer authenticates."""
+        return self.revoked_at is not None
+
+
+class Dataset(OwnedModel):
+    """An uploaded training file and what validation found in it."""
+
+    owner = peewee.ForeignKeyField(User, backref="datasets", on_delete="CASCADE")
+    name = peewee.CharField(max_length=200)
+    format = peewee.CharField(max_length=32, null=True)
+    status = peewee.CharField(max_length=16, default="processing")
+    object_key = peewee.CharField(max_length=512, null=True)
+    size_bytes = peewee.BigIntegerField(default=0)
+    sha256 = peewee.CharField(max_length=64, null=True)
+    example_count = peewee.IntegerField(null=True)
+    stats = peewee.JSONField(null=True)
+    validation_errors = peewee.JSONField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("owner", "created_at"), False),)
+
+
+class Job(OwnedModel):
+    """A fine-tuning run: what to train, where, and how far it got."""
+
+    owner = peewee.ForeignKeyField(User, backref="jobs", on_delete="CASCADE")
+    name = peewee.CharField(max_length=200)
+    dataset = peewee.ForeignKeyField(Dataset, backref="jobs", on_delete="RESTRICT")
+    validation_dataset = peewee.ForeignKeyField(
+        Dataset, backref="validation_jobs", null=True, on_delete="RESTRICT"
+    )
+    base_model = peewee.CharField(max_length=200)
+    method = peewee.CharField(max_length=16)
+    backend = peewee.CharField(max_length=16)
+    hyperparameters = peewee.JSONField(default=dict)
+    status = peewee.CharField(max_length=16, default="queued", index=True)
+    step = peewee.IntegerField(default=0)
+    total_steps = peewee.IntegerField(null=True)
+    epoch = peewee.FloatField(default=0.0)
+    metrics = peewee.JSONField(null=True)
+    error = peewee.TextField(null=True)
+    backend_ref = peewee.JSONField(null=True)
+    attempts = peewee.IntegerField(default=0)
+    cancel_requested_at = peewee.DateTimeField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    started_at = peewee.DateTimeField(null=True)
+    finished_at = peewee.DateTimeField(null=True)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("owner", "created_at"), False),)
+
+
+class JobEvent(BaseModel):
+    """One entry in a job's ordered history: a log line, a metric point or a status change."""
+
+    job = peewee.ForeignKeyField(Job, backref="events", on_delete="CASCADE")
+    kind = peewee.CharField(max_length=16)
+    message = peewee.TextField(default="")
+    data = peewee.JSONField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("job", "id"), False),)
+
+
+class Artifact(BaseModel):
+    """A file a job produced, kept in object storage."""
+
+    job = peewee.ForeignKeyField(Job, backref="artifacts", on_delete="CASCADE")
+    name = peewee.CharField(max_length=255)
+    object_key = peewee.CharField(max_length=512)
+    size_bytes = peewee.BigIntegerField(default=0)
+    sha256 = peewee.CharField(max_length=64, null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("job", "name"), True),)
+
+
+ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact]

@@ -1,0 +1,27 @@
+"""What the dashboard shows, gathered in a fixed, small number of queries."""
+from __future__ import annotations
+
+import peewee
+
+from app.models import Dataset, Job, User
+
+RECENT = 5
+
+
+def status_counts(model, owner: User) -> dict[str, int]:
+    """How many of the owner's rows are in each status (one grouped query)."""
+    rows = (model.select(model.status, peewee.fn.COUNT(model.id).alias("n"))
+            .where(model.owner == owner.id).group_by(model.status).tuples())
+    return dict(rows)
+
+
+def dashboard_summary(owner: User) -> dict:
+    """Counts by status and the most recent datasets and jobs of owner."""
+    return {
+        "job_counts": status_counts(Job, owner),
+        "dataset_counts": status_counts(Dataset, owner),
+        "recent_jobs": list(Job.select().where(Job.owner == owner.id)
+                            .order_by(Job.created_at.desc(), Job.id.desc()).limit(RECENT)),
+        "recent_datasets": list(Dataset.select().where(Dataset.owner == owner.id)
+                                .order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(RECENT)),
+    }

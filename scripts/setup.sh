@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Prepare a checkout: a virtualenv with the pinned packages and the front-end files from npm.
+# Usage: scripts/setup.sh [runtime|dev]   (dev adds the test tools). Safe to run again: it only
+# reinstalls when a requirements or package file changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+profile=${1:-runtime}
+requirements=requirements.txt
+[ "$profile" = dev ] && requirements=requirements-dev.txt
+
+# fresh STAMP: the packages recorded by STAMP are at least as new as the requirements files.
+fresh() { [ -f "$1" ] && [ ! requirements.txt -nt "$1" ] && [ ! requirements-dev.txt -nt "$1" ]; }
+
+ensure_venv
+stamp=".venv/.installed-$profile"
+# The dev set includes the runtime set, so a fresh dev install serves both.
+if ! fresh "$stamp" && ! fresh .venv/.installed-dev; then
+  say "installing Python packages from $requirements"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
+  touch "$stamp"
+fi
+
+ensure_command npm npm "the Node.js package manager (Debian: apt-get install npm)"
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing front-end packages from the npm registry"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+scripts/vendor_assets.sh

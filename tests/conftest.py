@@ -1,0 +1,206 @@
+"""Shared fixtures: a real PostgreSQL database and Redis database per test process, apps built on them."""
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import peewee
+import psycopg2
+import pytest
+from redis import Redis
+
+from app import create_app
+from app.auth import service as auth_service
+from app.db import database, make_database, upgrade
+from app.models import ALL_MODELS
+from app.settings import Settings
+from tests.support.seaweed import seaweed_server
+
+ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PASSWORD = "correct horse battery"
+CSRF_PATTERN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|"X-CSRFToken": "([^"]+)"')
+
+
+def xdist_index() -> int:
+    """0 for the first test process, 1 for the second…"""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
+def postgres_url(name: str) -> str:
+    """The test server's URL for database name."""
+    return ADMIN_DATABASE_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def admin_execute(sql: str) -> None:
+    """Run one statement on the maintenance database, outside a transaction."""
+    connection = psycopg2.connect(ADMIN_DATABASE_URL)
+    connection.autocommit = True
+    try:
+        connection.cursor().execute(sql)
+    finally:
+        connection.close()
+
+
+@contextmanager
+def scratch_postgres_database():
+    """Create an empty PostgreSQL database with a unique name; yield its URL; drop it."""
+    name = f"studio_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin_execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres_url(name)
+    finally:
+        admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_postgres_database():
+    """The URL of a new, empty PostgreSQL database for one test."""
+    with scratch_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url():
+    """The URL of this test process's PostgreSQL database, migrated once and shared by its tests."""
+    with scratch_postgres_database() as url:
+        db = make_database(url)
+        upgrade(db)
+        db.close_all()
+        yield url
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """A SeaweedFS S3 server for this test process, on its own ports, requiring signed requests."""
+    with seaweed_server(tmp_path_factory.mktemp("seaweed"), access_key="studio-test",
+                        secret_key=uuid.uuid4().hex) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_settings(tmp_path, postgres_database_url, redis_url, redis, seaweed) -> Settings:
+    """Settings of a production-shaped app: PostgreSQL and S3 (a bucket of its own, not created yet)."""
+    return make_settings(tmp_path, postgres_database_url, redis_url, minio_endpoint=seaweed.endpoint,
+                         minio_user=seaweed.access_key, minio_password=seaweed.secret_key,
+                         minio_bucket=f"t-{uuid.uuid4().hex[:20]}")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A Redis database of this test process (1, 2, … so parallel processes never meet)."""
+    index = 1 + xdist_index() % 15
+    return BASE_REDIS_URL.rsplit("/", 1)[0] + f"/{index}"
+
+
+@pytest.fixture
+def redis(redis_url):
+    """A client on the test Redis database, emptied before and after the test."""
+    client = Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def make_settings(tmp_path: Path, database_url: str, redis_url: str, **overrides) -> Settings:
+    """Settings for a test app; every field that could leak in from the environment is pinned."""
+    values = dict(
+        studio_env="test",
+        secret_key="test-secret-key-" + "x" * 32,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        redis_url=redis_url,
+        minio_endpoint="",
+        worker_pool_size=1,
+        log_level="INFO",
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path, postgres_database_url, redis_url, redis) -> Settings:
+    """Settings of the test app: PostgreSQL, the test Redis, a local object folder."""
+    return make_settings(tmp_path, postgres_database_url, redis_url)
+
+
+def truncate_all_tables() -> None:
+    """Empty every table of the bound database, so the next test starts clean."""
+    db = database.obj
+    with db.connection_context():
+        if isinstance(db, peewee.PostgresqlDatabase):
+            tables = ", ".join(f'"{m._meta.table_name}"' for m in ALL_MODELS)
+            db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        else:
+            for model in reversed(ALL_MODELS):
+                model.delete().execute()
+
+
+@pytest.fixture
+def app(settings):
+    """The Studio app on the test services; its tables are emptied afterwards."""
+    application = create_app(settings)
+    application.config.update(TESTING=True)
+    yield application
+    truncate_all_tables()
+    if hasattr(database.obj, "close_all"):
+        database.obj.close_all()
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app):
+    """Create users through the account service."""
+
+    def make(email: str | None = None, password: str = PASSWORD, is_admin: bool = False):
+        with app.app_context(), database.connection_context():
+            return auth_service.create_user(email or f"user-{uuid.uuid4().hex[:8]}@example.com", password, is_admin)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    """A signed-up user."""
+    return make_user()
+
+
+@pytest.fixture
+def make_token(app):
+    """Create API tokens through the account service; returns the plaintext."""
+
+    def make(owner, name: str = "test token") -> str:
+        with app.app_context(), database.connection_context():
+            return auth_service.create_token(owner, name)[1]
+
+    return make
+
+
+def csrf_token_from(html: str) -> str:
+    """The CSRF token rendered into a page (a hidden field or the htmx headers)."""
+    match = CSRF_PATTERN.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1) or match.group(2)
+
+
+def login(client, email: str, password: str = PASSWORD):
+    """Sign in through the login form, CSRF token included; returns the response."""
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+@pytest.fixture
+def logged_in(client, user):
+    """A client signed in as user."""
+    response = login(client, user.email)
+    assert response.status_code == 302
+    return client

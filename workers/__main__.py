@@ -1,0 +1,39 @@
+"""`python -m workers`: run WORKER_POOL_SIZE RQ workers, with RQ's scheduler, until SIGINT/SIGTERM."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from rq.worker_pool import WorkerPool
+
+from app.logs import configure_logging
+from app.queue import redis_client
+from app.settings import Settings
+from workers.worker import StudioWorker
+
+
+def parse_args(settings: Settings) -> argparse.Namespace:
+    """Command-line options; defaults come from the settings."""
+    parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
+    parser.add_argument("--pool-size", type=int, default=settings.worker_pool_size,
+                        help="worker processes (WORKER_POOL_SIZE)")
+    parser.add_argument("--queues", default=",".join(settings.queue_names),
+                        help="comma-separated queues in priority order (WORKER_QUEUES)")
+    parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    return parser.parse_args()
+
+
+def main() -> None:
+    """Start the pool and block until it stops."""
+    settings = Settings()
+    args = parse_args(settings)
+    configure_logging(settings)
+    queues = [name.strip() for name in args.queues.split(",") if name.strip()]
+    pool = WorkerPool(queues, connection=redis_client(settings.redis_url, blocking=True),
+                      num_workers=args.pool_size, worker_class=StudioWorker)
+    logging.getLogger(__name__).info("starting %d worker(s) on %s", args.pool_size, ", ".join(queues))
+    pool.start(burst=args.burst, logging_level=settings.log_level)
+
+
+if __name__ == "__main__":
+    main()
