@@ -1,11 +1,14 @@
 # Finetune Studio. The two commands a newcomer needs: `make dev` and `make test`.
-.PHONY: dev test setup lint clean
+.PHONY: dev test bench setup lint clean
 
 dev:  ## run the whole app locally (SQLite, local folder storage, local Redis) at http://127.0.0.1:5000
 	@scripts/dev.sh
 
 test:  ## install test tools, make sure PostgreSQL and Redis are up, run the whole suite
 	@scripts/test.sh
+
+bench:  ## run the benchmarks (benchmarks/bench_*.py) and print their tables
+	@scripts/bench.sh
 
 setup:  ## only create the virtualenv and fetch the front-end files
 	@scripts/setup.sh dev

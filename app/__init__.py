@@ -1,16 +1,18 @@
 """Finetune Studio: the application factory."""
 from __future__ import annotations
 
+import click
 from flask import Flask
 
-from app import cli, db, error_handlers, extensions, queue
+from app import cli, db, error_handlers, extensions, logs, metrics, queue, security
 from app.logs import configure_logging
 from app.settings import PROJECT_ROOT, Settings
 
 __version__ = "0.1.0"
 
 
-class ConfigurationError(RuntimeError):
+# A ClickException, so `flask` commands (check-config among them) print the report without a traceback.
+class ConfigurationError(click.ClickException):
     """The environment describes a configuration the Studio refuses to run with."""
 
     def __init__(self, problems: list[str]):
@@ -31,9 +33,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     configure(app, settings)
     configure_logging(settings)
+    # First, so that every request has its id and its log line, whatever answers it.
+    logs.init_app(app)
     db.init_app(app)
+    # Before CSRF and authentication, so redirects and rate limits come first (error pages need the database).
+    security.init_app(app)
     extensions.init_app(app)
     queue.init_app(app)
+    metrics.init_app(app)
     register_blueprints(app)
     error_handlers.init_app(app)
     cli.init_app(app)
@@ -60,8 +67,9 @@ def register_blueprints(app: Flask) -> None:
     """Attach one blueprint per area."""
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
+    from app.datasets import bp as datasets_bp
     from app.ops import bp as ops_bp
     from app.web import bp as web_bp
 
-    for blueprint in (web_bp, auth_bp, api_bp, ops_bp):
+    for blueprint in (web_bp, auth_bp, datasets_bp, api_bp, ops_bp):
         app.register_blueprint(blueprint)

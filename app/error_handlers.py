@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app.errors import ServiceUnavailable, StudioError
+from app.htmx import is_htmx
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ def error_response(status: int, code: str, message: str, details=None):
     if wants_json():
         body = {"error": {"code": code, "message": message, "details": details}}
         return jsonify(body), status
-    return render_template("errors/error.html", status=status, message=message, details=details), status
+    # htmx shows an error answer in the page's flash area (static/js/studio.js), so send only the message.
+    template = "errors/_message.html" if is_htmx() else "errors/error.html"
+    return render_template(template, status=status, message=message, details=details), status
 
 
 def init_app(app: Flask) -> None:

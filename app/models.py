@@ -82,9 +82,12 @@ class Dataset(OwnedModel):
 
     owner = peewee.ForeignKeyField(User, backref="datasets", on_delete="CASCADE")
     name = peewee.CharField(max_length=200)
+    original_filename = peewee.CharField(max_length=255, null=True)
+    file_format = peewee.CharField(max_length=8, null=True)
     format = peewee.CharField(max_length=32, null=True)
     status = peewee.CharField(max_length=16, default="processing")
     object_key = peewee.CharField(max_length=512, null=True)
+    normalized_key = peewee.CharField(max_length=512, null=True)
     size_bytes = peewee.BigIntegerField(default=0)
     sha256 = peewee.CharField(max_length=64, null=True)
     example_count = peewee.IntegerField(null=True)
@@ -102,9 +105,10 @@ class Job(OwnedModel):
 
     owner = peewee.ForeignKeyField(User, backref="jobs", on_delete="CASCADE")
     name = peewee.CharField(max_length=200)
-    dataset = peewee.ForeignKeyField(Dataset, backref="jobs", on_delete="RESTRICT")
+    # A finished job outlives its datasets; deleting one in use by an unfinished job is refused.
+    dataset = peewee.ForeignKeyField(Dataset, backref="jobs", null=True, on_delete="SET NULL")
     validation_dataset = peewee.ForeignKeyField(
-        Dataset, backref="validation_jobs", null=True, on_delete="RESTRICT"
+        Dataset, backref="validation_jobs", null=True, on_delete="SET NULL"
     )
     base_model = peewee.CharField(max_length=200)
     method = peewee.CharField(max_length=16)
@@ -117,6 +121,12 @@ class Job(OwnedModel):
     metrics = peewee.JSONField(null=True)
     error = peewee.TextField(null=True)
     backend_ref = peewee.JSONField(null=True)
+    # The orchestration step to run next and the RQ job carrying it (see app/jobs/orchestrator.py).
+    stage = peewee.CharField(max_length=16, default="prepare")
+    rq_job_id = peewee.CharField(max_length=64, null=True)
+    # Held by the process running the job's training locally, renewed while it runs.
+    lease_owner = peewee.CharField(max_length=128, null=True)
+    lease_until = peewee.DateTimeField(null=True)
     attempts = peewee.IntegerField(default=0)
     cancel_requested_at = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)

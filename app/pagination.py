@@ -7,6 +7,8 @@ from app.errors import ValidationFailed
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
+# Far beyond any real list, yet small enough that the row offset fits PostgreSQL's bigint.
+MAX_PAGE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class Page:
 
 def page_args(args) -> tuple[int, int]:
     """page and per_page from a mapping of query arguments; ValidationFailed names the bad one."""
-    return int_arg(args, "page", 1), int_arg(args, "per_page", DEFAULT_PER_PAGE, maximum=MAX_PER_PAGE)
+    return int_arg(args, "page", 1, maximum=MAX_PAGE), int_arg(args, "per_page", DEFAULT_PER_PAGE, maximum=MAX_PER_PAGE)
 
 
 def int_arg(args, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
@@ -43,7 +45,8 @@ def int_arg(args, name: str, default: int, minimum: int = 1, maximum: int | None
     raw = args.get(name)
     if raw in (None, ""):
         return default
-    value = int(raw) if str(raw).isdigit() else None
+    # isdigit() alone also accepts digits such as "²" that int() refuses.
+    value = int(raw) if str(raw).isascii() and str(raw).isdigit() else None
     if value is None or value < minimum or (maximum is not None and value > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f"of at least {minimum}"
         raise ValidationFailed(f"{name} must be an integer {bounds}.", details={"field": name, "value": raw})

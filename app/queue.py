@@ -5,6 +5,8 @@ from flask import Flask, current_app
 from redis import Redis
 from rq import Queue
 
+from app.logs import current_request_id
+
 DEFAULT_QUEUE = "default"
 # Long local training runs go to their own queue so short steps never wait behind them.
 TRAINING_LOCAL_QUEUE = "training-local"
@@ -38,4 +40,6 @@ def get_queue(name: str = DEFAULT_QUEUE) -> Queue:
 
 def enqueue(task: str, *args, queue: str = DEFAULT_QUEUE, **options):
     """Enqueue the task function named by its dotted path; options go to RQ (job_id, job_timeout…)."""
+    # The job's log lines then carry the id of the request that started it.
+    options["meta"] = {"request_id": current_request_id(), **options.get("meta", {})}
     return get_queue(queue).enqueue(task, *args, **options)

@@ -1,11 +1,12 @@
 """One typed settings object, read from the environment, that can list every problem it finds."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +18,10 @@ DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 (public on purpose
 DEFAULT_PASSWORDS = {"", "changeme", "change-me", "password", "postgres", "studio", "minioadmin", "secret"}
 
 MIN_SECRET_KEY_LENGTH = 32
+MIN_METRICS_TOKEN_LENGTH = 24
+
+TRAINING_BACKENDS = ("local", "kaggle")
+ORIGIN_PATTERN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 
 
 class Settings(BaseSettings):
@@ -29,7 +34,13 @@ class Settings(BaseSettings):
     secret_key: str = DEV_SECRET_KEY
     data_dir: Path = PROJECT_ROOT / "data"
     port: int = Field(5000, ge=1, le=65535)
+    web_concurrency: int = Field(0, ge=0, le=64)
+    web_threads: int = Field(4, ge=1, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    metrics_token: str = ""
+    # Read by gunicorn.conf.py before the app is imported (prometheus_client needs it first); typed here.
+    prometheus_multiproc_dir: Path | None = None
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024)
 
     database_url: str = ""
@@ -55,6 +66,31 @@ class Settings(BaseSettings):
     worker_queues: str = "default,training-local"
 
     admin_email: str = "admin@studio.local"
+
+    force_https: bool = False
+    trusted_proxies: int = Field(0, ge=0, le=10)
+    allowed_origins: str = ""
+    rate_limits_enabled: bool = True
+    rate_limit_global: str = "100/minute"
+    rate_limit_expensive: str = "10/minute"
+    rate_limit_polling: str = "300/minute"
+    flask_debug: bool = False
+
+    training_backends: str = "local"
+    kaggle_username: str = ""
+    kaggle_key: str = ""
+    kaggle_api_token: str = ""
+    kaggle_api_url: str = "https://www.kaggle.com/api/v1"
+    kaggle_max_concurrent: int = Field(2, ge=1, le=10)
+    kaggle_config_dir: Path | None = None
+
+    local_training_timeout: int = Field(24 * 3600, ge=60)
+    job_lease_seconds: int = Field(60, ge=2)
+    reconcile_interval: int = Field(60, ge=5)
+
+    dataset_max_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    dataset_max_record_bytes: int = Field(1024 * 1024, ge=1024)
+    dataset_inline_validation_bytes: int = Field(8 * 1024 * 1024, ge=0)
 
     @property
     def is_production(self) -> bool:
@@ -86,8 +122,70 @@ class Settings(BaseSettings):
         """The RQ queues a worker listens on, in priority order."""
         return [name.strip() for name in self.worker_queues.split(",") if name.strip()]
 
+    @property
+    def json_logs(self) -> bool:
+        """Whether log lines are JSON (LOG_FORMAT; auto: JSON everywhere but development)."""
+        return self.log_format == "json" or (self.log_format == "auto" and self.studio_env != "development")
+
+    @property
+    def origin_list(self) -> list[str]:
+        """The origins whose pages may call the API (CORS)."""
+        return _split_list(self.allowed_origins)
+
+    @property
+    def backend_names(self) -> list[str]:
+        """The training backends users may choose."""
+        return _split_list(self.training_backends)
+
+    @property
+    def has_kaggle_credentials(self) -> bool:
+        """Whether the Kaggle client can authenticate."""
+        return bool(self.kaggle_api_token or (self.kaggle_username and self.kaggle_key))
+
+    @field_validator("rate_limit_global", "rate_limit_expensive", "rate_limit_polling")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        """A limit Flask-Limiter understands, such as 100/minute or "10 per second"."""
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit such as '100/minute'") from None
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        """Each entry is * or an origin: scheme://host[:port], without a path or trailing slash."""
+        bad = [origin for origin in _split_list(value) if origin != "*" and not ORIGIN_PATTERN.match(origin)]
+        if bad:
+            raise ValueError(f"not origins such as https://studio.example.com: {', '.join(bad)}")
+        return value
+
+    @field_validator("kaggle_api_url")
+    @classmethod
+    def _check_kaggle_url(cls, value: str) -> str:
+        """An http(s) URL, nothing else."""
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @field_validator("training_backends")
+    @classmethod
+    def _check_backends(cls, value: str) -> str:
+        """Only backends the Studio has."""
+        unknown = set(_split_list(value)) - set(TRAINING_BACKENDS)
+        if unknown or not _split_list(value):
+            raise ValueError(f"choose among {', '.join(TRAINING_BACKENDS)}; got {value!r}")
+        return value
+
     def problems(self) -> list[str]:
         """Every reason this configuration is unsafe for production, each naming its variable."""
+        return self._credential_problems() + self._exposure_problems()
+
+    def _credential_problems(self) -> list[str]:
+        """Secrets that are missing, weak or well-known."""
         found = []
         if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
             found.append(f"SECRET_KEY: set a random value of at least {MIN_SECRET_KEY_LENGTH} characters")
@@ -95,6 +193,24 @@ class Settings(BaseSettings):
             found.append("DB_PASSWORD: the database password is empty or a well-known default")
         if self.uses_s3 and self.minio_password in DEFAULT_PASSWORDS:
             found.append("MINIO_PASSWORD: the object-storage password is empty or a well-known default")
+        if (urlsplit(self.redis_url).password or "") in DEFAULT_PASSWORDS - {""}:
+            found.append("REDIS_URL: the Redis password is a well-known default")
+        if "kaggle" in self.backend_names and not self.has_kaggle_credentials:
+            found.append("KAGGLE_KEY: TRAINING_BACKENDS includes kaggle; set KAGGLE_USERNAME and KAGGLE_KEY, "
+                         "or KAGGLE_API_TOKEN")
+        return found
+
+    def _exposure_problems(self) -> list[str]:
+        """Settings that open the Studio to other sites, to abuse or to a debugger."""
+        found = []
+        if "*" in self.origin_list:
+            found.append("ALLOWED_ORIGINS: '*' lets every website call the API; list your own origins")
+        if self.flask_debug:
+            found.append("FLASK_DEBUG: debug mode must be off in production (its debugger runs any code)")
+        if not self.rate_limits_enabled:
+            found.append("RATE_LIMITS_ENABLED: rate limits must stay on in production")
+        if self.metrics_token and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
+            found.append(f"METRICS_TOKEN: use at least {MIN_METRICS_TOKEN_LENGTH} random characters")
         if not self.queue_names:
             found.append("WORKER_QUEUES: name at least one queue")
         return found
@@ -104,3 +220,8 @@ class Settings(BaseSettings):
         from playhouse.db_url import parse
 
         return str(parse(self.resolved_database_url).get("password") or "")
+
+
+def _split_list(value: str) -> list[str]:
+    """The non-empty items of a comma-separated setting."""
+    return [item.strip() for item in value.split(",") if item.strip()]

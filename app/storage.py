@@ -21,7 +21,11 @@ from minio import Minio
 from minio.error import MinioException, S3Error
 
 CHUNK_SIZE = 1024 * 1024
-PART_SIZE = 16 * 1024 * 1024
+# Each part in flight costs the web process a few copies of PART_SIZE bytes (minio reads and slices it),
+# so parts are uploaded one at a time: minio's default of three parallel 16 MiB parts measured ~160 MB
+# over the idle process, no faster on one link (benchmarks/bench_datasets.py).
+PART_SIZE = 8 * 1024 * 1024
+PARALLEL_PARTS = 1
 MAX_KEY_LENGTH = 512
 
 # Temp files of in-flight local writes carry this prefix; keys may not, so they never look like objects.
@@ -236,11 +240,12 @@ class S3ObjectStore(ObjectStore):
     def put(
         self, key: str, stream: BinaryIO, length: int = -1, content_type: str = "application/octet-stream"
     ) -> ObjectInfo:
-        """Upload the stream, in 16 MiB multipart parts when its length is unknown."""
+        """Upload the stream, in PART_SIZE multipart parts when its length is unknown."""
         key = validate_key(key)
         with _s3_errors(key):
             self._client().put_object(
-                self.bucket, key, stream, length, content_type=content_type, part_size=PART_SIZE
+                self.bucket, key, stream, length, content_type=content_type, part_size=PART_SIZE,
+                num_parallel_uploads=PARALLEL_PARTS,
             )
         # The server's stat gives the size of an unknown-length upload and its final etag.
         return self.stat(key)
@@ -395,10 +400,18 @@ class LocalObjectStore(ObjectStore):
         return ObjectInfo(key, found.st_size, None, datetime.fromtimestamp(found.st_mtime, tz=UTC), None)
 
     def delete(self, key: str) -> None:
-        """Remove the file if it is there."""
+        """Remove the file if it is there, and the folders it leaves empty (S3 has no empty prefixes)."""
         path = self._path(key)
         with _local_errors(key), suppress(FileNotFoundError, NotADirectoryError):
             path.unlink()
+        root = self.root.resolve()
+        for folder in path.parents:
+            if folder == root:
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty (or already gone): the folders above it are not empty either
 
     def presigned_url(
         self, key: str, expires: timedelta = timedelta(minutes=15), filename: str | None = None

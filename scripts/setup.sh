@@ -7,18 +7,22 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 profile=${1:-runtime}
-requirements=requirements.txt
-[ "$profile" = dev ] && requirements=requirements-dev.txt
+# Both profiles include the training stack (requirements-train.txt): the local backend runs workers/train.py.
+requirements=(-r requirements.txt -r requirements-train.txt)
+[ "$profile" = dev ] && requirements=(-r requirements-dev.txt)
 
 # fresh STAMP: the packages recorded by STAMP are at least as new as the requirements files.
-fresh() { [ -f "$1" ] && [ ! requirements.txt -nt "$1" ] && [ ! requirements-dev.txt -nt "$1" ]; }
+fresh() {
+  [ -f "$1" ] && [ ! requirements.txt -nt "$1" ] && [ ! requirements-dev.txt -nt "$1" ] \
+    && [ ! requirements-train.txt -nt "$1" ]
+}
 
 ensure_venv
 stamp=".venv/.installed-$profile"
 # The dev set includes the runtime set, so a fresh dev install serves both.
 if ! fresh "$stamp" && ! fresh .venv/.installed-dev; then
-  say "installing Python packages from $requirements"
-  .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
+  say "installing Python packages (${requirements[*]})"
+  .venv/bin/pip install --quiet --disable-pip-version-check "${requirements[@]}"
   touch "$stamp"
 fi
 

@@ -34,4 +34,8 @@ if ! redis_ping "$TEST_REDIS_URL"; then
   wait_for_redis "$TEST_REDIS_URL" 15 || die "redis-server did not start"
 fi
 
+# The proxy tests put a real nginx in front of gunicorn; the metrics tests check the exposition with promtool.
+ensure_command nginx nginx "nginx (Debian: apt-get install nginx)"
+ensure_command promtool prometheus "promtool (Debian: apt-get install prometheus)"
+
 exec .venv/bin/python -m pytest "$@"

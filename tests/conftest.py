@@ -22,12 +22,9 @@ from tests.support.seaweed import seaweed_server
 ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "correct horse battery"
+REDIS_CLAIM_PREFIX = "studio-tests:claimed-db:"
+REDIS_CLAIM_SECONDS = 2 * 3600
 CSRF_PATTERN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|"X-CSRFToken": "([^"]+)"')
-
-
-def xdist_index() -> int:
-    """0 for the first test process, 1 for the second…"""
-    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 
 
 def postgres_url(name: str) -> str:
@@ -91,9 +88,19 @@ def s3_settings(tmp_path, postgres_database_url, redis_url, redis, seaweed) -> S
 
 @pytest.fixture(scope="session")
 def redis_url():
-    """A Redis database of this test process (1, 2, … so parallel processes never meet)."""
-    index = 1 + xdist_index() % 15
-    return BASE_REDIS_URL.rsplit("/", 1)[0] + f"/{index}"
+    """A Redis database (1–15) claimed by this test process alone, even across concurrent test runs."""
+    base = BASE_REDIS_URL.rsplit("/", 1)[0]
+    claims = Redis.from_url(f"{base}/0")
+    for index in range(1, 16):
+        # Claims expire, so a test run killed without cleaning up frees its database eventually.
+        if claims.set(f"{REDIS_CLAIM_PREFIX}{index}", os.getpid(), nx=True, ex=REDIS_CLAIM_SECONDS):
+            try:
+                yield f"{base}/{index}"
+            finally:
+                claims.delete(f"{REDIS_CLAIM_PREFIX}{index}")
+                claims.close()
+            return
+    raise RuntimeError("every test Redis database (1–15) is claimed by another test process")
 
 
 @pytest.fixture

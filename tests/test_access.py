@@ -9,6 +9,7 @@ PUBLIC_ENDPOINTS = {
     "auth.login",          # the way in
     "ops.health_report",   # load balancers and monitors
     "ops.liveness",
+    "ops.prometheus_metrics",  # Prometheus; closed by METRICS_TOKEN when one is set
     "api.openapi",         # the API's own description
 }
 

@@ -6,6 +6,10 @@ import logging
 
 from rq.worker_pool import WorkerPool
 
+from app import create_app
+from app.db import database
+from app.jobs import reconciler
+from app.jobs.context import JobContext
 from app.logs import configure_logging
 from app.queue import redis_client
 from app.settings import Settings
@@ -32,7 +36,21 @@ def main() -> None:
     pool = WorkerPool(queues, connection=redis_client(settings.redis_url, blocking=True),
                       num_workers=args.pool_size, worker_class=StudioWorker)
     logging.getLogger(__name__).info("starting %d worker(s) on %s", args.pool_size, ", ".join(queues))
+    if not args.burst:
+        reconcile_at_start(settings)
     pool.start(burst=args.burst, logging_level=settings.log_level)
+
+
+def reconcile_at_start(settings: Settings) -> None:
+    """Recover lost work before serving, and start the reconciler's schedule; never fatal."""
+    app = create_app(settings)
+    try:
+        with app.app_context(), database.connection_context():
+            ctx = JobContext.from_app(app)
+            reconciler.reconcile(ctx)
+            reconciler.schedule_next_pass(ctx)
+    except Exception:  # the database or Redis may still be starting; the next pass or restart retries
+        logging.getLogger(__name__).exception("reconciling at start failed")
 
 
 if __name__ == "__main__":

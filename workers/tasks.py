@@ -1,13 +1,51 @@
 """Task functions run by the workers: thin, they take ids and call app services."""
 from __future__ import annotations
 
+import logging
 import os
 
 from flask import current_app
+from rq import get_current_job
 
-from app.models import User
+from app.datasets import service as datasets
+from app.extensions import get_settings, get_store
+from app.jobs import orchestrator, reconciler
+from app.jobs.context import JobContext
+from app.models import Dataset, User
+from app.storage import StorageError
+
+log = logging.getLogger(__name__)
 
 
 def probe() -> dict:
     """A trivial job proving a worker reaches the app, its database and Redis."""
     return {"pid": os.getpid(), "app": current_app.name, "users": User.select().count()}
+
+
+def validate_dataset(dataset_id: int) -> str:
+    """Validate a stored upload; storage errors propagate so RQ retries, anything else fails the dataset."""
+    dataset = Dataset.get_or_none(Dataset.id == dataset_id)
+    if dataset is None:
+        return "deleted"
+    try:
+        return datasets.run_validation(dataset, get_store(), get_settings().dataset_max_record_bytes).status
+    except StorageError:
+        raise
+    except Exception as error:  # a bug must not leave the dataset 'processing' forever
+        log.exception("validating dataset %s crashed", dataset_id)
+        return datasets.fail_validation(dataset, f"Validation failed unexpectedly ({type(error).__name__}).").status
+
+
+def run_job_step(job_id: int, stage: str) -> str:
+    """One orchestration step of a fine-tuning job (see app/jobs/orchestrator.py)."""
+    rq_job = get_current_job()
+    return orchestrator.run_step(JobContext.from_app(current_app), job_id, stage, rq_job.id if rq_job else None)
+
+
+def reconcile() -> dict:
+    """Recover work lost by Redis or a dead worker, then schedule the next pass."""
+    ctx = JobContext.from_app(current_app)
+    try:
+        return reconciler.reconcile(ctx)
+    finally:
+        reconciler.schedule_next_pass(ctx)

@@ -1,30 +1,55 @@
 """The RQ worker class: each job runs inside the app context with its own database connection."""
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
+
 from rq import Worker
 
 from app import create_app
 from app.db import database
+from app.logs import job_context
+from app.metrics import record_job_step
 
 # How long a worker blocks waiting for work. A stop signal delivered to one of RQ's helper threads
 # is only acted on when the main thread wakes up, so this bounds how long a shutdown can hang.
 WAKE_UP_SECONDS = 5
+# Told to the work horse when the worker is asked to stop, so a long step (local training) can
+# checkpoint and hand its job back instead of holding the shutdown for hours (app/jobs/local.py).
+HANDBACK_SIGNAL = signal.SIGUSR1
 
 
 class StudioWorker(Worker):
     """An RQ worker that builds the Studio app once per worker process."""
-
-    @property
-    def dequeue_timeout(self) -> int:
-        """Seconds of one blocking wait for work (RQ's default is several minutes)."""
-        return WAKE_UP_SECONDS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Built after the pool forked this process, so no client crosses a fork; create_app connects nothing.
         self.app = create_app()
 
+    @property
+    def dequeue_timeout(self) -> int:
+        """Seconds of one blocking wait for work (RQ's default is several minutes)."""
+        return WAKE_UP_SECONDS
+
     def perform_job(self, job, queue, execution) -> bool:
-        """Run the job (in the work horse) with an app context and a connection released at the end."""
-        with self.app.app_context(), database.connection_context():
-            return super().perform_job(job, queue, execution)
+        """Run the job (in the work horse) in the app with its own connection; log its request id, count it."""
+        started = time.perf_counter()
+        with self.app.app_context(), database.connection_context(), job_context(job):
+            succeeded = super().perform_job(job, queue, execution)
+        record_job_step(self.connection, job.func_name, time.perf_counter() - started, succeeded)
+        return succeeded
+
+    def setup_work_horse_signals(self):
+        """RQ's horse signals, plus: ignore the hand-back signal unless the running step listens for it."""
+        super().setup_work_horse_signals()
+        signal.signal(HANDBACK_SIGNAL, signal.SIG_IGN)
+
+    def request_stop(self, signum, frame):
+        """Warm shutdown: tell the running step first, then let RQ wait for it."""
+        if self.horse_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.horse_pid, HANDBACK_SIGNAL)
+        return super().request_stop(signum, frame)

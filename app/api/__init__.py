@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from app.api import auth, routes  # noqa: E402,F401  (registers hooks and routes on bp)
+from app.api import auth, datasets, jobs, models, routes  # noqa: E402,F401  (registers hooks and routes on bp)

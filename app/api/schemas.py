@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime
 
+from flask import url_for
+
 from app.models import Artifact, Dataset, Job, JobEvent
 
 
@@ -16,6 +18,8 @@ def dataset_dict(dataset: Dataset) -> dict:
     return {
         "id": dataset.id,
         "name": dataset.name,
+        "filename": dataset.original_filename,
+        "file_format": dataset.file_format,
         "format": dataset.format,
         "status": dataset.status,
         "size_bytes": dataset.size_bytes,
@@ -31,6 +35,7 @@ def dataset_dict(dataset: Dataset) -> dict:
 def job_dict(job: Job) -> dict:
     """A job with its progress and latest metrics."""
     percent = round(100 * job.step / job.total_steps, 1) if job.total_steps else None
+    eta = (job.metrics or {}).get("eta_seconds") if job.status == "running" else None
     return {
         "id": job.id,
         "name": job.name,
@@ -41,7 +46,10 @@ def job_dict(job: Job) -> dict:
         "method": job.method,
         "backend": job.backend,
         "hyperparameters": job.hyperparameters,
-        "progress": {"step": job.step, "total_steps": job.total_steps, "epoch": job.epoch, "percent": percent},
+        "progress": {"step": job.step, "total_steps": job.total_steps, "epoch": job.epoch, "percent": percent,
+                     "eta_seconds": eta},
+        "stage": job.stage,
+        "cancel_requested": job.cancel_requested_at is not None,
         "metrics": job.metrics,
         "error": job.error,
         "attempts": job.attempts,
@@ -62,10 +70,11 @@ def event_dict(event: JobEvent) -> dict:
     }
 
 
-def artifact_dict(artifact: Artifact) -> dict:
-    """One file a job produced."""
+def artifact_dict(artifact: Artifact, job_id: int) -> dict:
+    """One file a job produced, with where to download it."""
     return {
         "name": artifact.name,
+        "url": url_for("api.download_job_artifact", job_id=job_id, name=artifact.name),
         "size_bytes": artifact.size_bytes,
         "sha256": artifact.sha256,
         "created_at": iso(artifact.created_at),

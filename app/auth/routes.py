@@ -9,16 +9,23 @@ from flask_login import current_user, login_required, login_user, logout_user
 from app.auth import bp, service
 from app.auth.forms import ConfirmForm, LoginForm, TokenForm
 from app.htmx import is_htmx
+from app.queue import get_redis
+from app.security import expensive
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@expensive
 def login():
     """Show the login form; sign the user in on valid credentials."""
     if current_user.is_authenticated:
         return redirect(url_for("web.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = service.authenticate(form.email.data, form.password.data)
+        try:
+            user = service.sign_in(get_redis(), form.email.data, form.password.data)
+        except service.LoginThrottled as throttled:
+            form.password.errors.append(throttled.message)
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(throttled.retry_after)}
         if user is not None:
             session.clear()  # nothing from before the login survives into the signed-in session
             login_user(user)
@@ -46,6 +53,7 @@ def tokens():
 
 @bp.route("/settings/tokens", methods=["POST"])
 @login_required
+@expensive
 def create_token():
     """Create a token and show its plaintext once."""
     form = TokenForm()

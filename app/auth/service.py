@@ -4,13 +4,14 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import math
 import re
 import secrets
 
 import peewee
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, NotFound, StudioError, ValidationFailed
 from app.models import ApiToken, User, utcnow
 
 MIN_PASSWORD_LENGTH = 10
@@ -20,6 +21,25 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
 LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
 # Checked when the email is unknown, so a wrong email costs the same time as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
+# Sign-in slow-down per account: a few typos cost nothing; from the FREE_LOGIN_FAILURES-th failure on,
+# the account waits before its next attempt, twice as long after each further failure, up to the cap.
+FREE_LOGIN_FAILURES = 4
+FIRST_LOGIN_DELAY_SECONDS = 2
+MAX_LOGIN_DELAY_SECONDS = 15 * 60
+# Failures are forgotten this long after the last one.
+LOGIN_FAILURE_MEMORY_SECONDS = 60 * 60
+
+
+class LoginThrottled(StudioError):
+    """The account failed to sign in too often recently; it must wait."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"Too many failed sign-ins for this account; try again in {retry_after} seconds.",
+                         details={"retry_after": retry_after})
+        self.retry_after = retry_after
 
 
 def normalize_email(email: str) -> str:
@@ -58,6 +78,35 @@ def authenticate(email: str, password: str) -> User | None:
         return None
     User.update(last_login_at=utcnow()).where(User.id == user.id).execute()
     return user
+
+
+def sign_in(redis, email: str, password: str) -> User | None:
+    """authenticate(), refusing an account that is waiting after repeated failures (LoginThrottled)."""
+    keys = _login_throttle_keys(email)
+    wait_ms = redis.pttl(keys["wait"])
+    if wait_ms > 0:
+        raise LoginThrottled(math.ceil(wait_ms / 1000))
+    user = authenticate(email, password)
+    if user is None:
+        _record_login_failure(redis, keys)
+    else:
+        redis.delete(*keys.values())
+    return user
+
+
+def _login_throttle_keys(email: str) -> dict[str, str]:
+    """Redis keys of an account's failure count and wait; hashed, so Redis holds no email address."""
+    digest = hashlib.sha256(normalize_email(email).encode()).hexdigest()
+    return {"failures": f"login-failures:{digest}", "wait": f"login-wait:{digest}"}
+
+
+def _record_login_failure(redis, keys: dict[str, str]) -> None:
+    """Count a failed sign-in and impose the wait it has earned."""
+    failures = redis.incr(keys["failures"])
+    redis.expire(keys["failures"], LOGIN_FAILURE_MEMORY_SECONDS)
+    if failures >= FREE_LOGIN_FAILURES:
+        delay = min(FIRST_LOGIN_DELAY_SECONDS * 2 ** (failures - FREE_LOGIN_FAILURES), MAX_LOGIN_DELAY_SECONDS)
+        redis.set(keys["wait"], failures, ex=delay)
 
 
 def generate_password() -> str:

@@ -2,17 +2,25 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rq import Worker
+from rq import Queue, Worker
 
 log = logging.getLogger(__name__)
 
 STARTED_AT = time.monotonic()
 # A service in this set being down makes the Studio unhealthy (503); the others only degrade it.
 REQUIRED_SERVICES = ("database", "storage", "redis")
+# Kaggle is probed at most this often per process, so health stays fast and Kaggle is not hammered.
+KAGGLE_CHECK_TTL_SECONDS = 60
+KAGGLE_TIMEOUT_SECONDS = 3
+_kaggle_cache: dict[str, tuple[float, ServiceHealth]] = {}
+_kaggle_lock = threading.Lock()
 
 
 @dataclass
@@ -66,9 +74,35 @@ def database_check(db) -> Callable[[], None]:
     return check
 
 
-def redis_check(redis) -> Callable[[], None]:
-    """A probe that pings Redis."""
-    return lambda: redis.ping() and None
+def redis_check(redis, queue_names: list[str]) -> Callable[[], dict]:
+    """A probe that pings Redis and reports how many jobs wait in each queue."""
+
+    def check():
+        redis.ping()
+        return {"queues": {name: Queue(name, connection=redis).count for name in queue_names}}
+
+    return check
+
+
+def kaggle_health(api_url: str) -> ServiceHealth:
+    """Whether Kaggle's API answers (any answer below 500 will do), remembered for a minute."""
+    with _kaggle_lock:
+        checked_at, health = _kaggle_cache.get(api_url, (0.0, None))
+        if health is None or time.monotonic() - checked_at > KAGGLE_CHECK_TTL_SECONDS:
+            health = timed(lambda: _reach(api_url))
+            _kaggle_cache[api_url] = (time.monotonic(), health)
+    return health
+
+
+def _reach(url: str) -> None:
+    """Raise unless url answers with a status below 500."""
+    try:
+        # Settings accept only http(s) URLs for KAGGLE_API_URL.
+        request = urllib.request.Request(url, method="HEAD")  # noqa: S310
+        urllib.request.urlopen(request, timeout=KAGGLE_TIMEOUT_SECONDS).close()  # noqa: S310
+    except urllib.error.HTTPError as error:
+        if error.code >= 500:
+            raise
 
 
 def workers_check(redis) -> Callable[[], dict]:
@@ -83,9 +117,9 @@ def workers_check(redis) -> Callable[[], dict]:
     return check
 
 
-def report(checks: dict[str, Callable]) -> tuple[dict, int]:
-    """The health document and its HTTP status: 503 when a required service is down."""
-    services = {name: timed(check) for name, check in checks.items()}
+def report(checks: dict[str, Callable | ServiceHealth]) -> tuple[dict, int]:
+    """The health document and its HTTP status: 503 when a required service is down, degraded for others."""
+    services = {name: check if isinstance(check, ServiceHealth) else timed(check) for name, check in checks.items()}
     down = {name for name, health in services.items() if health.status != "up"}
     status = "unhealthy" if down & set(REQUIRED_SERVICES) else "degraded" if down else "healthy"
     document = {"status": status, "uptime": format_uptime(time.monotonic() - STARTED_AT),

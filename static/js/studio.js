@@ -1,15 +1,29 @@
 // Finetune Studio's only script of its own: make failed htmx requests visible.
 // htmx does not swap 4xx/5xx responses, so without this a refused request (an expired CSRF token,
 // a rate limit) would fail silently.
+// Error answers to htmx requests are a short message fragment rendered by the server.
 document.addEventListener("htmx:responseError", function (event) {
   var flash = document.getElementById("flash");
   if (!flash) { return; }
-  var status = event.detail.xhr.status;
+  var xhr = event.detail.xhr;
+  var isFragment = (xhr.getResponseHeader("Content-Type") || "").indexOf("text/html") === 0
+    && xhr.responseText.indexOf("<html") === -1 && xhr.responseText.length < 4000;
+  if (isFragment) {
+    flash.innerHTML = xhr.responseText;
+    return;
+  }
   var message = document.createElement("p");
   message.className = "flash flash-error";
   message.setAttribute("role", "alert");
-  message.textContent = status === 400
-    ? "The page expired. Reload it and try again."
-    : "The request failed (" + status + "). Try again in a moment.";
+  message.textContent = "The request failed (" + xhr.status + "). Try again in a moment.";
   flash.replaceChildren(message);
+});
+
+// Upload progress: forms marked data-upload-progress show their <progress> while htmx sends the file.
+document.addEventListener("htmx:xhr:progress", function (event) {
+  var form = event.target.closest ? event.target.closest("[data-upload-progress]") : null;
+  var bar = form ? form.querySelector("progress") : null;
+  if (!bar || !event.detail.lengthComputable) { return; }
+  bar.hidden = false;
+  bar.value = Math.round((event.detail.loaded / event.detail.total) * 100);
 });

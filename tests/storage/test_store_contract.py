@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.storage import (
+    PART_SIZE,
     InvalidKey,
     LocalObjectStore,
     ObjectNotFound,
@@ -294,6 +295,14 @@ def test_local_overwrite_keeps_the_old_object_until_the_new_one_is_complete(loca
     assert local_store.stat("atomic.bin").size == 3 * MIB
 
 
+def test_local_delete_leaves_no_empty_folders_behind(local_store):
+    local_store.put("datasets/abc/original", io.BytesIO(b"a"))
+    local_store.put("datasets/keep/original", io.BytesIO(b"b"))
+    local_store.delete("datasets/abc/original")
+    assert sorted(p.relative_to(local_store.root).as_posix() for p in local_store.root.rglob("*")) == [
+        "datasets", "datasets/keep", "datasets/keep/original"]
+
+
 def test_local_symlink_leading_outside_the_root_is_refused(local_store, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -339,11 +348,11 @@ def test_s3_presigned_url_downloads_the_bytes_as_a_named_attachment(s3_store):
     assert "filename*=UTF-8''run%207%20r%C3%A9sum%C3%A9.jsonl" in disposition
 
 
-def test_s3_upload_of_unknown_length_goes_up_in_16_mib_parts(s3_store):
-    info = s3_store.put("big/model.bin", GeneratedStream(17 * MIB))
+def test_s3_upload_of_unknown_length_goes_up_in_parts(s3_store):
+    info = s3_store.put("big/model.bin", GeneratedStream(2 * PART_SIZE + MIB))
 
     # S3 gives a multipart object the etag "<md5 of part md5s>-<part count>".
-    assert info.etag is not None and info.etag.endswith("-2")
+    assert info.etag is not None and info.etag.endswith("-3")
 
 
 def test_s3_keeps_the_content_type(s3_store):

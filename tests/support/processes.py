@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 POLL_INTERVAL = 0.05
@@ -35,21 +36,19 @@ def free_port() -> int:
 
 
 def settings_env(settings) -> dict[str, str]:
-    """The environment that makes a child process read the same settings as a test app."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("DB_", "MINIO_", "DATABASE_"))}
-    env.update({
-        "STUDIO_ENV": settings.studio_env,
-        "SECRET_KEY": settings.secret_key,
-        "DATA_DIR": str(settings.data_dir),
-        "DATABASE_URL": settings.resolved_database_url,
-        "REDIS_URL": settings.redis_url,
-        "WORKER_POOL_SIZE": str(settings.worker_pool_size),
-        "PYTHONUNBUFFERED": "1",
-    })
-    if settings.uses_s3:
-        env.update(MINIO_ENDPOINT=settings.minio_endpoint, MINIO_USER=settings.minio_user,
-                   MINIO_PASSWORD=settings.minio_password, MINIO_BUCKET=settings.minio_bucket)
+    """The environment that makes a child process read exactly the settings of a test app."""
+    env = {key: value for key, value in os.environ.items() if key.upper() not in _setting_names(settings)}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is not None:
+            env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def _setting_names(settings) -> set[str]:
+    """The environment variables the settings read."""
+    return {name.upper() for name in type(settings).model_fields}
 
 
 @contextmanager
@@ -112,3 +111,31 @@ def idle_workers(redis) -> int:
     from rq import Worker
 
     return sum(1 for worker in Worker.all(connection=redis) if worker.get_state() == "idle")
+
+
+class Served(NamedTuple):
+    """Where a server listens and the pid of its master process."""
+
+    port: int
+    pid: int
+
+
+@contextmanager
+def gunicorn(settings, log_path: Path, workers: int = 2) -> Iterator[Served]:
+    """The app served by real gunicorn on a free port, once it answers."""
+    import urllib.request
+
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "wsgi:app"]
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health/live", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    with running(args, settings_env(settings), log_path) as process:
+        wait_until(lambda: answers() or process.poll() is not None, 60, "gunicorn to answer")
+        assert process.poll() is None, log_path.read_text()
+        yield Served(port, process.pid)

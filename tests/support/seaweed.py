@@ -39,6 +39,7 @@ class SeaweedServer:
     access_key: str
     secret_key: str
     log_path: Path
+    pid: int
 
 
 def weed_binary() -> Path:
@@ -139,9 +140,12 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def seaweed_server(workdir: Path, access_key: str, secret_key: str) -> Iterator[SeaweedServer]:
-    """Run `weed mini` under workdir for the duration of the block; S3 requests must be signed."""
+    """Run `weed mini` under workdir for the duration of the block; S3 requests must be signed.
+
+    Running it again on the same workdir finds the objects of the previous run.
+    """
     data_dir = workdir / "data"
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "weed.log"
     command, s3_port = weed_command(data_dir, workdir)
     # weed mini turns these into its first admin identity, which switches S3 authentication on.
@@ -151,6 +155,6 @@ def seaweed_server(workdir: Path, access_key: str, secret_key: str) -> Iterator[
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     try:
         _wait_until_ready(process, endpoint, log_path)
-        yield SeaweedServer(endpoint, access_key, secret_key, log_path)
+        yield SeaweedServer(endpoint, access_key, secret_key, log_path, process.pid)
     finally:
         _stop(process)

@@ -1,0 +1,58 @@
+"""Dataset routes of the API: upload, list, read, preview, delete."""
+from __future__ import annotations
+
+from flask import jsonify, request, url_for
+
+from app.api import bp, schemas
+from app.api.auth import current_api_user
+from app.datasets import service
+from app.datasets.intake import accept_upload
+from app.extensions import get_store
+from app.models import Dataset
+from app.pagination import int_arg, page_args
+from app.security import expensive
+
+MAX_PREVIEW = 100
+
+
+@bp.post("/datasets")
+@expensive
+def upload_dataset():
+    """Stream a multipart upload into storage and validate it; 201, or 202 while a worker validates."""
+    dataset = accept_upload(current_api_user())
+    status = 202 if dataset.status == "processing" else 201
+    response = jsonify(schemas.dataset_dict(dataset))
+    response.headers["Location"] = url_for("api.get_dataset", dataset_id=dataset.id)
+    return response, status
+
+
+@bp.get("/datasets")
+def list_datasets():
+    """The user's datasets, newest first; `q` filters by name."""
+    page, per_page = page_args(request.args)
+    result = service.list_datasets(current_api_user(), request.args.get("q", "").strip(), page, per_page)
+    return jsonify(data=[schemas.dataset_dict(d) for d in result.items], meta=result.meta())
+
+
+@bp.get("/datasets/<int:dataset_id>")
+def get_dataset(dataset_id: int):
+    """One of the user's datasets with its statistics and validation report."""
+    return jsonify(schemas.dataset_dict(Dataset.get_owned(dataset_id, current_api_user())))
+
+
+@bp.get("/datasets/<int:dataset_id>/preview")
+def preview_dataset(dataset_id: int):
+    """A page of the dataset's records in their canonical form."""
+    dataset = Dataset.get_owned(dataset_id, current_api_user())
+    offset = int_arg(request.args, "offset", 0, minimum=0)
+    limit = int_arg(request.args, "limit", 20, maximum=MAX_PREVIEW)
+    records = service.preview(dataset, get_store(), offset, limit)
+    meta = {"offset": offset, "limit": limit, "total": dataset.example_count or 0, "format": dataset.format}
+    return jsonify(data=records, meta=meta)
+
+
+@bp.delete("/datasets/<int:dataset_id>")
+def delete_dataset(dataset_id: int):
+    """Delete the dataset and its files; 409 while an unfinished job uses it."""
+    service.delete_dataset(Dataset.get_owned(dataset_id, current_api_user()), get_store())
+    return "", 204

@@ -1,0 +1,142 @@
+"""Validate a whole dataset file in one streaming pass: problems with lines, statistics, canonical records."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from app.datasets import readers, records
+from app.datasets.readers import Problem, RawRecord
+from app.datasets.stats import StatsAccumulator
+
+MIN_EXAMPLES = 10
+MAX_LISTED_PROBLEMS = 100
+
+
+@dataclass
+class ValidationOptions:
+    """How to read and judge a file."""
+
+    file_format: str
+    max_record_bytes: int = 1024 * 1024
+    skip_invalid: bool = False
+    max_seq_length: int = 2048
+
+
+@dataclass
+class ValidationReport:
+    """What validation found: problems, the record format, statistics, and whether the data is usable."""
+
+    file_format: str
+    record_format: str | None = None
+    valid: int = 0
+    invalid: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    stats: dict | None = None
+    skip_invalid: bool = False
+    # The file could not be read to its end (broken JSON array, CSV header of no known format…).
+    fatal: bool = False
+
+    def add_problem(self, problem: Problem, record_counted: bool = True) -> None:
+        """Record a problem; the first MAX_LISTED_PROBLEMS are kept in full, all are counted."""
+        if len(self.problems) < MAX_LISTED_PROBLEMS:
+            self.problems.append(problem)
+        self.counts[problem.kind] += 1
+        self.invalid += record_counted
+
+    @property
+    def ready(self) -> bool:
+        """Whether the dataset can be trained on."""
+        usable = self.invalid == 0 or self.skip_invalid
+        return usable and self.valid >= MIN_EXAMPLES and not self.fatal
+
+    def as_dict(self) -> dict:
+        """The report as stored with the dataset and shown by the API."""
+        return {"errors": [p.as_dict() for p in self.problems], "error_counts": dict(self.counts),
+                "invalid_records": self.invalid, "dropped": self.invalid if self.skip_invalid else 0,
+                "truncated": sum(self.counts.values()) > len(self.problems), "fatal": self.fatal}
+
+
+def validate(chunks: Iterable[bytes], options: ValidationOptions, emit: Callable[[dict], None]) -> ValidationReport:
+    """Read every record, judge it, and pass each valid one (canonical) to emit."""
+    report = ValidationReport(file_format=options.file_format, skip_invalid=options.skip_invalid)
+    accumulator = StatsAccumulator(options.max_seq_length)
+    judge = _RecordJudge(report, options.file_format)
+    for raw in readers.read_records(chunks, options.file_format, options.max_record_bytes):
+        canonical = judge.check(raw)
+        if canonical is not None:
+            accumulator.add(canonical)
+            emit(canonical)
+        if raw.fatal or judge.stop:
+            report.fatal = True
+            break
+    _check_totals(report)
+    report.stats = accumulator.result()
+    return report
+
+
+def _check_totals(report: ValidationReport) -> None:
+    """File-level problems: nothing at all, or too few examples."""
+    if report.valid == 0 and report.invalid == 0:
+        report.add_problem(Problem(1, "empty_file", "the file holds no records"), record_counted=False)
+    elif report.valid < MIN_EXAMPLES and not report.fatal:
+        report.add_problem(Problem(1, "too_few_examples",
+                                   f"{report.valid} valid examples; at least {MIN_EXAMPLES} are needed"),
+                           record_counted=False)
+
+
+class _RecordJudge:
+    """Checks records one by one against the format the first readable record set."""
+
+    def __init__(self, report: ValidationReport, file_format: str):
+        """Judge into report."""
+        self.report, self.file_format, self.stop = report, file_format, False
+        self.format_line: int | None = None
+
+    def check(self, raw: RawRecord) -> dict | None:
+        """The canonical record when raw is valid; otherwise its problems go to the report."""
+        if raw.problem is not None:
+            self.report.add_problem(raw.problem)
+            return None
+        value = records.from_csv_row(raw.value) if self.file_format == "csv" else raw.value
+        found = self._problems(raw.line, value)
+        if found:
+            # A CSV header that fits no format is reported where it is: on line 1.
+            line = 1 if self.stop else raw.line
+            for kind, message in found:
+                self.report.add_problem(Problem(line, kind, message), record_counted=False)
+            self.report.invalid += 1
+            return None
+        self.report.valid += 1
+        return records.canonical(value, self.report.record_format)
+
+    def _problems(self, line: int, value) -> list[tuple[str, str]]:
+        """What is wrong with one parsed value."""
+        if not isinstance(value, dict):
+            return [("not_object", f"a record must be a JSON object, not {records._json_type(value)}")]
+        if records.depth(value) > records.MAX_DEPTH:
+            return [("too_deep", f"the record nests deeper than {records.MAX_DEPTH} levels")]
+        detected = records.detect(value)
+        if detected is None:
+            return self._unknown_format(line, value)
+        if self.report.record_format is None:
+            self.report.record_format, self.format_line = detected, line
+        elif detected != self.report.record_format:
+            return [("mixed_formats", f"this record is {detected} but the file is "
+                                      f"{self.report.record_format} (from line {self.format_line})")]
+        return records.problems(value, detected)
+
+    def _unknown_format(self, line: int, value: dict) -> list[tuple[str, str]]:
+        """The problem of a record in no known format; a CSV header that fits none ends the file."""
+        keys = ", ".join(sorted(value)[:10]) or "none"
+        if self.file_format == "csv" and self.report.valid == 0 and self.report.invalid == 0:
+            self.stop = True
+            return [("missing_columns", f"the header has columns {keys}; expected {records.EXPECTED}")]
+        return [("unknown_format", f"the record has keys {keys}; expected {records.EXPECTED}")]
+
+
+def to_jsonl_line(record: dict) -> bytes:
+    """One canonical record as a line of the normalised file."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

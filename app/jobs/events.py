@@ -1,0 +1,40 @@
+"""A job's history: status changes, log lines and metric points, and the progress they carry."""
+from __future__ import annotations
+
+from app.jobs.states import TERMINAL, can_move
+from app.models import Job, JobEvent, utcnow
+
+MAX_LINE_CHARS = 4000
+
+
+def add_event(job: Job, kind: str, message: str = "", data: dict | None = None) -> JobEvent:
+    """Append one event to the job's history."""
+    return JobEvent.create(job=job.id, kind=kind, message=message[:MAX_LINE_CHARS], data=data)
+
+
+def add_events(job: Job, events: list[tuple[str, str, dict | None]]) -> None:
+    """Append several (kind, message, data) events in one statement, in order."""
+    if events:
+        now = utcnow()
+        rows = [{"job": job.id, "kind": kind, "message": message[:MAX_LINE_CHARS], "data": data, "created_at": now}
+                for kind, message, data in events]
+        JobEvent.insert_many(rows).execute()
+
+
+def move(job: Job, target: str, message: str, **fields) -> bool:
+    """Change the job's status if it is still what job says (so two workers never both move it); logs it."""
+    if not can_move(job.status, target):
+        return False
+    now = utcnow()
+    extra = {"started_at": now} if target == "running" and job.started_at is None else {}
+    if target in TERMINAL:
+        extra.update(finished_at=now, stage="done", lease_owner=None, lease_until=None)
+    changes = {"status": target, "updated_at": now, **extra, **fields}
+    updated = Job.update(changes).where((Job.id == job.id) & (Job.status == job.status)).execute()
+    if not updated:
+        return False
+    previous = job.status
+    for name, value in changes.items():
+        setattr(job, name, value)
+    add_event(job, "status", message, {"from": previous, "to": target})
+    return True

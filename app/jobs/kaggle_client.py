@@ -1,0 +1,139 @@
+"""The official kaggle client made fit for a worker: explicit credentials, timeouts, and its errors as BackendErrors.
+
+Importing this module imports `kaggle`, which authenticates at import time and creates its config folder: the
+Kaggle backend imports it only when it first needs the client, after pointing KAGGLE_CONFIG_DIR at the data folder.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from app.jobs.backends import BackendError
+
+with contextlib.redirect_stdout(io.StringIO()):  # without credentials the import-time login prints its help
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# What the client raises for a failed call: HTTP and connection errors, and ValueError for refusals it checks
+# itself or re-raises from a 401/403 (see backend_error).
+CLIENT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, ValueError)
+CREDENTIALS_MESSAGE = ("Kaggle refused the credentials: check KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) "
+                       "against kaggle.com → Settings → API.")
+
+
+class TimeoutAdapter(HTTPAdapter):
+    """Gives every request a timeout: kagglesdk sends without one, so a silent server would hang the worker."""
+
+    def __init__(self, timeout: tuple[float, float]):
+        super().__init__()
+        self.timeout = timeout
+
+    def send(self, request, **kwargs):
+        """Send with the default timeout unless the caller chose one."""
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+class StudioKaggleApi(KaggleApi):
+    """KaggleApi with the Studio's credentials and config folder, and a (connect, read) timeout on every call."""
+
+    def __init__(self, credentials: dict[str, str], config_dir: Path, timeout: tuple[float, float]):
+        self.credentials = credentials
+        self.timeout = timeout
+        # KaggleApi reads these once, when kaggle is imported; a worker configures each client when it makes it.
+        self.config_dir = str(config_dir)
+        self.config = os.path.join(self.config_dir, self.config_file)
+        self.args = ["--local"] if os.environ.get("KAGGLE_API_ENVIRONMENT") == "LOCALHOST" else []
+
+    def read_config_environment(self, config_data: dict | None = None) -> dict:
+        """The client's KAGGLE_* variables, overridden by the credentials the Studio was given."""
+        return {**super().read_config_environment(config_data), **self.credentials}
+
+    def build_kaggle_client(self):
+        """The kagglesdk client of one call, its HTTP session given the timeout adapter."""
+        client = super().build_kaggle_client()
+        http = client.http_client()
+        http._init_session()  # kagglesdk creates its requests session lazily and offers no hook for adapters
+        for scheme in ("http://", "https://"):
+            http._session.mount(scheme, TimeoutAdapter(self.timeout))
+        return client
+
+
+def authenticated_api(credentials: dict[str, str], config_dir: Path, timeout: tuple[float, float]) -> StudioKaggleApi:
+    """A client that has authenticated, or a permanent BackendError saying which credentials are wrong."""
+    api = StudioKaggleApi(credentials, config_dir, timeout)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            api.authenticate()
+    except SystemExit:  # how KaggleApi.authenticate() reports that it found no usable credentials
+        log.info("kaggle authentication failed: %s", printed.getvalue().strip())
+        raise BackendError("Kaggle credentials are missing or were not accepted: set KAGGLE_USERNAME and "
+                           "KAGGLE_KEY, or a valid KAGGLE_API_TOKEN.") from None
+    except CLIENT_ERRORS as error:  # an access token is checked with Kaggle, which may be unreachable
+        raise backend_error(error) from error
+    return api
+
+
+def with_retries(operation: Callable[[], T], attempts: int, backoff_seconds: float) -> T:
+    """operation(), retried with exponential backoff while it fails transiently; a BackendError once it cannot."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except BackendError as failure:
+            if not failure.transient or attempt == attempts:
+                raise
+            error = failure
+        except CLIENT_ERRORS as client_error:
+            error = backend_error(client_error)
+            if not error.transient or attempt == attempts:
+                raise error from client_error
+        delay = backoff_seconds * 2 ** (attempt - 1) * random.uniform(1, 1.5)  # noqa: S311 (jitter, not a secret)
+        log.warning("Kaggle call failed (attempt %d of %d), retrying in %.1fs: %s", attempt, attempts, delay,
+                    error.message)
+        time.sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def backend_error(error: Exception) -> BackendError:
+    """The BackendError a client failure means: transient for 5xx, 429 and connection trouble, else permanent."""
+    status = http_status(error)
+    detail = str(error) or type(error).__name__
+    if status == 401:
+        return BackendError(CREDENTIALS_MESSAGE)
+    if status == 403:
+        return BackendError(f"Kaggle denied access ({detail}): the dataset or kernel was deleted or belongs to "
+                            "another account than KAGGLE_USERNAME.")
+    if status is not None and (status >= 500 or status == 429):
+        return BackendError(f"Kaggle is failing (HTTP {status}): {detail}", transient=True)
+    if status is not None:
+        return BackendError(f"Kaggle refused the request (HTTP {status}): {detail}")
+    if isinstance(error, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                          urllib3.exceptions.HTTPError)):
+        return BackendError(f"Kaggle did not answer: {detail}", transient=True)
+    if detail.startswith("Upload unsuccessful"):  # the client's word for a file upload it gave up on
+        return BackendError(f"Uploading to Kaggle failed: {detail}", transient=True)
+    return BackendError(f"Kaggle refused the request: {detail}")
+
+
+def http_status(error: BaseException) -> int | None:
+    """The HTTP status behind error, also when the client re-raised it as a ValueError (status, output, log)."""
+    for candidate in (error, error.__context__):
+        response = getattr(candidate, "response", None)
+        if isinstance(candidate, requests.HTTPError) and response is not None:
+            return response.status_code
+    return None

@@ -1,0 +1,204 @@
+"""The life of a job as short RQ steps: prepare → submit → (run | poll…) → collect → finalize.
+
+Each step is idempotent and recorded on the job row before it is enqueued (stage + rq_job_id), so a
+killed worker or a flushed Redis loses nothing: the reconciler re-enqueues whatever stage a job is in.
+A step carried by an RQ job the row no longer names is stale and does nothing.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from app.jobs import inputs, states
+from app.jobs.backends import BackendError
+from app.jobs.context import JobContext
+from app.jobs.events import add_event, move
+from app.jobs.progress import apply_output, last_error_message
+from app.models import Artifact, Job, utcnow
+from app.queue import DEFAULT_QUEUE, TRAINING_LOCAL_QUEUE
+from app.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+STEP_TIMEOUT = 15 * 60
+POLL_INTERVALS = (5, 10, 20, 40, 60)
+SLOT_WAIT_SECONDS = 60
+
+
+def schedule(ctx: JobContext, job: Job, stage: str, delay: float | None = None) -> str:
+    """Record the job's next stage, then enqueue it (in delay seconds); returns the RQ job id."""
+    rq_id = f"studio-job-{job.id}-{stage}-{uuid.uuid4().hex[:8]}"
+    Job.update(stage=stage, rq_job_id=rq_id, updated_at=utcnow()).where(Job.id == job.id).execute()
+    job.stage, job.rq_job_id = stage, rq_id
+    queue = ctx.queue(TRAINING_LOCAL_QUEUE if stage == "run" else DEFAULT_QUEUE)
+    timeout = ctx.settings.local_training_timeout if stage == "run" else STEP_TIMEOUT
+    options = dict(job_id=rq_id, job_timeout=timeout, result_ttl=3600, failure_ttl=7 * 86400)
+    if delay:
+        queue.enqueue_in(timedelta(seconds=delay), "workers.tasks.run_job_step", job.id, stage, **options)
+    else:
+        queue.enqueue("workers.tasks.run_job_step", job.id, stage, **options)
+    return rq_id
+
+
+def run_step(ctx: JobContext, job_id: int, stage: str, rq_id: str | None) -> str:
+    """Run one step of a job if it is still the job's current one; returns what happened."""
+    job = Job.get_or_none(Job.id == job_id)
+    if job is None or job.status in states.TERMINAL:
+        return "finished already"
+    if job.stage != stage or (rq_id and job.rq_job_id != rq_id):
+        return "stale"
+    if job.cancel_requested_at and stage != "cancel":
+        return cancel(ctx, job)
+    try:
+        return STEPS[stage](ctx, job)
+    except (BackendError, StorageError, OSError) as error:
+        return handle_failure(ctx, job, stage, error)
+
+
+def handle_failure(ctx: JobContext, job: Job, stage: str, error: Exception) -> str:
+    """Retry a transient failure with exponential backoff; fail the job on a permanent one."""
+    transient = getattr(error, "transient", True)
+    message = getattr(error, "message", None) or str(error)
+    if transient and job.attempts < MAX_ATTEMPTS:
+        job.attempts += 1
+        Job.update(attempts=job.attempts).where(Job.id == job.id).execute()
+        delay = min(5 * 2 ** job.attempts, 600)
+        add_event(job, "log", f"{stage} failed ({message}); retrying in {delay}s", {"attempt": job.attempts})
+        schedule(ctx, job, stage, delay=delay)
+        return "retrying"
+    fail(job, message)
+    return "failed"
+
+
+def fail(job: Job, message: str) -> None:
+    """Mark the job failed with a message for the user."""
+    move(job, states.FAILED, message, error=message)
+
+
+def prepare(ctx: JobContext, job: Job) -> str:
+    """Gather the training inputs; a remote backend uploads them."""
+    move(job, states.PREPARING, "preparing")
+    if job.backend != "local":
+        prepared = inputs.gather(ctx, job)
+        _update_ref(job, ctx.remote(job.backend).prepare(prepared, job.backend_ref or {}))
+    schedule(ctx, job, "submit")
+    return "prepared"
+
+
+def submit(ctx: JobContext, job: Job) -> str:
+    """Start the training: locally on the training queue, remotely once a slot is free."""
+    if job.backend == "local":
+        schedule(ctx, job, "run")
+        return "queued for a local worker"
+    if _remote_slots_taken(ctx, job) >= ctx.settings.kaggle_max_concurrent:
+        if not (job.backend_ref or {}).get("waiting_for_slot"):
+            _update_ref(job, {"waiting_for_slot": True})
+            add_event(job, "log", f"waiting: {ctx.settings.kaggle_max_concurrent} Kaggle jobs already run")
+        schedule(ctx, job, "submit", delay=SLOT_WAIT_SECONDS)
+        return "waiting for a slot"
+    prepared = inputs.gather(ctx, job)
+    _update_ref(job, {**ctx.remote(job.backend).submit(prepared, job.backend_ref or {}), "waiting_for_slot": False})
+    move(job, states.RUNNING, f"submitted to {job.backend}")
+    schedule(ctx, job, "poll", delay=POLL_INTERVALS[0])
+    return "submitted"
+
+
+def _remote_slots_taken(ctx: JobContext, job: Job) -> int:
+    """How many other jobs of this backend hold a slot (submitted and not finished)."""
+    return Job.select().where((Job.backend == job.backend) & (Job.status == states.RUNNING)
+                              & (Job.id != job.id)).count()
+
+
+def poll(ctx: JobContext, job: Job) -> str:
+    """Read the remote run's state and new output; poll again later, or move on."""
+    result = ctx.remote(job.backend).poll(job.backend_ref or {})
+    apply_output(job, result.lines)
+    quiet = 0 if result.lines else (job.backend_ref or {}).get("quiet_polls", 0) + 1
+    _update_ref(job, {**result.ref, "quiet_polls": quiet, "remote_state": result.state})
+    if result.state in ("queued", "running"):
+        schedule(ctx, job, "poll", delay=POLL_INTERVALS[min(quiet, len(POLL_INTERVALS) - 1)])
+        return result.state
+    if result.state == "complete":
+        schedule(ctx, job, "collect")
+        return "complete"
+    if result.state == "cancelled":
+        move(job, states.CANCELLED, "the Kaggle session was cancelled")
+        return "cancelled"
+    fail(job, last_error_message(job) or result.message or "The remote run failed.")
+    return "failed"
+
+
+def run(ctx: JobContext, job: Job) -> str:
+    """Train on this machine (a long step on the training-local queue)."""
+    from app.jobs.local import LocalRun
+
+    return LocalRun(ctx, job).execute()
+
+
+def collect(ctx: JobContext, job: Job) -> str:
+    """Copy the run's outputs into object storage as the job's artifacts."""
+    outputs = ctx.runs_dir(job.id) / "output"
+    if job.backend != "local":
+        outputs = ctx.runs_dir(job.id) / "fetched"
+        shutil.rmtree(outputs, ignore_errors=True)
+        ctx.remote(job.backend).fetch_outputs(job.backend_ref or {}, outputs)
+    stored = store_artifacts(ctx, job, outputs)
+    add_event(job, "log", f"stored {stored} output files")
+    schedule(ctx, job, "finalize")
+    return "collected"
+
+
+def store_artifacts(ctx: JobContext, job: Job, folder: Path) -> int:
+    """Upload every output file (checkpoints aside) and record it; re-running replaces, never duplicates."""
+    count = 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        if name.startswith("checkpoints/") or "/checkpoint-" in f"/{name}":
+            continue
+        key = f"jobs/{job.id}/artifacts/{name}"
+        with path.open("rb") as stream:
+            info = ctx.store.put(key, stream, length=path.stat().st_size)
+        Artifact.insert(job=job.id, name=name, object_key=key, size_bytes=info.size,
+                        sha256=inputs.sha256_of(path)).on_conflict(
+            conflict_target=[Artifact.job, Artifact.name],
+            update={Artifact.object_key: key, Artifact.size_bytes: info.size}).execute()
+        count += 1
+    return count
+
+
+def finalize(ctx: JobContext, job: Job) -> str:
+    """Mark the job succeeded and free its local folder."""
+    move(job, states.SUCCEEDED, "succeeded")
+    shutil.rmtree(ctx.runs_dir(job.id), ignore_errors=True)
+    return "succeeded"
+
+
+def cancel(ctx: JobContext, job: Job) -> str:
+    """Stop the job's run where it is; a local run stops itself when it sees the request."""
+    if job.backend == "local" and lease_is_live(job):
+        return "the local run will stop"
+    ref = job.backend_ref or {}
+    if job.backend != "local" and ref.get("kernel"):
+        outcome = ctx.remote(job.backend).cancel(ref)
+        add_event(job, "log", outcome.message, {"confirmed": outcome.confirmed})
+    move(job, states.CANCELLED, "cancelled")
+    return "cancelled"
+
+
+def lease_is_live(job: Job) -> bool:
+    """Whether a process holds the job's local-run lease now."""
+    return job.lease_until is not None and job.lease_until > utcnow()
+
+
+def _update_ref(job: Job, changes: dict) -> None:
+    """Merge changes into the job's backend_ref and save it."""
+    job.backend_ref = {**(job.backend_ref or {}), **changes}
+    Job.update(backend_ref=job.backend_ref, updated_at=utcnow()).where(Job.id == job.id).execute()
+
+
+STEPS = {"prepare": prepare, "submit": submit, "poll": poll, "run": run, "collect": collect,
+         "finalize": finalize, "cancel": cancel}

@@ -1,0 +1,72 @@
+"""Turn the training program's output into job progress: `@@studio` lines become metrics, the rest log lines."""
+from __future__ import annotations
+
+from app.jobs.events import add_events
+from app.models import Job, utcnow
+from workers.train import parse_progress_line
+
+# Progress keys copied into the job's latest metrics.
+METRIC_KEYS = ("loss", "eval_loss", "learning_rate", "tokens_per_second", "eta_seconds")
+# Beyond this many log lines a job keeps only its progress: a chatty run must not fill the database.
+MAX_LOG_EVENTS = 20_000
+
+
+def apply_output(job: Job, lines: list[str], logged_so_far: int = 0) -> int:
+    """Record a batch of output lines on the job (one insert, one update); returns log lines kept."""
+    events, kept = [], 0
+    changes: dict = {}
+    for line in lines:
+        progress = parse_progress_line(line)
+        if progress is not None:
+            events.append(_event_of(progress))
+            changes.update(_job_changes(job, progress, changes))
+        elif line.strip() and logged_so_far + kept < MAX_LOG_EVENTS:
+            events.append(("log", line.rstrip("\n"), None))
+            kept += 1
+    add_events(job, events)
+    if changes:
+        changes["updated_at"] = utcnow()
+        Job.update(changes).where(Job.id == job.id).execute()
+        for name, value in changes.items():
+            setattr(job, name, value)
+    return kept
+
+
+def _event_of(progress: dict) -> tuple[str, str, dict]:
+    """The event recording one progress line: metric points for progress/eval, log otherwise."""
+    kind = "metric" if progress["type"] in ("progress", "eval") else "log"
+    data = {key: value for key, value in progress.items() if value is not None}
+    return kind, _describe(progress), data
+
+
+def _describe(progress: dict) -> str:
+    """A short human line for a progress event."""
+    kind, step, total = progress["type"], progress.get("step"), progress.get("total_steps")
+    where = f"step {step}/{total}" if step is not None and total else ""
+    if kind == "error":
+        return f"error: {progress.get('message') or 'training failed'}"
+    if kind == "eval" and progress.get("eval_loss") is not None:
+        return f"eval {where}: eval_loss {progress['eval_loss']:.4f}"
+    if kind == "progress" and progress.get("loss") is not None:
+        return f"{where}: loss {progress['loss']:.4f}"
+    return f"{kind} {where}".strip()
+
+
+def _job_changes(job: Job, progress: dict, pending: dict) -> dict:
+    """The job fields one progress line updates."""
+    changes = {}
+    for name in ("step", "total_steps", "epoch"):
+        if progress.get(name) is not None:
+            changes[name] = progress[name]
+    metrics = dict(pending.get("metrics") or job.metrics or {})
+    metrics.update({key: progress[key] for key in METRIC_KEYS if progress.get(key) is not None})
+    if progress["type"] == "error" and progress.get("message"):
+        metrics["error_message"] = progress["message"]
+    if metrics != (job.metrics or {}):
+        changes["metrics"] = metrics
+    return changes
+
+
+def last_error_message(job: Job) -> str | None:
+    """The training program's own explanation of its failure, when it gave one."""
+    return (job.metrics or {}).get("error_message")

@@ -1,0 +1,92 @@
+"""Crash safety: find jobs (and datasets) whose queued work vanished and enqueue their step again.
+
+The database is the source of truth. Work vanishes when Redis is flushed or restarted, or when a
+worker dies mid-step; the job row still says which stage it is in, so that stage runs again (every
+step is idempotent). Runs at worker start and then every RECONCILE_INTERVAL seconds.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RQJob
+from rq.worker import Worker
+
+from app.jobs import states
+from app.jobs.context import JobContext
+from app.jobs.events import add_event
+from app.jobs.orchestrator import lease_is_live, schedule
+from app.models import Dataset, Job, utcnow
+from app.queue import DEFAULT_QUEUE
+
+log = logging.getLogger(__name__)
+
+ALIVE = ("queued", "started", "scheduled", "deferred")
+RECONCILE_JOB_ID = "studio-reconcile"
+# A started step whose worker stopped heartbeating this long ago died with its worker (RQ workers
+# heartbeat at least every 30 s while they work).
+DEAD_AFTER = timedelta(seconds=90)
+
+
+def rq_job_alive(ctx: JobContext, rq_id: str | None) -> bool:
+    """Whether the RQ job still exists and is waiting, or being worked on by a worker that still heartbeats."""
+    if not rq_id:
+        return False
+    try:
+        rq_job = RQJob.fetch(rq_id, connection=ctx.redis)
+    except NoSuchJobError:
+        return False
+    status = rq_job.get_status(refresh=False)
+    if status != "started":
+        return status in ALIVE
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + (rq_job.worker_name or "?"),
+                                connection=ctx.redis)
+    if worker is None:
+        return False
+    # A killed worker stays registered until its key expires, but its heartbeat stops at once.
+    heartbeat = worker.last_heartbeat
+    return heartbeat is None or heartbeat.replace(tzinfo=None) > utcnow() - DEAD_AFTER
+
+
+def job_alive(ctx: JobContext, job: Job) -> bool:
+    """Whether something is still carrying the job's current stage."""
+    if job.stage == "run" and lease_is_live(job):
+        return True
+    if job.stage == "run" and job.lease_until is not None:
+        # The run took its lease and let it lapse: its process died, whatever RQ still believes.
+        return rq_job_status(ctx, job.rq_job_id) in ("queued", "scheduled", "deferred")
+    return rq_job_alive(ctx, job.rq_job_id)
+
+
+def rq_job_status(ctx: JobContext, rq_id: str | None) -> str | None:
+    """The RQ job's status, None when it is gone."""
+    try:
+        return RQJob.fetch(rq_id, connection=ctx.redis).get_status(refresh=False) if rq_id else None
+    except NoSuchJobError:
+        return None
+
+
+def reconcile(ctx: JobContext) -> dict:
+    """Re-enqueue every active job and processing dataset that lost its work; returns the counts."""
+    recovered = {"jobs": 0, "datasets": 0}
+    for job in Job.select().where(Job.status.in_(states.ACTIVE)):
+        if job_alive(ctx, job):
+            continue
+        add_event(job, "log", f"recovered: its {job.stage} step was lost and is enqueued again")
+        schedule(ctx, job, job.stage)
+        recovered["jobs"] += 1
+    for dataset in Dataset.select().where(Dataset.status == "processing"):
+        rq_id = f"validate-dataset-{dataset.id}"
+        if not rq_job_alive(ctx, rq_id) and dataset.updated_at < utcnow() - timedelta(seconds=30):
+            ctx.queue(DEFAULT_QUEUE).enqueue("workers.tasks.validate_dataset", dataset.id, job_id=rq_id)
+            recovered["datasets"] += 1
+    if any(recovered.values()):
+        log.warning("reconciler recovered %s", recovered)
+    return recovered
+
+
+def schedule_next_pass(ctx: JobContext) -> None:
+    """Enqueue the next reconciler pass (one pending pass at most: the id is fixed)."""
+    ctx.queue(DEFAULT_QUEUE).enqueue_in(timedelta(seconds=ctx.settings.reconcile_interval),
+                                        "workers.tasks.reconcile", job_id=RECONCILE_JOB_ID, result_ttl=600)

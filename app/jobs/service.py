@@ -1,0 +1,152 @@
+"""Jobs: check and create them, cancel them, list them; no Flask here."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from app import catalog
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.jobs import states
+from app.jobs.events import add_event, move
+from app.models import Dataset, Job, User, utcnow
+from app.pagination import Page, paginate
+from workers.train import METHODS, ConfigError, Hyperparameters, parse_hyperparameters
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
+MAX_NAME_LENGTH = 200
+KAGGLE_GPU_GB = 16
+PRESETS = {
+    "quick": {"epochs": 1, "learning_rate": 2e-4, "batch_size": 4, "gradient_accumulation_steps": 1,
+              "max_seq_length": 512, "lora_r": 8, "lora_alpha": 16, "eval_steps": 25, "save_steps": 50},
+    "balanced": {"epochs": 3, "learning_rate": 2e-4, "batch_size": 4, "gradient_accumulation_steps": 4,
+                 "max_seq_length": 1024, "lora_r": 16, "lora_alpha": 32},
+    "thorough": {"epochs": 5, "learning_rate": 1e-4, "batch_size": 4, "gradient_accumulation_steps": 8,
+                 "max_seq_length": 2048, "lora_r": 32, "lora_alpha": 64, "warmup_ratio": 0.05},
+}
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a user asks for when creating a job, as plain values from a form or JSON."""
+
+    name: str
+    dataset_id: object
+    base_model: str
+    method: str = "lora"
+    backend: str = "local"
+    validation_dataset_id: object = None
+    preset: str | None = None
+    hyperparameters: dict | None = None
+    ignore_memory_warning: bool = False
+
+
+def create_job(owner: User, request: JobRequest, backends: list[str], configuration_problems) -> Job:
+    """A queued job after every check; ValidationFailed names each bad field."""
+    problems: dict = {}
+    dataset = _ready_dataset(owner, request.dataset_id, "dataset_id", problems)
+    validation = None
+    if request.validation_dataset_id not in (None, ""):
+        validation = _ready_dataset(owner, request.validation_dataset_id, "validation_dataset_id", problems)
+    hyperparameters = check_hyperparameters(request.preset, request.hyperparameters, problems)
+    _check_choices(request, backends, configuration_problems, problems)
+    if problems:
+        raise ValidationFailed("The job has invalid fields.", details=problems)
+    estimate = memory_warning(request, hyperparameters)
+    if estimate and not request.ignore_memory_warning:
+        raise ValidationFailed("The model may not fit the GPU; send ignore_memory_warning=true to try anyway.",
+                               details={"memory": estimate})
+    job = Job.create(owner=owner, name=_name(request, dataset), dataset=dataset, validation_dataset=validation,
+                     base_model=request.base_model.strip(), method=request.method, backend=request.backend,
+                     hyperparameters=hyperparameters)
+    add_event(job, "status", "queued", {"to": states.QUEUED})
+    return job
+
+
+def _name(request: JobRequest, dataset: Dataset) -> str:
+    """The job's name, or one made from the model and dataset."""
+    name = (request.name or "").strip() or f"{request.base_model.split('/')[-1]} on {dataset.name}"
+    return name[:MAX_NAME_LENGTH]
+
+
+def _ready_dataset(owner: User, dataset_id, field: str, problems: dict) -> Dataset | None:
+    """The owner's dataset if it is ready to train on; otherwise the problem is recorded under field."""
+    try:
+        dataset = Dataset.get_owned(dataset_id, owner)
+    except NotFound:
+        problems[field] = "No such dataset among yours."
+        return None
+    if dataset.status != "ready":
+        problems[field] = f"The dataset is {dataset.status}; only a ready dataset can be trained on."
+    return dataset
+
+
+def check_hyperparameters(preset: str | None, given: dict | None, problems: dict) -> dict:
+    """The preset's values overridden by the given ones, each checked by the training program's own rules."""
+    if preset not in (None, "", *PRESETS):
+        problems["preset"] = f"Use one of {', '.join(PRESETS)}."
+    if given is not None and not isinstance(given, dict):
+        problems["hyperparameters"] = "Send an object of name: value."
+        return {}
+    merged = {**PRESETS.get(preset or "balanced", {}), **(given or {})}
+    for name, value in merged.items():
+        try:
+            parse_hyperparameters({name: value})
+        except ConfigError as error:
+            problems[f"hyperparameters.{name}"] = str(error)
+    return merged
+
+
+def _check_choices(request: JobRequest, backends: list[str], configuration_problems, problems: dict) -> None:
+    """The model, the method and the backend."""
+    model = (request.base_model or "").strip()
+    if catalog_entry(model) is None and not HUB_ID.match(model):
+        problems["base_model"] = "Choose a model from the catalog or give a Hugging Face id like owner/name."
+    if request.method not in METHODS:
+        problems["method"] = f"Use one of {', '.join(METHODS)}."
+    if request.backend not in backends:
+        problems["backend"] = f"Use one of the enabled backends: {', '.join(backends)}."
+    elif configuration_problems(request.backend):
+        problems["backend"] = "; ".join(configuration_problems(request.backend))
+
+
+def memory_warning(request: JobRequest, hyperparameters: dict) -> dict | None:
+    """The memory estimate when a Kaggle job would not fit its 16 GB GPU, else None."""
+    entry = catalog_entry(request.base_model.strip())
+    if request.backend != "kaggle" or entry is None or request.method not in METHODS:
+        return None
+    defaults = Hyperparameters()
+    estimate = catalog.estimate_memory(
+        entry, request.method, hyperparameters.get("max_seq_length", defaults.max_seq_length),
+        hyperparameters.get("batch_size", defaults.batch_size))
+    return None if catalog.fits(estimate, KAGGLE_GPU_GB) else {**estimate.breakdown(), "gpu_gb": KAGGLE_GPU_GB}
+
+
+def catalog_entry(model_id: str) -> catalog.ModelEntry | None:
+    """The catalog's entry for a catalog or hub id, or None for other models."""
+    try:
+        return catalog.get_entry(model_id)
+    except catalog.UnknownModel:
+        return None
+
+
+def request_cancel(job: Job) -> Job:
+    """Ask for the job to stop: a queued one is cancelled at once, a started one once its backend stops."""
+    if job.status in states.TERMINAL:
+        raise Conflict(f"The job already {job.status}.", details={"status": job.status})
+    if job.cancel_requested_at is None:
+        job.cancel_requested_at = utcnow()
+        Job.update(cancel_requested_at=job.cancel_requested_at).where(Job.id == job.id).execute()
+        add_event(job, "log", "cancel requested")
+    if job.status == states.QUEUED and job.stage == "prepare":
+        move(job, states.CANCELLED, "cancelled before it started")
+    return job
+
+
+def list_jobs(owner: User, status: str | None, page: int, per_page: int) -> Page:
+    """The owner's jobs, newest first, optionally of one status."""
+    query = Job.select().where(Job.owner == owner.id)
+    if status:
+        if status not in states.ALL:
+            raise ValidationFailed(f"status must be one of {', '.join(states.ALL)}.", details={"field": "status"})
+        query = query.where(Job.status == status)
+    return paginate(query.order_by(Job.created_at.desc(), Job.id.desc()), page, per_page)

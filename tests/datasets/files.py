@@ -1,0 +1,57 @@
+"""Dataset files the tests generate: every record format in every container, good and bad."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+CSV_COLUMNS = {"instruction": ["instruction", "input", "output"], "prompt_completion": ["prompt", "completion"],
+               "text": ["text"], "chat": ["messages"]}
+
+
+def example(record_format: str, index: int) -> dict:
+    """The index-th valid record of a format."""
+    if record_format == "chat":
+        return {"messages": [{"role": "system", "content": "Be brief."},
+                             {"role": "user", "content": f"What is {index} + {index}?"},
+                             {"role": "assistant", "content": str(2 * index)}]}
+    if record_format == "instruction":
+        return {"instruction": f"Double {index}.", "input": "", "output": str(2 * index)}
+    if record_format == "prompt_completion":
+        return {"prompt": f"{index} + {index} =", "completion": f" {2 * index}"}
+    return {"text": f"The double of {index} is {2 * index}."}
+
+
+def examples(record_format: str, count: int = 12) -> list[dict]:
+    """count valid records of a format."""
+    return [example(record_format, index) for index in range(count)]
+
+
+def as_jsonl(records: list) -> bytes:
+    """Records as JSON lines."""
+    return "".join(json.dumps(record) + "\n" for record in records).encode()
+
+
+def as_json(records: list) -> bytes:
+    """Records as one indented JSON array (one record spans several lines)."""
+    return json.dumps(records, indent=2).encode()
+
+
+def as_csv(records: list, record_format: str) -> bytes:
+    """Records as CSV with a header; chat messages as a JSON cell."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS[record_format], extrasaction="ignore")
+    writer.writeheader()
+    for record in records:
+        row = dict(record)
+        if "messages" in row:
+            row["messages"] = json.dumps(row["messages"])
+        writer.writerow(row)
+    return out.getvalue().encode()
+
+
+def encode(records: list, file_format: str, record_format: str) -> bytes:
+    """Records in a container."""
+    if file_format == "csv":
+        return as_csv(records, record_format)
+    return as_json(records) if file_format == "json" else as_jsonl(records)

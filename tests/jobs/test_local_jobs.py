@@ -1,0 +1,194 @@
+"""Jobs on the local backend, end to end: PostgreSQL, Redis, S3 and real worker processes training for real."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from app.db import database
+from app.models import Job, JobEvent
+from tests.support.processes import wait_until, worker_pool
+from tests.training.conftest import learnable_chats
+
+FAST = {"max_steps": 8, "batch_size": 4, "gradient_accumulation_steps": 1, "max_seq_length": 64,
+        "logging_steps": 1, "eval_steps": 100, "save_steps": 4, "lora_r": 4, "lora_alpha": 8, "learning_rate": 0.01}
+LONG = {**FAST, "max_steps": 100_000, "save_steps": 2}
+
+
+@pytest.fixture
+def settings(s3_settings):
+    """S3 storage, short leases and reconciler passes so recoveries happen within a test."""
+    return s3_settings.model_copy(update={"job_lease_seconds": 4, "reconcile_interval": 5, "worker_pool_size": 2,
+                                         "rate_limits_enabled": False})
+
+
+@pytest.fixture
+def headers(user, make_token):
+    """The API headers of the user."""
+    return {"Authorization": f"Bearer {make_token(user)}"}
+
+
+@pytest.fixture
+def dataset_id(client, headers):
+    """A ready chat dataset of the user."""
+    data = "".join(__import__("json").dumps(chat) + "\n" for chat in learnable_chats(64)).encode()
+    response = client.post("/api/v1/datasets", headers=headers, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(data), "chats.jsonl")})
+    assert response.get_json()["status"] == "ready", response.get_json()
+    return response.get_json()["id"]
+
+
+def create_job(client, headers, dataset_id, **hyperparameters):
+    """POST a local job on the tiny model; returns its JSON."""
+    body = {"dataset_id": dataset_id, "base_model": "tiny-random-llama", "backend": "local", "method": "lora",
+            "hyperparameters": {**FAST, **hyperparameters}}
+    response = client.post("/api/v1/jobs", headers=headers, json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def job_state(client, headers, job_id) -> dict:
+    """The job as the API shows it."""
+    return client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
+
+
+def wait_for_status(client, headers, job_id, wanted: set[str], timeout: float = 180) -> dict:
+    """Poll the API until the job reaches one of the wanted statuses."""
+    return wait_until(lambda: (state := job_state(client, headers, job_id))["status"] in wanted and state,
+                      timeout, f"job {job_id} to be {wanted}")
+
+
+def status_events(app, job_id) -> list[str]:
+    """The statuses the job moved to, in order."""
+    with app.app_context(), database.connection_context():
+        rows = JobEvent.select().where((JobEvent.job == job_id) & (JobEvent.kind == "status")).order_by(JobEvent.id)
+        return [row.data["to"] for row in rows]
+
+
+def test_local_job_trains_to_success_with_loss_events_and_an_adapter(app, client, headers, dataset_id, settings,
+                                                                     redis, tmp_path):
+    job = create_job(client, headers, dataset_id)
+    with worker_pool(settings, tmp_path / "worker.log", pool_size=2):
+        final = wait_for_status(client, headers, job["id"], {"succeeded", "failed"})
+    assert final["status"] == "succeeded", (final, (tmp_path / "worker.log").read_text()[-3000:])
+    assert final["progress"]["step"] == 8 and final["progress"]["percent"] == 100.0
+    assert status_events(app, job["id"]) == ["queued", "preparing", "running", "succeeded"]
+    events = client.get(f"/api/v1/jobs/{job['id']}/events", headers=headers).get_json()["data"]
+    losses = [e["data"]["loss"] for e in events if e["kind"] == "metric" and "loss" in e["data"]]
+    assert len(losses) >= 8
+    names = {a["name"] for a in client.get(f"/api/v1/jobs/{job['id']}/artifacts", headers=headers).get_json()["data"]}
+    assert {"adapter/adapter_model.safetensors", "adapter/adapter_config.json", "metrics.json"} <= names
+    assert not any("checkpoint" in name for name in names)
+    assert_adapter_loads(client, headers, job["id"], names, tmp_path / "download")
+
+
+def assert_adapter_loads(client, headers, job_id, names, folder: Path) -> None:
+    """Download the adapter folder through the API and load it onto the tiny model with peft."""
+    import peft
+
+    from workers import train
+
+    folder.mkdir()
+    for name in (n for n in names if n.startswith("adapter/")):
+        response = client.get(f"/api/v1/jobs/{job_id}/artifacts/{name}", headers=headers)
+        assert response.status_code == 200
+        (folder / name.split("/", 1)[1]).write_bytes(response.get_data())
+    train.load_training_stack()
+    tokenizer = train.load_tokenizer(train.TINY_MODEL_ID)
+    model = peft.PeftModel.from_pretrained(train.build_tiny_model(tokenizer), folder)
+    assert model.peft_config["default"].r == 4
+
+
+def test_cancel_of_a_queued_job_is_immediate(app, client, headers, dataset_id):
+    job = create_job(client, headers, dataset_id)
+    response = client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=headers)
+    assert response.status_code == 202 and response.get_json()["status"] == "cancelled"
+    assert client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=headers).status_code == 409
+
+
+def test_cancel_of_a_running_local_job_stops_training_within_seconds(app, client, headers, dataset_id, settings,
+                                                                    tmp_path):
+    job = create_job(client, headers, dataset_id, **LONG)
+    with worker_pool(settings, tmp_path / "worker.log", pool_size=2):
+        wait_until(lambda: job_state(client, headers, job["id"])["progress"]["step"] >= 2, 120, "training to start")
+        client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=headers)
+        final = wait_for_status(client, headers, job["id"], {"cancelled", "failed", "succeeded"}, timeout=30)
+        assert final["status"] == "cancelled"
+        assert not training_processes(settings, job["id"]), "the training process outlived the cancel"
+
+
+def training_processes(settings, job_id: int) -> list[int]:
+    """Pids of training programs working on this job's run folder."""
+    folder = f"{settings.data_dir}/runs/{job_id}/".encode()
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            zombie = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except (OSError, IndexError):
+            continue
+        if zombie:
+            continue
+        if any(part.endswith(b"train.py") for part in command) and any(folder in part for part in command):
+            found.append(int(pid))
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return children + [grandchild for child in children for grandchild in descendants(child)]
+
+
+def test_worker_killed_mid_training_is_resumed_and_the_job_finishes_once(app, client, headers, dataset_id, settings,
+                                                                       redis, tmp_path):
+    job = create_job(client, headers, dataset_id, max_steps=40, save_steps=2)
+    with worker_pool(settings, tmp_path / "worker-1.log", pool_size=2) as pool:
+        wait_until(lambda: job_state(client, headers, job["id"])["progress"]["step"] >= 4, 120, "a checkpoint")
+        for pid in [pool.pid, *descendants(pool.pid)]:
+            os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not training_processes(settings, job["id"]), 10, "the killed training process to be gone")
+    wait_until(lambda: not lease_held(app, job["id"]), 30, "the dead run's lease to lapse")
+    with worker_pool(settings, tmp_path / "worker-2.log", pool_size=2):
+        final = wait_for_status(client, headers, job["id"], {"succeeded", "failed"}, timeout=240)
+    assert final["status"] == "succeeded", (tmp_path / "worker-2.log").read_text()[-3000:]
+    assert status_events(app, job["id"]).count("succeeded") == 1
+    with app.app_context(), database.connection_context():
+        events = JobEvent.select().where(JobEvent.job == job["id"]).order_by(JobEvent.id)
+        starts = [e.data for e in events if (e.data or {}).get("type") == "start"]
+    assert len(starts) == 2 and starts[1].get("resumed_from_step", 0) >= 2, starts
+
+
+def lease_held(app, job_id: int) -> bool:
+    """Whether the job's local-run lease is still in force."""
+    from app.jobs.orchestrator import lease_is_live
+
+    with app.app_context(), database.connection_context():
+        return lease_is_live(Job.get_by_id(job_id))
+
+
+def test_work_lost_to_a_redis_flush_is_recovered(app, client, headers, dataset_id, settings, redis, tmp_path):
+    job = create_job(client, headers, dataset_id)
+    redis.flushdb()
+    with worker_pool(settings, tmp_path / "worker.log", pool_size=2):
+        final = wait_for_status(client, headers, job["id"], {"succeeded", "failed"})
+    assert final["status"] == "succeeded"
+    with app.app_context(), database.connection_context():
+        assert JobEvent.select().where((JobEvent.job == job["id"]) & JobEvent.message.contains("recovered")).exists()
+
+
+def test_job_creation_checks_every_field(client, headers, dataset_id, app, user):
+    body = {"dataset_id": 99999, "base_model": "not a model!", "backend": "moon", "method": "magic",
+            "hyperparameters": {"learning_rate": 5, "batch_size": 0, "bogus": 1}}
+    response = client.post("/api/v1/jobs", headers=headers, json=body)
+    assert response.status_code == 422
+    assert set(response.get_json()["error"]["details"]) == {
+        "dataset_id", "base_model", "backend", "method", "hyperparameters.learning_rate",
+        "hyperparameters.batch_size", "hyperparameters.bogus"}
+    with app.app_context(), database.connection_context():
+        assert Job.select().count() == 0

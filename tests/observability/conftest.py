@@ -1,0 +1,20 @@
+"""Fixtures of the observability tests (apps and servers as the security tests build them)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.security.conftest import make_app, server_settings  # noqa: F401  (fixtures used here too)
+
+
+def json_lines(path: Path) -> list[dict]:
+    """Every line of a log file, each parsed as JSON (fails the test on any other line)."""
+    parsed = []
+    for line in path.read_text().splitlines():
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError:
+            pytest.fail(f"not a JSON log line: {line!r}")
+    return parsed

@@ -1,0 +1,1 @@
+"""Security hardening, proven by attacking it."""

@@ -1,0 +1,75 @@
+"""Walk the whole URL map as an intruder: other users' datasets, jobs, events, artifacts and tokens are 404."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.db import database
+from app.models import ApiToken, Dataset, Job
+from tests.conftest import csrf_token_from, login
+from tests.factories import make_artifact, make_dataset, make_event, make_job
+
+# Routes that need no owner: the public ones and static files.
+UNOWNED_ENDPOINTS = {"static", "auth.login", "auth.logout", "api.openapi", "ops.health_report", "ops.liveness"}
+
+
+@pytest.fixture
+def victim_objects(app, make_user, make_token):
+    """A user's dataset, job (with an event and an artifact) and API token; names unique to this test."""
+    victim = make_user()
+    make_token(victim, "victim token")
+    with app.app_context(), database.connection_context():
+        dataset = make_dataset(victim)
+        job = make_job(victim, dataset)
+        make_event(job, message="victim secret log line")
+        artifact = make_artifact(job)
+        token = ApiToken.get(ApiToken.user == victim.id)
+    return {"dataset_id": dataset.id, "job_id": job.id, "token_id": token.id, "name": artifact.name,
+            "names": [dataset.name, job.name]}
+
+
+@pytest.fixture
+def intruder(app, make_user, make_token):
+    """A signed-in client of another user, with that user's CSRF token and API headers."""
+    user = make_user()
+    client = app.test_client()
+    login(client, user.email)
+    csrf = csrf_token_from(client.get("/settings/tokens").get_data(as_text=True))
+    return client, {"X-CSRFToken": csrf, "Authorization": f"Bearer {make_token(user)}"}
+
+
+def url_with(rule, values: dict) -> str:
+    """The rule's URL with each variable set to the victim's object; unknown variables fail the test."""
+    def value(match):
+        name = match.group(1)
+        assert name in values, f"{rule.rule}: map <{name}> to one of the victim's objects in this test"
+        return str(values[name])
+
+    return re.sub(r"<(?:\w+:)?(\w+)>", value, rule.rule)
+
+
+def test_every_route_with_an_id_answers_404_for_another_users_object(app, victim_objects, intruder):
+    client, headers = intruder
+    checked = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in UNOWNED_ENDPOINTS or not rule.arguments:
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url_with(rule, victim_objects), method=method, headers=headers)
+            assert response.status_code == 404, f"{method} {rule.rule}: {response.status_code}"
+            checked.append(f"{method} {rule.rule}")
+    assert len(checked) >= 8
+    with app.app_context(), database.connection_context():
+        assert Dataset.get_by_id(victim_objects["dataset_id"]) and Job.get_by_id(victim_objects["job_id"])
+        assert ApiToken.get_by_id(victim_objects["token_id"]).revoked_at is None
+
+
+def test_no_list_or_page_shows_another_users_objects(app, victim_objects, intruder):
+    client, headers = intruder
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in UNOWNED_ENDPOINTS or rule.arguments or "GET" not in rule.methods:
+            continue
+        body = client.get(rule.rule, headers=headers).get_data(as_text=True)
+        assert not [name for name in victim_objects["names"] if name in body], rule.rule
+        assert "victim secret log line" not in body and "victim token" not in body, rule.rule

@@ -1,0 +1,103 @@
+"""Fixtures of the training tests: datasets on disk, the program run as a real subprocess, one shared run."""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from workers import train
+
+PROGRAM = Path(train.__file__)
+GREETING, COUNTING = "Hello there, friend!", "One, two, three."
+WORDS = ("apple", "river", "stone", "cloud", "maple", "tiger", "ocean", "piano", "lemon", "forest")
+# A short, learnable run: the answer depends only on the prompt's verb, so the loss can fall close to zero.
+REFERENCE_HYPERPARAMETERS = {
+    "max_steps": 60, "learning_rate": 0.01, "batch_size": 8, "gradient_accumulation_steps": 2,
+    "max_seq_length": 128, "warmup_ratio": 0.05, "lora_r": 8, "lora_alpha": 16, "logging_steps": 5,
+    "eval_steps": 20, "save_steps": 10, "validation_split": 0.1, "seed": 3,
+}
+
+
+def learnable_chats(count: int, seed: int = 0) -> list[dict]:
+    """Chats whose assistant answers GREETING to 'greet' prompts and COUNTING to 'count' prompts."""
+    rng = random.Random(seed)
+    chats = []
+    for _ in range(count):
+        word = rng.choice(WORDS)
+        prompt, answer = rng.choice(((f"Please greet the {word}.", GREETING), (f"Count for the {word}.", COUNTING)))
+        chats.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]})
+    return chats
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    """Write records one JSON object a line, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def make_job(folder: Path, config: dict, records: list[dict] | None = None) -> tuple[Path, Path, Path]:
+    """A config file, a data folder holding train.jsonl, and an output folder path, all under folder."""
+    write_jsonl(folder / "data" / "train.jsonl", learnable_chats(200) if records is None else records)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder / "config.json", folder / "data", folder / "out"
+
+
+def reference_config(**hyperparameters) -> dict:
+    """The reference run's config, with hyperparameters overridden."""
+    return {"base_model": train.TINY_MODEL_ID, "method": "lora", "merge_adapter": True,
+            "hyperparameters": {**REFERENCE_HYPERPARAMETERS, **hyperparameters}}
+
+
+@dataclass
+class Finished:
+    """A finished run of the program: exit status, its events in order, its stderr and output folder."""
+
+    returncode: int
+    events: list[dict]
+    stderr: str
+    output: Path
+
+    def of_type(self, event_type: str) -> list[dict]:
+        """The events of one type."""
+        return [event for event in self.events if event["type"] == event_type]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def training_stack():
+    """The program's torch, transformers and peft, imported for in-process tests, on one thread as the program
+    runs the tiny model (several threads stall on each other while other tests keep the cores busy)."""
+    train.load_training_stack()
+    torch.set_num_threads(1)
+
+
+def command(config: Path, data: Path, output: Path) -> list[str]:
+    """The command line that runs the program."""
+    return [sys.executable, str(PROGRAM), "--config", str(config), "--data", str(data), "--output", str(output)]
+
+
+def run_program(config: Path, data: Path, output: Path) -> Finished:
+    """Run the program to the end as a subprocess."""
+    done = subprocess.run(command(config, data, output), capture_output=True, text=True, timeout=240)
+    events = [train.parse_progress_line(line) for line in done.stdout.splitlines()]
+    assert None not in events, f"stdout holds a line that is not a protocol line:\n{done.stdout}"
+    return Finished(done.returncode, events, done.stderr, output)
+
+
+def run_job(folder: Path, config: dict, records: list[dict] | None = None) -> Finished:
+    """Write the job's files under folder and run the program on them."""
+    return run_program(*make_job(folder, config, records))
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory) -> Finished:
+    """The reference LoRA run, trained once per test process (its tests share an xdist group)."""
+    finished = run_job(tmp_path_factory.mktemp("reference"), reference_config())
+    assert finished.returncode == 0, finished.stderr
+    return finished
