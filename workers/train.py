@@ -14,7 +14,9 @@ import math
 import os
 import random
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, fields
@@ -103,6 +105,16 @@ class Reporter:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Configuration
+
+
+# Set by SIGTERM: the run checkpoints after the current step and exits with EXIT_INTERRUPTED, so whoever
+# stopped it (a worker shutting down, a cancel) can resume it later from that step.
+STOP_REQUESTED = threading.Event()
+EXIT_INTERRUPTED = 75
+
+
+class Interrupted(Exception):
+    """The run was asked to stop and saved a checkpoint first."""
 
 
 class TrainingError(Exception):
@@ -881,6 +893,9 @@ class Run:
                 self.report_eval()
             if self.step % hp.save_steps == 0 and self.step < total:
                 self.save_checkpoint()
+            if STOP_REQUESTED.is_set() and self.step < total:
+                self.save_checkpoint()
+                raise Interrupted(self.step)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1033,9 +1048,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the program; every failure ends with an error event and exit status 1."""
     args = parse_args(argv)
     reporter = Reporter(args.output / "progress.jsonl")
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: STOP_REQUESTED.set())
     try:
         args.output.mkdir(parents=True, exist_ok=True)
         train(args.config, args.data, args.output, reporter)
+    except Interrupted as stopped:
+        print(f"Stopped on request after saving a checkpoint at step {stopped}.", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     except Exception as error:  # the Studio must always get an error line, whatever broke
         if not isinstance(error, TrainingError):  # a bug or a library failure: keep the details for the log
             traceback.print_exc()

@@ -6,10 +6,13 @@ import os
 import signal
 import time
 
+from redis.exceptions import RedisError
 from rq import Worker
 
 from app import create_app
 from app.db import database
+from app.jobs import reconciler
+from app.jobs.context import JobContext
 from app.logs import job_context
 from app.metrics import record_job_step
 
@@ -28,6 +31,8 @@ class StudioWorker(Worker):
         super().__init__(*args, **kwargs)
         # Built after the pool forked this process, so no client crosses a fork; create_app connects nothing.
         self.app = create_app()
+        # RQ's maintenance (every 10 minutes by default) also keeps the reconciler's chain of passes alive.
+        self.maintenance_interval = self.app.extensions["settings"].reconcile_interval
 
     @property
     def dequeue_timeout(self) -> int:
@@ -41,6 +46,14 @@ class StudioWorker(Worker):
             succeeded = super().perform_job(job, queue, execution)
         record_job_step(self.connection, job.func_name, time.perf_counter() - started, succeeded)
         return succeeded
+
+    def run_maintenance_tasks(self):
+        """RQ's maintenance, then make sure a reconciler pass is pending (Redis may have been flushed)."""
+        super().run_maintenance_tasks()
+        try:
+            reconciler.ensure_scheduled(JobContext.from_app(self.app))
+        except RedisError:
+            self.log.warning("could not check the reconciler's schedule; Redis is unavailable")
 
     def setup_work_horse_signals(self):
         """RQ's horse signals, plus: ignore the hand-back signal unless the running step listens for it."""

@@ -103,7 +103,7 @@ class LocalRun:
         if reason == "cancelled":
             move(self.job, states.CANCELLED, "cancelled; the training process was stopped")
             return "cancelled"
-        if reason == "handback":
+        if reason == "handback" and code != 0:
             add_event(self.job, "log", "worker stopping: handed back to the queue to resume from its checkpoint")
             self.release_lease()  # before the next run can start, or it would find the lease taken
             orchestrator.schedule(self.ctx, self.job, "run")

@@ -12,6 +12,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from redis.exceptions import LockError
+
 from app.jobs import inputs, states
 from app.jobs.backends import BackendError
 from app.jobs.context import JobContext
@@ -27,10 +29,16 @@ MAX_ATTEMPTS = 6
 STEP_TIMEOUT = 15 * 60
 POLL_INTERVALS = (5, 10, 20, 40, 60)
 SLOT_WAIT_SECONDS = 60
+SUBMIT_LOCK_SECONDS = 120
 
 
 def schedule(ctx: JobContext, job: Job, stage: str, delay: float | None = None) -> str:
-    """Record the job's next stage, then enqueue it (in delay seconds); returns the RQ job id."""
+    """Record the job's next stage, then enqueue it (in delay seconds); returns the RQ job id.
+
+    A cancel requested meanwhile wins: the step that finishes hands over to the cancel step instead.
+    """
+    if stage != "cancel" and Job.select(Job.cancel_requested_at).where(Job.id == job.id).scalar():
+        stage, delay = "cancel", None
     rq_id = f"studio-job-{job.id}-{stage}-{uuid.uuid4().hex[:8]}"
     Job.update(stage=stage, rq_job_id=rq_id, updated_at=utcnow()).where(Job.id == job.id).execute()
     job.stage, job.rq_job_id = stage, rq_id
@@ -94,6 +102,18 @@ def submit(ctx: JobContext, job: Job) -> str:
     if job.backend == "local":
         schedule(ctx, job, "run")
         return "queued for a local worker"
+    try:
+        # Counting the slots and taking one must be a single step, or concurrent submits all see a free slot.
+        with ctx.redis.lock(f"studio:submit-lock:{job.backend}", timeout=SUBMIT_LOCK_SECONDS,
+                            blocking_timeout=SUBMIT_LOCK_SECONDS):
+            return _submit_remote(ctx, job)
+    except LockError:
+        schedule(ctx, job, "submit", delay=SLOT_WAIT_SECONDS)
+        return "another submission holds the lock"
+
+
+def _submit_remote(ctx: JobContext, job: Job) -> str:
+    """Push the run if a slot is free, else try again later."""
     if _remote_slots_taken(ctx, job) >= ctx.settings.kaggle_max_concurrent:
         if not (job.backend_ref or {}).get("waiting_for_slot"):
             _update_ref(job, {"waiting_for_slot": True})
@@ -127,9 +147,10 @@ def poll(ctx: JobContext, job: Job) -> str:
         return "complete"
     if result.state == "cancelled":
         move(job, states.CANCELLED, "the Kaggle session was cancelled")
-        return "cancelled"
-    fail(job, last_error_message(job) or result.message or "The remote run failed.")
-    return "failed"
+    else:
+        fail(job, last_error_message(job) or result.message or "The remote run failed.")
+    wake_waiting(ctx, job.backend)
+    return job.status
 
 
 def run(ctx: JobContext, job: Job) -> str:
@@ -171,10 +192,22 @@ def store_artifacts(ctx: JobContext, job: Job, folder: Path) -> int:
 
 
 def finalize(ctx: JobContext, job: Job) -> str:
-    """Mark the job succeeded and free its local folder."""
+    """Mark the job succeeded, free its local folder and its slot."""
     move(job, states.SUCCEEDED, "succeeded")
     shutil.rmtree(ctx.runs_dir(job.id), ignore_errors=True)
+    wake_waiting(ctx, job.backend)
     return "succeeded"
+
+
+def wake_waiting(ctx: JobContext, backend: str) -> None:
+    """A slot of backend was freed: let the jobs waiting for one try now rather than at their next check."""
+    if backend == "local":
+        return
+    waiting = Job.select().where((Job.backend == backend) & (Job.stage == "submit")
+                                 & Job.status.in_(states.ACTIVE))
+    for job in waiting:
+        if (job.backend_ref or {}).get("waiting_for_slot"):
+            schedule(ctx, job, "submit")
 
 
 def cancel(ctx: JobContext, job: Job) -> str:
@@ -186,6 +219,7 @@ def cancel(ctx: JobContext, job: Job) -> str:
         outcome = ctx.remote(job.backend).cancel(ref)
         add_event(job, "log", outcome.message, {"confirmed": outcome.confirmed})
     move(job, states.CANCELLED, "cancelled")
+    wake_waiting(ctx, job.backend)
     return "cancelled"
 
 

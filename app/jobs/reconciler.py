@@ -86,6 +86,12 @@ def reconcile(ctx: JobContext) -> dict:
     return recovered
 
 
+def ensure_scheduled(ctx: JobContext) -> None:
+    """Restart the chain of passes if it was lost (a flushed Redis takes the pending pass with it)."""
+    if not rq_job_alive(ctx, RECONCILE_JOB_ID):
+        schedule_next_pass(ctx)
+
+
 def schedule_next_pass(ctx: JobContext) -> None:
     """Enqueue the next reconciler pass (one pending pass at most: the id is fixed)."""
     ctx.queue(DEFAULT_QUEUE).enqueue_in(timedelta(seconds=ctx.settings.reconcile_interval),

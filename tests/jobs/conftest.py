@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from app.db import database
 from app.jobs.backends import TrainingInputs
 from app.jobs.kaggle import KaggleBackend, Patience
+from app.models import JobEvent
 from app.settings import Settings
 from tests.kaggle_emulator import KaggleEmulator
+from tests.support.processes import wait_until
+from tests.training.conftest import learnable_chats
 
 # --- Kaggle: the emulator, the client's environment, the backend (tests/jobs/test_kaggle_backend.py) ---------
 
@@ -84,3 +89,42 @@ def training_inputs(folder: Path, job_id: int = 7, config: dict | None = None, r
 def make_inputs(tmp_path) -> Callable[..., TrainingInputs]:
     """training_inputs() in this test's folder."""
     return lambda **options: training_inputs(tmp_path / "job-data", **options)
+
+
+# --- Jobs end to end: a user with a token and a ready dataset, and how tests watch a job --------------------
+
+
+@pytest.fixture
+def headers(user, make_token):
+    """The API headers of the user."""
+    return {"Authorization": f"Bearer {make_token(user)}"}
+
+
+@pytest.fixture
+def dataset_id(client, headers):
+    """A ready chat dataset of the user."""
+    data = "".join(json.dumps(chat) + "\n" for chat in learnable_chats(64)).encode()
+    response = client.post("/api/v1/datasets", headers=headers, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(data), "chats.jsonl")})
+    assert response.get_json()["status"] == "ready", response.get_json()
+    return response.get_json()["id"]
+
+
+def job_state(client, headers, job_id) -> dict:
+    """The job as the API shows it."""
+    return client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
+
+
+def wait_for_status(client, headers, job_id, wanted: set[str], timeout: float = 180) -> dict:
+    """Poll the API until the job reaches one of the wanted statuses."""
+    return wait_until(lambda: (state := job_state(client, headers, job_id))["status"] in wanted and state,
+                      timeout, f"job {job_id} to be {wanted}")
+
+
+def status_events(app, job_id) -> list[str]:
+    """The statuses the job moved to, in order."""
+    with app.app_context(), database.connection_context():
+        rows = JobEvent.select().where((JobEvent.job == job_id) & (JobEvent.kind == "status")).order_by(JobEvent.id)
+        return [row.data["to"] for row in rows]
+
+

@@ -1,7 +1,6 @@
 """Jobs on the local backend, end to end: PostgreSQL, Redis, S3 and real worker processes training for real."""
 from __future__ import annotations
 
-import io
 import os
 import signal
 from pathlib import Path
@@ -10,8 +9,8 @@ import pytest
 
 from app.db import database
 from app.models import Job, JobEvent
+from tests.jobs.conftest import job_state, status_events, wait_for_status
 from tests.support.processes import wait_until, worker_pool
-from tests.training.conftest import learnable_chats
 
 FAST = {"max_steps": 8, "batch_size": 4, "gradient_accumulation_steps": 1, "max_seq_length": 64,
         "logging_steps": 1, "eval_steps": 100, "save_steps": 4, "lora_r": 4, "lora_alpha": 8, "learning_rate": 0.01}
@@ -25,22 +24,6 @@ def settings(s3_settings):
                                          "rate_limits_enabled": False})
 
 
-@pytest.fixture
-def headers(user, make_token):
-    """The API headers of the user."""
-    return {"Authorization": f"Bearer {make_token(user)}"}
-
-
-@pytest.fixture
-def dataset_id(client, headers):
-    """A ready chat dataset of the user."""
-    data = "".join(__import__("json").dumps(chat) + "\n" for chat in learnable_chats(64)).encode()
-    response = client.post("/api/v1/datasets", headers=headers, content_type="multipart/form-data",
-                           data={"file": (io.BytesIO(data), "chats.jsonl")})
-    assert response.get_json()["status"] == "ready", response.get_json()
-    return response.get_json()["id"]
-
-
 def create_job(client, headers, dataset_id, **hyperparameters):
     """POST a local job on the tiny model; returns its JSON."""
     body = {"dataset_id": dataset_id, "base_model": "tiny-random-llama", "backend": "local", "method": "lora",
@@ -48,24 +31,6 @@ def create_job(client, headers, dataset_id, **hyperparameters):
     response = client.post("/api/v1/jobs", headers=headers, json=body)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
-
-
-def job_state(client, headers, job_id) -> dict:
-    """The job as the API shows it."""
-    return client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
-
-
-def wait_for_status(client, headers, job_id, wanted: set[str], timeout: float = 180) -> dict:
-    """Poll the API until the job reaches one of the wanted statuses."""
-    return wait_until(lambda: (state := job_state(client, headers, job_id))["status"] in wanted and state,
-                      timeout, f"job {job_id} to be {wanted}")
-
-
-def status_events(app, job_id) -> list[str]:
-    """The statuses the job moved to, in order."""
-    with app.app_context(), database.connection_context():
-        rows = JobEvent.select().where((JobEvent.job == job_id) & (JobEvent.kind == "status")).order_by(JobEvent.id)
-        return [row.data["to"] for row in rows]
 
 
 def test_local_job_trains_to_success_with_loss_events_and_an_adapter(app, client, headers, dataset_id, settings,
@@ -192,3 +157,23 @@ def test_job_creation_checks_every_field(client, headers, dataset_id, app, user)
         "hyperparameters.batch_size", "hyperparameters.bogus"}
     with app.app_context(), database.connection_context():
         assert Job.select().count() == 0
+
+
+def test_warm_shutdown_checkpoints_hands_the_job_back_and_it_resumes(app, client, headers, dataset_id, settings,
+                                                                    tmp_path):
+    job = create_job(client, headers, dataset_id, max_steps=400, save_steps=1000)
+    with worker_pool(settings, tmp_path / "worker-1.log", pool_size=2) as pool:
+        wait_until(lambda: job_state(client, headers, job["id"])["progress"]["step"] >= 3, 120, "training to run")
+        pool.send_signal(signal.SIGTERM)  # what `docker stop` does: only the pool's main process is told
+        pool.wait(timeout=30)
+    assert pool.returncode == 0, (tmp_path / "worker-1.log").read_text()[-3000:]
+    state = job_state(client, headers, job["id"])
+    assert state["status"] == "running" and state["stage"] == "run"
+    with worker_pool(settings, tmp_path / "worker-2.log", pool_size=2):
+        final = wait_for_status(client, headers, job["id"], {"succeeded", "failed"})
+    assert final["status"] == "succeeded"
+    with app.app_context(), database.connection_context():
+        events = list(JobEvent.select().where(JobEvent.job == job["id"]).order_by(JobEvent.id))
+    starts = [e.data for e in events if (e.data or {}).get("type") == "start"]
+    assert starts[1].get("resumed_from_step", 0) >= 3, "\n".join(e.message for e in events if e.kind != "metric")
+    assert any("handed back" in e.message for e in events)

@@ -99,10 +99,11 @@ def _in_group(pid: int, pgid: int) -> bool:
 
 
 @contextmanager
-def worker_pool(settings, log_path: Path, pool_size: int = 1) -> Iterator[subprocess.Popen]:
+def worker_pool(settings, log_path: Path, pool_size: int = 1, extra_env: dict | None = None
+                ) -> Iterator[subprocess.Popen]:
     """`python -m workers` on the settings' Redis and database, until the context ends."""
     args = [sys.executable, "-m", "workers", "--pool-size", str(pool_size)]
-    with running(args, settings_env(settings), log_path) as process:
+    with running(args, {**settings_env(settings), **(extra_env or {})}, log_path) as process:
         yield process
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 
 import peft
@@ -118,6 +119,22 @@ def test_interrupted_run_resumes_from_its_checkpoint_to_the_same_end(reference_r
     assert done["step"] == reference_run.events[-1]["step"] == 60
     assert done["loss"] == pytest.approx(reference_run.events[-1]["loss"], rel=0.1, abs=0.02)
     assert done["eval_loss"] == pytest.approx(reference_run.events[-1]["eval_loss"], rel=0.1, abs=0.02)
+
+
+def test_sigterm_checkpoints_the_current_step_and_exits_to_be_resumed(tmp_path):
+    config, data, output = make_job(tmp_path, reference_config(max_steps=10_000, save_steps=10_000))
+    with subprocess.Popen(command(config, data, output), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as stopped:
+        for line in stopped.stdout:
+            event = train.parse_progress_line(line) or {}
+            if event.get("type") == "progress" and event["step"] >= 5:
+                stopped.send_signal(signal.SIGTERM)
+                break
+        rest = [train.parse_progress_line(line) for line in stopped.stdout]
+    assert stopped.returncode == train.EXIT_INTERRUPTED, stopped.stderr.read()
+    checkpoint = next(event for event in rest if event and event["type"] == "checkpoint")
+    assert checkpoint["step"] >= 5 and (output / checkpoint["path"]).is_dir()
+    assert not any(event and event["type"] in ("done", "error") for event in rest)
 
 
 @shared_run
