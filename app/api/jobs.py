@@ -1,13 +1,14 @@
 """Job routes of the API: create, list, read, cancel, events, artifacts."""
 from __future__ import annotations
 
-from flask import Response, jsonify, request, stream_with_context, url_for
+from flask import Response, current_app, jsonify, request, stream_with_context, url_for
 
 from app.api import bp, schemas
 from app.api.auth import current_api_user
 from app.errors import NotFound, ValidationFailed
 from app.extensions import get_store
-from app.jobs import submission
+from app.jobs import capacity, submission
+from app.jobs.context import JobContext
 from app.jobs.service import list_jobs as list_user_jobs
 from app.models import Artifact, Job, JobEvent
 from app.pagination import int_arg, page_args
@@ -36,6 +37,12 @@ def list_jobs():
     page, per_page = page_args(request.args)
     result = list_user_jobs(current_api_user(), request.args.get("status") or None, page, per_page)
     return jsonify(data=[schemas.job_dict(j) for j in result.items], meta=result.meta())
+
+
+@bp.get("/backends")
+def list_backends():
+    """The training backends: enabled, configured, jobs running, and Kaggle's GPU quota this week."""
+    return jsonify(data=capacity.backend_summaries(JobContext.from_app(current_app)))
 
 
 @bp.get("/jobs/<int:job_id>")

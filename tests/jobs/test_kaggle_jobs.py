@@ -128,3 +128,20 @@ def test_cancel_while_preparing_stops_before_any_kernel_is_pushed(
         final = wait_for_status(client, headers, job["id"], {"cancelled", "failed", "succeeded"}, timeout=120)
     assert final["status"] == "cancelled"
     assert kaggle_emulator.kernels() == []
+
+
+def test_backends_report_the_kaggle_quota_once_per_cache_period(client, headers, kaggle_client_env, settings):
+    kaggle_client_env.set_quota(used_hours=3.5, limit_hours=30)
+    answers = [client.get("/api/v1/backends", headers=headers).get_json()["data"] for _ in range(3)]
+    kaggle = next(backend for backend in answers[0] if backend["name"] == "kaggle")
+    assert kaggle["configured"] and kaggle["max_concurrent"] == 2 and kaggle["running"] == 0
+    assert kaggle["quota"]["used_hours"] == 3.5 and kaggle["quota"]["limit_hours"] == 30
+    assert answers[0] == answers[2]
+    assert kaggle_client_env.calls("GetAcceleratorQuotaStatistics") == 1
+
+
+def test_an_unreachable_kaggle_makes_the_quota_unknown_not_an_error(client, headers, kaggle_client_env):
+    kaggle_client_env.fail("GetAcceleratorQuotaStatistics", status=503, times=10)
+    response = client.get("/api/v1/backends", headers=headers)
+    kaggle = next(backend for backend in response.get_json()["data"] if backend["name"] == "kaggle")
+    assert response.status_code == 200 and kaggle["quota"]["unknown"] is True
