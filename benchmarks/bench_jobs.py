@@ -13,7 +13,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +58,7 @@ def studio_start_latencies(app, client, headers: dict, dataset_id: int) -> list[
         posted = utcnow()
         job_id = client.post("/api/v1/jobs", headers=headers, json=body).get_json()["id"]
         with app.app_context():
-            wait_until(lambda: stage_of(job_id) == "run", 30, "the job to reach the training queue")
+            wait_until(lambda job=job_id: stage_of(job) == "run", 30, "the job to reach the training queue")
             started = first_status_event(job_id, "preparing")
         latencies.append((started - posted).total_seconds())
     return latencies
