@@ -42,13 +42,11 @@ def main() -> None:
 
 
 def reconcile_at_start(settings: Settings) -> None:
-    """Recover lost work before serving, and start the reconciler's schedule; never fatal."""
+    """Recover lost work before serving; never fatal."""
     app = create_app(settings)
     try:
         with app.app_context(), database.connection_context():
-            ctx = JobContext.from_app(app)
-            reconciler.reconcile(ctx)
-            reconciler.schedule_next_pass(ctx)
+            reconciler.reconcile(JobContext.from_app(app))
     except Exception:  # the database or Redis may still be starting; the next pass or restart retries
         logging.getLogger(__name__).exception("reconciling at start failed")
 

@@ -9,7 +9,7 @@ from rq import get_current_job
 
 from app.datasets import service as datasets
 from app.extensions import get_settings, get_store
-from app.jobs import orchestrator, reconciler
+from app.jobs import orchestrator
 from app.jobs.context import JobContext
 from app.models import Dataset, User
 from app.storage import StorageError
@@ -40,12 +40,3 @@ def run_job_step(job_id: int, stage: str) -> str:
     """One orchestration step of a fine-tuning job (see app/jobs/orchestrator.py)."""
     rq_job = get_current_job()
     return orchestrator.run_step(JobContext.from_app(current_app), job_id, stage, rq_job.id if rq_job else None)
-
-
-def reconcile() -> dict:
-    """Recover work lost by Redis or a dead worker, then schedule the next pass."""
-    ctx = JobContext.from_app(current_app)
-    try:
-        return reconciler.reconcile(ctx)
-    finally:
-        reconciler.schedule_next_pass(ctx)

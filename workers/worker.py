@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import peewee
 from redis.exceptions import RedisError
 from rq import Worker
 
@@ -31,7 +32,7 @@ class StudioWorker(Worker):
         super().__init__(*args, **kwargs)
         # Built after the pool forked this process, so no client crosses a fork; create_app connects nothing.
         self.app = create_app()
-        # RQ's maintenance (every 10 minutes by default) also keeps the reconciler's chain of passes alive.
+        # RQ's maintenance (every 10 minutes by default) also runs the reconciler, at its own interval.
         self.maintenance_interval = self.app.extensions["settings"].reconcile_interval
 
     @property
@@ -48,12 +49,13 @@ class StudioWorker(Worker):
         return succeeded
 
     def run_maintenance_tasks(self):
-        """RQ's maintenance, then make sure a reconciler pass is pending (Redis may have been flushed)."""
+        """RQ's maintenance, then the reconciler's pass if no other worker took this one."""
         super().run_maintenance_tasks()
         try:
-            reconciler.ensure_scheduled(JobContext.from_app(self.app))
-        except RedisError:
-            self.log.warning("could not check the reconciler's schedule; Redis is unavailable")
+            with self.app.app_context(), database.connection_context():
+                reconciler.reconcile_if_due(JobContext.from_app(self.app))
+        except (RedisError, peewee.DatabaseError, peewee.InterfaceError):
+            self.log.exception("the reconciler's pass failed; the next maintenance retries")
 
     def setup_work_horse_signals(self):
         """RQ's horse signals, plus: ignore the hand-back signal unless the running step listens for it."""

@@ -2,15 +2,19 @@
 
 The database is the source of truth. Work vanishes when Redis is flushed or restarted, or when a
 worker dies mid-step; the job row still says which stage it is in, so that stage runs again (every
-step is idempotent). Runs at worker start and then every RECONCILE_INTERVAL seconds.
+step is idempotent). Runs when the worker pool starts, then from RQ's worker maintenance every
+RECONCILE_INTERVAL seconds (one pass for all workers), so it needs neither RQ's scheduler nor anything
+kept in Redis.
 """
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
+from rq.registry import ScheduledJobRegistry
 from rq.worker import Worker
 
 from app.jobs import states
@@ -23,10 +27,12 @@ from app.queue import DEFAULT_QUEUE
 log = logging.getLogger(__name__)
 
 ALIVE = ("queued", "started", "scheduled", "deferred")
-RECONCILE_JOB_ID = "studio-reconcile"
+RECONCILE_LOCK_KEY = "studio:reconciler-pass"
 # A started step whose worker stopped heartbeating this long ago died with its worker (RQ workers
 # heartbeat at least every 30 s while they work).
 DEAD_AFTER = timedelta(seconds=90)
+# RQ's scheduler moves due jobs every second; one this late has no scheduler left to move it.
+OVERDUE_AFTER = timedelta(seconds=20)
 
 
 def rq_job_alive(ctx: JobContext, rq_id: str | None) -> bool:
@@ -38,6 +44,8 @@ def rq_job_alive(ctx: JobContext, rq_id: str | None) -> bool:
     except NoSuchJobError:
         return False
     status = rq_job.get_status(refresh=False)
+    if status == "scheduled":
+        return not _overdue(ctx, rq_job)
     if status != "started":
         return status in ALIVE
     worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + (rq_job.worker_name or "?"),
@@ -47,6 +55,18 @@ def rq_job_alive(ctx: JobContext, rq_id: str | None) -> bool:
     # A killed worker stays registered until its key expires, but its heartbeat stops at once.
     heartbeat = worker.last_heartbeat
     return heartbeat is None or heartbeat.replace(tzinfo=None) > utcnow() - DEAD_AFTER
+
+
+def _overdue(ctx: JobContext, rq_job: RQJob) -> bool:
+    """Whether a scheduled job is long past its time: no live scheduler is going to enqueue it.
+
+    A killed worker's scheduler lock outlives it by about a minute; rather than wait, the step runs again.
+    """
+    try:
+        due = ScheduledJobRegistry(rq_job.origin, connection=ctx.redis).get_scheduled_time(rq_job)
+    except NoSuchJobError:
+        return True
+    return due.replace(tzinfo=None) < utcnow() - OVERDUE_AFTER
 
 
 def job_alive(ctx: JobContext, job: Job) -> bool:
@@ -86,13 +106,9 @@ def reconcile(ctx: JobContext) -> dict:
     return recovered
 
 
-def ensure_scheduled(ctx: JobContext) -> None:
-    """Restart the chain of passes if it was lost (a flushed Redis takes the pending pass with it)."""
-    if not rq_job_alive(ctx, RECONCILE_JOB_ID):
-        schedule_next_pass(ctx)
-
-
-def schedule_next_pass(ctx: JobContext) -> None:
-    """Enqueue the next reconciler pass (one pending pass at most: the id is fixed)."""
-    ctx.queue(DEFAULT_QUEUE).enqueue_in(timedelta(seconds=ctx.settings.reconcile_interval),
-                                        "workers.tasks.reconcile", job_id=RECONCILE_JOB_ID, result_ttl=600)
+def reconcile_if_due(ctx: JobContext) -> dict | None:
+    """One pass per RECONCILE_INTERVAL across all workers: the first to ask takes it, the others skip."""
+    interval = ctx.settings.reconcile_interval
+    if not ctx.redis.set(RECONCILE_LOCK_KEY, os.getpid(), nx=True, ex=max(1, interval - 1)):
+        return None
+    return reconcile(ctx)

@@ -7,7 +7,7 @@ from app.db import database
 from app.jobs.kaggle import Patience
 from app.models import Job, JobEvent
 from tests.jobs.conftest import KAGGLE_KEY, KAGGLE_USER, job_state, status_events, wait_for_status
-from tests.support.processes import wait_until, worker_pool
+from tests.support.processes import kill_tree, wait_until, worker_pool
 
 TEST_ATTEMPTS_BEYOND_CLIENT = Patience().attempts + 1
 TINY = {"max_steps": 4, "batch_size": 2, "gradient_accumulation_steps": 1, "max_seq_length": 64,
@@ -145,3 +145,33 @@ def test_an_unreachable_kaggle_makes_the_quota_unknown_not_an_error(client, head
     response = client.get("/api/v1/backends", headers=headers)
     kaggle = next(backend for backend in response.get_json()["data"] if backend["name"] == "kaggle")
     assert response.status_code == 200 and kaggle["quota"]["unknown"] is True
+
+
+def test_worker_killed_while_a_kernel_runs_is_recovered_with_one_push(
+        app, client, headers, dataset_id, settings, kaggle_emulator, emulator_env, tmp_path):
+    kaggle_emulator.hold_queue()
+    job = create_kaggle_job(client, headers, dataset_id)
+    with worker_pool(settings, tmp_path / "worker-1.log", pool_size=2, extra_env=emulator_env) as pool:
+        wait_until(lambda: job_state(client, headers, job["id"])["stage"] == "poll", 120, "the first poll")
+        kill_tree(pool.pid)
+    kaggle_emulator.release()
+    with worker_pool(settings, tmp_path / "worker-2.log", pool_size=2, extra_env=emulator_env):
+        final = wait_for_status(client, headers, job["id"], {"succeeded", "failed"}, timeout=240)
+    assert final["status"] == "succeeded", (tmp_path / "worker-2.log").read_text()[-3000:]
+    assert status_events(app, job["id"]).count("succeeded") == 1
+    assert kaggle_emulator.pushes(kernel_of(app, job["id"]).split("/")[-1]) == 1
+
+
+def test_a_redis_flush_while_a_kernel_runs_is_recovered_by_the_reconciler(
+        app, client, headers, dataset_id, settings, kaggle_emulator, emulator_env, redis, tmp_path):
+    kaggle_emulator.hold_queue()
+    job = create_kaggle_job(client, headers, dataset_id)
+    with worker_pool(settings, tmp_path / "worker.log", pool_size=2, extra_env=emulator_env):
+        wait_until(lambda: job_state(client, headers, job["id"])["stage"] == "poll", 120, "the first poll")
+        redis.flushdb()  # FLUSHALL for this test process: its Redis database is its own
+        kaggle_emulator.release()
+        final = wait_for_status(client, headers, job["id"], {"succeeded", "failed"}, timeout=240)
+    assert final["status"] == "succeeded", (tmp_path / "worker.log").read_text()[-3000:]
+    with app.app_context(), database.connection_context():
+        messages = [e.message for e in JobEvent.select().where(JobEvent.job == job["id"])]
+    assert any(message.startswith("recovered") for message in messages)

@@ -10,7 +10,7 @@ import pytest
 from app.db import database
 from app.models import Job, JobEvent
 from tests.jobs.conftest import job_state, status_events, wait_for_status
-from tests.support.processes import wait_until, worker_pool
+from tests.support.processes import kill_tree, wait_until, worker_pool
 
 FAST = {"max_steps": 8, "batch_size": 4, "gradient_accumulation_steps": 1, "max_seq_length": 64,
         "logging_steps": 1, "eval_steps": 100, "save_steps": 4, "lora_r": 4, "lora_alpha": 8, "learning_rate": 0.01}
@@ -102,21 +102,12 @@ def training_processes(settings, job_id: int) -> list[int]:
     return found
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below pid."""
-    children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children += [int(child) for child in (task / "children").read_text().split()]
-    return children + [grandchild for child in children for grandchild in descendants(child)]
-
-
 def test_worker_killed_mid_training_is_resumed_and_the_job_finishes_once(app, client, headers, dataset_id, settings,
                                                                        redis, tmp_path):
     job = create_job(client, headers, dataset_id, max_steps=40, save_steps=2)
     with worker_pool(settings, tmp_path / "worker-1.log", pool_size=2) as pool:
         wait_until(lambda: job_state(client, headers, job["id"])["progress"]["step"] >= 4, 120, "a checkpoint")
-        for pid in [pool.pid, *descendants(pool.pid)]:
-            os.kill(pid, signal.SIGKILL)
+        kill_tree(pool.pid)
     wait_until(lambda: not training_processes(settings, job["id"]), 10, "the killed training process to be gone")
     wait_until(lambda: not lease_held(app, job["id"]), 30, "the dead run's lease to lapse")
     with worker_pool(settings, tmp_path / "worker-2.log", pool_size=2):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import NamedTuple
 
@@ -140,3 +140,18 @@ def gunicorn(settings, log_path: Path, workers: int = 2) -> Iterator[Served]:
         wait_until(lambda: answers() or process.poll() is not None, 60, "gunicorn to answer")
         assert process.poll() is None, log_path.read_text()
         yield Served(port, process.pid)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid, whatever session it started (RQ's work horses, training programs)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return children + [grandchild for child in children for grandchild in descendants(child)]
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL pid and everything below it at once: a machine losing power, as far as they can tell."""
+    for victim in [pid, *descendants(pid)]:
+        with suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
