@@ -23,10 +23,20 @@ _settings = Settings()
 # does not hold a whole process; WEB_CONCURRENCY and WEB_THREADS override.
 workers = _settings.web_concurrency or 2 * len(os.sched_getaffinity(0)) + 1
 threads = _settings.web_threads
-# On SIGTERM, requests in flight get 30 s to finish before the workers are killed.
+# Where to listen comes from the command line (--bind) or, without one, gunicorn's own default:
+# 0.0.0.0:$PORT when PORT is set (the image sets 8000; platforms such as Railway set theirs).
+# On SIGTERM the workers stop accepting, and requests in flight get 30 s to finish before they are killed
+# (docker compose waits longer than that: stop_grace_period).
 graceful_timeout = 30
+# A worker silent this long is restarted (its requests fail); nginx's proxy_read_timeout is above it.
 timeout = 60
+# Above nginx's upstream keepalive_timeout (4 s), so gunicorn never closes a connection nginx is reusing.
 keepalive = 5
+# The workers' heartbeat files: in memory where there is /dev/shm, not on a container's overlay disk,
+# whose stalls would get busy workers killed. gunicorn creates them with mkstemp, so a shared folder is safe.
+_shared_memory = Path("/dev/shm")  # noqa: S108
+if _shared_memory.is_dir():
+    worker_tmp_dir = str(_shared_memory)
 # The app alone decides which proxy headers to trust (TRUSTED_PROXIES); gunicorn would otherwise honour
 # X-Forwarded-Proto from any local process.
 forwarded_allow_ips = ""

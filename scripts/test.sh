@@ -37,5 +37,11 @@ fi
 # The proxy tests put a real nginx in front of gunicorn; the metrics tests check the exposition with promtool.
 ensure_command nginx nginx "nginx (Debian: apt-get install nginx)"
 ensure_command promtool prometheus "promtool (Debian: apt-get install prometheus)"
+# The deployment tests lint the shell scripts; nginx/studio-site.sh renders with envsubst, as in the nginx image.
+ensure_command shellcheck shellcheck "shellcheck (Debian: apt-get install shellcheck)"
+ensure_command envsubst gettext-base "envsubst (Debian: apt-get install gettext-base)"
+ensure_command openssl openssl "openssl (Debian: apt-get install openssl)"
+# The browser tests (tests/ui) drive Debian's Chromium with Playwright; Playwright never downloads a browser here.
+ensure_command chromium chromium "Chromium (Debian: apt-get install chromium)"
 
 exec .venv/bin/python -m pytest "$@"

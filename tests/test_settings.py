@@ -66,7 +66,7 @@ def test_check_config_command_prints_the_report(tmp_path):
 
 
 # Variables that only docker-compose.prod.yml reads.
-COMPOSE_ONLY_VARIABLES = {"REDIS_PASSWORD"}
+COMPOSE_ONLY_VARIABLES = {"REDIS_PASSWORD", "DOMAIN"}
 
 
 def test_every_setting_is_documented_in_env_example():

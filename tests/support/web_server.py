@@ -32,7 +32,7 @@ http {{
         listen 127.0.0.1:{port};
         client_max_body_size 64m;
         location / {{
-            # The same forwarding headers as nginx/nginx.conf.
+            # The same forwarding headers as nginx/templates.
             proxy_pass http://127.0.0.1:{upstream};
             proxy_set_header Host $host;
             proxy_set_header X-Real-IP $remote_addr;

@@ -1,0 +1,1 @@
+"""Production deployment: compose file, Dockerfiles, nginx, graceful shutdown, backups and the smoke test."""
