@@ -68,8 +68,9 @@ def register_blueprints(app: Flask) -> None:
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
     from app.datasets import bp as datasets_bp
+    from app.jobs import bp as jobs_bp
     from app.ops import bp as ops_bp
     from app.web import bp as web_bp
 
-    for blueprint in (web_bp, auth_bp, datasets_bp, api_bp, ops_bp):
+    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, api_bp, ops_bp):
         app.register_blueprint(blueprint)

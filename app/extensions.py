@@ -5,6 +5,7 @@ from flask import Flask, current_app
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
+from app import static_files
 from app.htmx import add_vary_header
 from app.storage import ObjectStore, make_store
 
@@ -13,7 +14,7 @@ login_manager = LoginManager()
 
 
 def init_app(app: Flask) -> None:
-    """Bind CSRF protection, the session login, the object store and the htmx Vary header to app."""
+    """Bind CSRF protection, the session login, the object store, the htmx Vary header and static fingerprints."""
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -21,6 +22,7 @@ def init_app(app: Flask) -> None:
     login_manager.user_loader(_load_user)
     app.extensions["store"] = make_store(app.extensions["settings"])
     app.after_request(add_vary_header)
+    static_files.init_app(app)
 
 
 def _load_user(user_id: str):

@@ -142,9 +142,11 @@ def request_cancel(job: Job) -> Job:
     return job
 
 
-def list_jobs(owner: User, status: str | None, page: int, per_page: int) -> Page:
-    """The owner's jobs, newest first, optionally of one status."""
+def list_jobs(owner: User, status: str | None, page: int, per_page: int, *, name_contains: str = "") -> Page:
+    """The owner's jobs, newest first, optionally of one status and with a name containing a text."""
     query = Job.select().where(Job.owner == owner.id)
+    if name_contains:
+        query = query.where(Job.name.contains(name_contains))
     if status:
         if status not in states.ALL:
             raise ValidationFailed(f"status must be one of {', '.join(states.ALL)}.", details={"field": "status"})

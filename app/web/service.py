@@ -1,9 +1,10 @@
-"""What the dashboard shows, gathered in a fixed, small number of queries."""
+"""What the dashboard shows, gathered in a fixed, small number of queries, and the services at a glance."""
 from __future__ import annotations
 
 import peewee
 
 from app.models import Dataset, Job, User
+from app.ops import health
 
 RECENT = 5
 
@@ -25,3 +26,16 @@ def dashboard_summary(owner: User) -> dict:
         "recent_datasets": list(Dataset.select().where(Dataset.owner == owner.id)
                                 .order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(RECENT)),
     }
+
+
+def service_health(db, store, redis, queue_names: list[str]) -> dict:
+    """The health document of /api/v1/health for the services a user depends on, on the request's connection."""
+    checks = {
+        # The request already holds a connection: a connection_context() here would close it on exit.
+        "database": lambda: db.execute_sql("SELECT 1").fetchone() and None,
+        "storage": store.check,
+        "redis": health.redis_check(redis, queue_names),
+        "workers": health.workers_check(redis),
+    }
+    document, _status = health.report(checks)
+    return document

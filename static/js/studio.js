@@ -1,4 +1,4 @@
-// Finetune Studio's only script of its own: make failed htmx requests visible.
+// Finetune Studio's only script of its own: make failed htmx requests visible, show upload progress.
 // htmx does not swap 4xx/5xx responses, so without this a refused request (an expired CSRF token,
 // a rate limit) would fail silently.
 // Error answers to htmx requests are a short message fragment rendered by the server.
@@ -26,4 +26,16 @@ document.addEventListener("htmx:xhr:progress", function (event) {
   if (!bar || !event.detail.lengthComputable) { return; }
   bar.hidden = false;
   bar.value = Math.round((event.detail.loaded / event.detail.total) * 100);
+});
+
+// A request that never reached the server (network down, server restarting): say so once; polling retries by itself.
+document.addEventListener("htmx:sendError", function () {
+  var flash = document.getElementById("flash");
+  if (!flash || flash.querySelector("[data-offline]")) { return; }
+  var message = document.createElement("p");
+  message.className = "flash flash-error";
+  message.setAttribute("role", "alert");
+  message.setAttribute("data-offline", "");
+  message.textContent = "The Studio cannot be reached right now; retrying.";
+  flash.replaceChildren(message);
 });

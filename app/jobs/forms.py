@@ -1,0 +1,157 @@
+"""The new-job form: its hyperparameter fields, their starting values, and a JobRequest from what was posted."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from app.errors import ValidationFailed
+from app.jobs.service import PRESETS, JobRequest
+from workers.train import Hyperparameters
+
+DEFAULT_PRESET = "balanced"
+DEFAULT_MODEL = "qwen2.5-0.5b-instruct"
+LR_SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+PRESET_LABELS = {"quick": "Quick test", "balanced": "Balanced", "thorough": "Thorough"}
+PRESET_HELP = {"quick": "1 epoch, short sequences: check the data and the pipeline in minutes.",
+               "balanced": "3 epochs of LoRA r=16: a sound first real run.",
+               "thorough": "5 epochs, a lower learning rate, r=32 and long sequences: the best quality, slowest."}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One hyperparameter input of the form."""
+
+    name: str
+    label: str
+    kind: str  # int, float, choice or bool
+    help: str = ""
+    advanced: bool = False
+    minimum: float | None = None
+    step: str = "1"
+    optional: bool = False
+    choices: tuple[str, ...] = ()
+
+    @property
+    def input_id(self) -> str:
+        """The id of its input element (and the stem of its error's id)."""
+        return f"hp-{self.name.replace('_', '-')}"
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("epochs", "Epochs", "int", "Passes over the training examples.", minimum=1),
+    Field("learning_rate", "Learning rate", "float", "Peak learning rate of AdamW.", minimum=0, step="any"),
+    Field("batch_size", "Batch size", "int", "Sequences per micro-batch; the biggest lever on memory.", minimum=1),
+    Field("gradient_accumulation_steps", "Gradient accumulation", "int",
+          "Micro-batches per optimizer step (effective batch = batch size × this).", minimum=1),
+    Field("max_seq_length", "Max sequence length", "int", "Longer examples are cut; memory grows with it.",
+          minimum=16),
+    Field("lora_r", "LoRA rank", "int", "Adapter size (LoRA and QLoRA).", minimum=1),
+    Field("lora_alpha", "LoRA alpha", "int", "Adapter scaling; usually twice the rank.", minimum=1),
+    Field("max_steps", "Max steps", "int", "Stop after this many optimizer steps instead of whole epochs.",
+          advanced=True, minimum=1, optional=True),
+    Field("lora_dropout", "LoRA dropout", "float", advanced=True, minimum=0, step="any"),
+    Field("warmup_ratio", "Warm-up ratio", "float", "Share of the steps spent warming the learning rate up.",
+          advanced=True, minimum=0, step="any"),
+    Field("lr_scheduler", "Learning-rate schedule", "choice", advanced=True, choices=LR_SCHEDULERS),
+    Field("weight_decay", "Weight decay", "float", advanced=True, minimum=0, step="any"),
+    Field("eval_steps", "Evaluate every (steps)", "int", advanced=True, minimum=1),
+    Field("save_steps", "Checkpoint every (steps)", "int", advanced=True, minimum=1),
+    Field("logging_steps", "Report progress every (steps)", "int", advanced=True, minimum=1),
+    Field("validation_split", "Validation split", "float",
+          "Share of the training file held out for evaluation when no validation dataset is chosen.",
+          advanced=True, minimum=0, step="any"),
+    Field("seed", "Seed", "int", advanced=True, minimum=0),
+    Field("packing", "Pack several examples into each sequence", "bool", advanced=True),
+    Field("gradient_checkpointing", "Gradient checkpointing (less memory, a little slower)", "bool", advanced=True),
+    Field("train_on_prompt", "Train on the prompts too, not only on the answers", "bool", advanced=True),
+)
+BY_NAME = {field.name: field for field in FIELDS}
+CHOICE_FIELDS = ("name", "dataset_id", "validation_dataset_id", "base_model", "method", "backend", "preset")
+
+
+def initial_values(args: Mapping, backends: list[str]) -> dict:
+    """The form's values on first display: the chosen (or balanced) preset over the training defaults."""
+    preset = args.get("preset") if args.get("preset") in PRESETS else DEFAULT_PRESET
+    values = {"name": "", "dataset_id": args.get("dataset_id", ""), "validation_dataset_id": "",
+              "base_model": args.get("base_model") or DEFAULT_MODEL, "method": args.get("method") or "lora",
+              "backend": args.get("backend") if args.get("backend") in backends else backends[0], "preset": preset}
+    return {**values, **preset_values(preset)}
+
+
+def preset_values(preset: str) -> dict:
+    """Every hyperparameter field's value under a preset, as the form shows it."""
+    defaults = {f.name: getattr(Hyperparameters(), f.name) for f in fields(Hyperparameters)}
+    merged = {**defaults, **PRESETS.get(preset, {})}
+    return {name: _shown(merged.get(name)) for name in BY_NAME}
+
+
+def _shown(value) -> str | bool:
+    """A value as an input shows it (booleans stay booleans, for checkboxes)."""
+    if value is None or isinstance(value, bool):
+        return bool(value) if isinstance(value, bool) else ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def posted_values(form: Mapping) -> dict:
+    """What the user posted, to show the form again as they left it."""
+    values = {name: form.get(name, "") for name in CHOICE_FIELDS}
+    for field in FIELDS:
+        values[field.name] = field.name in form if field.kind == "bool" else form.get(field.name, "")
+    values["ignore_memory_warning"] = form.get("ignore_memory_warning") == "true"
+    return values
+
+
+def job_request(form: Mapping) -> JobRequest:
+    """A JobRequest from the posted form; ValidationFailed names each input that is not a number."""
+    hyperparameters, problems = {}, {}
+    for field in FIELDS:
+        try:
+            value = _parsed(field, form)
+        except ValueError as error:
+            problems[f"hyperparameters.{field.name}"] = str(error)
+            continue
+        if value is not None:
+            hyperparameters[field.name] = value
+    if not form.get("dataset_id"):
+        problems["dataset_id"] = "Choose the dataset to train on."
+    if problems:
+        raise ValidationFailed("The job has invalid fields.", details=problems)
+    return JobRequest(name=form.get("name", ""), dataset_id=form.get("dataset_id") or None,
+                      base_model=form.get("base_model", ""), method=form.get("method", "lora"),
+                      backend=form.get("backend", "local"),
+                      validation_dataset_id=form.get("validation_dataset_id") or None,
+                      preset=form.get("preset") or None, hyperparameters=hyperparameters,
+                      ignore_memory_warning=form.get("ignore_memory_warning") == "true")
+
+
+def _parsed(field: Field, form: Mapping):
+    """The field's value from the form (None when left empty); ValueError says what to enter."""
+    if field.kind == "bool":
+        return field.name in form
+    raw = (form.get(field.name) or "").strip()
+    if not raw:
+        if field.optional:
+            return None
+        raise ValueError("Enter a value.")
+    if field.kind == "choice":
+        return raw
+    try:
+        return int(raw) if field.kind == "int" else float(raw)
+    except ValueError:
+        raise ValueError("Enter a whole number." if field.kind == "int" else "Enter a number.") from None
+
+
+def field_errors(error: ValidationFailed) -> dict:
+    """The problems of a refused job keyed by form input name (hyperparameters.x → x); the rest under 'form'."""
+    details = error.details if isinstance(error.details, dict) else {}
+    errors = {key.removeprefix("hyperparameters."): _beside_field(key, value) for key, value in details.items()}
+    errors.setdefault("form", error.message)
+    return errors
+
+
+def _beside_field(key: str, problem):
+    """A problem as shown under its input, whose label already names it: "hyperparameters.x must be…" → "Must be…"."""
+    if not isinstance(problem, str) or not problem.startswith(f"{key} "):
+        return problem
+    rest = problem.removeprefix(f"{key} ")
+    return rest[:1].upper() + rest[1:]

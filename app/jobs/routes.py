@@ -1,0 +1,154 @@
+"""Job pages: the list, the new-job form with its memory estimate, the detail page with live progress."""
+from __future__ import annotations
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app import catalog
+from app.errors import NotFound, ValidationFailed
+from app.htmx import STOP_POLLING, is_htmx
+from app.jobs import bp, forms, service, states, submission, views
+from app.jobs.context import JobContext
+from app.models import Artifact, Job
+from app.pagination import page_args
+from app.security import expensive, polling
+
+
+def wants_widget(element_id: str) -> bool:
+    """Whether htmx asked for one widget of the page (its id is the request's target), not the whole page."""
+    return is_htmx() and request.headers.get("HX-Target") == element_id
+
+
+@bp.app_template_filter("duration")
+def duration_filter(seconds):
+    """A duration for people (see views.format_duration)."""
+    return views.format_duration(seconds)
+
+
+@bp.app_template_filter("method_label")
+def method_label_filter(method: str) -> str:
+    """LoRA, QLoRA or Full."""
+    return views.METHOD_LABELS.get(method, method)
+
+
+@bp.app_template_filter("parameters")
+def parameters_filter(count: int) -> str:
+    """A parameter count for people: 494 M, 1.2 B."""
+    return views.format_parameters(count)
+
+
+@bp.get("")
+@login_required
+def index():
+    """The user's jobs, filtered by status and searched by name, a page at a time."""
+    page, per_page = page_args(request.args)
+    status, query = request.args.get("status") or None, request.args.get("q", "").strip()
+    result = service.list_jobs(current_user, status, page, per_page, name_contains=query)
+    template = "jobs/_table.html" if wants_widget("job-table") else "jobs/index.html"
+    progress = {job.id: views.progress_of(job) for job in result.items}
+    return render_template(template, page=result, progress=progress, q=query, status=status, statuses=states.ALL)
+
+
+@bp.get("/new")
+@login_required
+def new():
+    """The new-job form; when htmx picks a preset, only the preset's hyperparameters (and the new estimate)."""
+    backends = backend_choices()
+    values = forms.initial_values(request.args, [name for name, _ in backends])
+    if wants_widget("hyperparameters"):
+        return render_template("jobs/_preset_update.html", **form_context(values, {}, backends))
+    return render_form(values, {}, backends)
+
+
+@bp.post("")
+@expensive
+@login_required
+def create():
+    """Queue the job the form describes, or show the form again with each problem by its field."""
+    try:
+        job = submission.submit_job(current_user, forms.job_request(request.form))
+    except ValidationFailed as error:
+        return render_form(forms.posted_values(request.form), forms.field_errors(error), backend_choices(), 422)
+    flash(f"Job “{job.name}” queued.", "success")
+    target = url_for("jobs.detail", job_id=job.id)
+    if is_htmx():
+        return "", 201, {"HX-Location": target}
+    return redirect(target, 303)
+
+
+def render_form(values: dict, errors: dict, backends: list, status: int = 200):
+    """The form as a page, or only the form for htmx."""
+    template = "jobs/_form.html" if wants_widget("job-form") else "jobs/new.html"
+    context = form_context(values, errors, backends)
+    return render_template(template, datasets=views.ready_datasets(current_user), **context), status
+
+
+def form_context(values: dict, errors: dict, backends: list) -> dict:
+    """What the form's templates need besides the datasets."""
+    return dict(values=values, errors=errors, backends=backends, models=catalog.CATALOG, fields=forms.FIELDS,
+                presets=forms.PRESET_LABELS, preset_help=forms.PRESET_HELP, estimate=estimate_of(values))
+
+
+def backend_choices() -> list[tuple[str, list[str]]]:
+    """Each enabled backend with the reasons it cannot take jobs now (none when it can)."""
+    ctx = JobContext.from_app(current_app)
+    return [(name, submission.backend_problems(ctx, name)) for name in ctx.settings.backend_names]
+
+
+def estimate_of(values) -> views.EstimateView:
+    """The memory estimate of the form's values."""
+    return views.estimate_for(values.get("base_model", ""), values.get("method", ""), values.get("max_seq_length"),
+                              values.get("batch_size"), values.get("lora_r"), values.get("backend", ""),
+                              bool(values.get("gradient_checkpointing", True)))
+
+
+@bp.get("/new/estimate")
+@login_required
+def estimate():
+    """The memory estimate widget for the values the form holds now (sent like the form: unchecked boxes absent)."""
+    values = forms.posted_values(request.args)
+    return render_template("jobs/_estimate.html", estimate=estimate_of(values), errors={}, values=values)
+
+
+@bp.get("/<int:job_id>")
+@login_required
+def detail(job_id: int):
+    """One job: its settings, live progress, loss chart, log and artifacts."""
+    job = Job.get_owned(job_id, current_user)
+    return render_template("jobs/detail.html", job=job, **views.job_panel(job))
+
+
+@bp.get("/<int:job_id>/progress")
+@polling
+@login_required
+def progress(job_id: int):
+    """The live widgets, polled while the job is active; 286 stops the polling once it is over."""
+    job = Job.get_owned(job_id, current_user)
+    status = 200 if job.status in states.ACTIVE else STOP_POLLING
+    return render_template("jobs/_live.html", job=job, **views.job_panel(job)), status
+
+
+@bp.post("/<int:job_id>/cancel")
+@login_required
+def cancel(job_id: int):
+    """Ask the job to stop; htmx gets the live widgets back, a plain form the page."""
+    job = submission.cancel_job(Job.get_owned(job_id, current_user))
+    flash("Job cancelled." if job.status == states.CANCELLED else "Cancel requested: the run stops in a moment.",
+          "success")
+    if is_htmx():
+        return render_template("jobs/_live.html", job=job, with_flash=True, **views.job_panel(job))
+    return redirect(url_for("jobs.detail", job_id=job.id), 303)
+
+
+@bp.get("/<int:job_id>/artifacts/<path:name>")
+@login_required
+def download_artifact(job_id: int, name: str):
+    """Stream one of the job's files as a download."""
+    # Imported here: app.api imports the jobs package, so importing the API at module level would be circular.
+    from app.api.jobs import artifact_response
+
+    job = Job.get_owned(job_id, current_user)
+    artifact = Artifact.get_or_none((Artifact.job == job.id) & (Artifact.name == name))
+    if artifact is None:
+        raise NotFound("artifact not found")
+    return artifact_response(artifact)
