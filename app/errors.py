@@ -49,6 +49,20 @@ class Conflict(StudioError):
     code = "conflict"
 
 
+class PayloadTooLarge(StudioError):
+    """The body (an upload) is bigger than its limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(StudioError):
+    """The body is not in a format the endpoint takes."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class ServiceUnavailable(StudioError):
     """A service the request needs is down."""
 

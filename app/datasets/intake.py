@@ -7,7 +7,8 @@ from flask import current_app, request
 from rq import Retry
 
 from app.datasets import service
-from app.datasets.upload import FORM_OVERHEAD_BYTES, PayloadTooLarge, receive
+from app.datasets.upload import FORM_OVERHEAD_BYTES, receive
+from app.errors import PayloadTooLarge
 from app.extensions import get_settings, get_store
 from app.models import Dataset, User
 from app.queue import enqueue

@@ -9,7 +9,7 @@ from typing import BinaryIO
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import NEED_DATA, Data, Epilogue, Field, File, MultipartDecoder
 
-from app.errors import StudioError, ValidationFailed
+from app.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024
@@ -17,20 +17,6 @@ MAX_PARTS = 16
 # Room for the form's other fields and the multipart framing around the file.
 FORM_OVERHEAD_BYTES = 1024 * 1024
 SNIFF_BYTES = 8192
-
-
-class PayloadTooLarge(StudioError):
-    """The upload is bigger than the dataset limit."""
-
-    status = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaType(StudioError):
-    """The request is not multipart/form-data."""
-
-    status = 415
-    code = "unsupported_media_type"
 
 
 def boundary_of(content_type: str | None) -> bytes:
