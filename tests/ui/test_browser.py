@@ -30,6 +30,8 @@ from tests.ui.browser import (
 )
 
 TRAINING_MINUTES = 120_000  # ms: a Playwright timeout long enough for the tiny model on a busy 2-core machine
+# Page answers can take seconds while the other test process trains models on the same two cores.
+expect.set_options(timeout=20_000)
 GOOD = "".join(json.dumps(chat) + "\n" for chat in learnable_chats(64)).encode()
 BAD = b"".join([json.dumps(chat).encode() + b"\n" for chat in learnable_chats(2)] + [b'{"messages": [oops\n']
                + [json.dumps(chat).encode() + b"\n" for chat in learnable_chats(12, seed=1)])
@@ -130,6 +132,8 @@ def test_upload_train_watch_live_and_download_the_adapter(app, desktop, user, co
     page.get_by_label("Training dataset").select_option(str(good))
     page.get_by_role("textbox", name="Name").fill("greeter")
     page.locator("#hp-batch-size").fill("0")
+    page.locator("#hp-batch-size").press("Tab")  # the estimate refreshes on change: let it land before submitting
+    expect(estimate).to_contain_text("must each be at least 1")
     page.get_by_role("button", name="Start training").click()
     expect(page.locator("#hp-batch-size-error")).to_contain_text("Must be a number greater than 0, not 0.")
     expect(page.locator("#hp-batch-size")).to_have_attribute("aria-invalid", "true")
