@@ -87,8 +87,10 @@ def test_pages_and_api_are_proxied_with_each_security_header_sent_once(site):
     assert page.one("Server") == "nginx"
     # The request id the client sent is the one the app echoes and the one nginx logs.
     assert api.one("X-Request-ID") == "smoke-42"
-    logged = [json.loads(line) for line in site.log_lines() if line.startswith("{")]
-    assert any(line["request_id"] == "smoke-42" and line["path"] == "/api/v1/health/live" for line in logged)
+    # nginx writes its access line once the answer has gone out, so the client may read the log first.
+    wait_until(lambda: any(line["request_id"] == "smoke-42" and line["path"] == "/api/v1/health/live"
+                           for line in (json.loads(text) for text in site.log_lines() if text.startswith("{"))),
+               10, "nginx to log the request")
 
 
 def test_bodies_are_limited_per_route(site, token):
