@@ -111,10 +111,16 @@ BY_ID = {entry.id: entry for entry in CATALOG}
 
 def get_entry(model_id: str) -> ModelEntry:
     """The catalog entry of model_id (the catalog id or the hub id); UnknownModel otherwise."""
-    for entry in CATALOG:
-        if model_id in (entry.id, entry.hub_id):
-            return entry
-    raise UnknownModel(model_id)
+    entry = find(model_id)
+    if entry is None:
+        raise UnknownModel(model_id)
+    return entry
+
+
+def find(model_id: str) -> ModelEntry | None:
+    """The catalog entry of model_id (the catalog id or the hub id, surrounding blanks ignored), or None."""
+    model_id = (model_id or "").strip()
+    return next((entry for entry in CATALOG if model_id in (entry.id, entry.hub_id)), None)
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,6 @@ class Unauthorized(StudioError):
     code = "unauthorized"
 
 
-class Forbidden(StudioError):
-    """The credentials do not allow this."""
-
-    status = 403
-    code = "forbidden"
-
-
 class NotFound(StudioError):
     """The object does not exist, or belongs to someone else."""
 

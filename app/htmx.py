@@ -16,3 +16,8 @@ def add_vary_header(response):
     """Partials and full pages share URLs, so caches must key on HX-Request."""
     response.vary.add("HX-Request")
     return response
+
+
+def wants_widget(element_id: str) -> bool:
+    """Whether htmx asked for one widget of the page (its id is the request's target), not the whole page."""
+    return is_htmx() and request.headers.get("HX-Target") == element_id

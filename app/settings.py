@@ -9,6 +9,8 @@ from urllib.parse import quote, urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.jobs import backends
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Only good enough for a laptop: production validation refuses it.
@@ -20,7 +22,6 @@ DEFAULT_PASSWORDS = {"", "changeme", "change-me", "password", "postgres", "studi
 MIN_SECRET_KEY_LENGTH = 32
 MIN_METRICS_TOKEN_LENGTH = 24
 
-TRAINING_BACKENDS = ("local", "kaggle")
 ORIGIN_PATTERN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 
 
@@ -175,9 +176,9 @@ class Settings(BaseSettings):
     @classmethod
     def _check_backends(cls, value: str) -> str:
         """Only backends the Studio has."""
-        unknown = set(_split_list(value)) - set(TRAINING_BACKENDS)
+        unknown = set(_split_list(value)) - set(backends.names())
         if unknown or not _split_list(value):
-            raise ValueError(f"choose among {', '.join(TRAINING_BACKENDS)}; got {value!r}")
+            raise ValueError(f"choose among {', '.join(backends.names())}; got {value!r}")
         return value
 
     def problems(self) -> list[str]:
@@ -195,9 +196,8 @@ class Settings(BaseSettings):
             found.append("MINIO_PASSWORD: the object-storage password is empty or a well-known default")
         if (urlsplit(self.redis_url).password or "") in DEFAULT_PASSWORDS - {""}:
             found.append("REDIS_URL: the Redis password is a well-known default")
-        if "kaggle" in self.backend_names and not self.has_kaggle_credentials:
-            found.append("KAGGLE_KEY: TRAINING_BACKENDS includes kaggle; set KAGGLE_USERNAME and KAGGLE_KEY, "
-                         "or KAGGLE_API_TOKEN")
+        for name in self.backend_names:
+            found += backends.get(name).settings_problems(self)
         return found
 
     def _exposure_problems(self) -> list[str]:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from rq import Queue  # noqa: E402
 
-from app import create_app  # noqa: E402
+from app.factory import create_app  # noqa: E402
 from app.auth import service as accounts  # noqa: E402
 from app.db import database, upgrade  # noqa: E402
 from app.models import Job, JobEvent, utcnow  # noqa: E402

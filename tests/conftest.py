@@ -12,9 +12,9 @@ import psycopg2
 import pytest
 from redis import Redis
 
-from app import create_app
 from app.auth import service as auth_service
 from app.db import database, make_database, upgrade
+from app.factory import create_app
 from app.models import ALL_MODELS
 from app.settings import Settings
 from tests.support.seaweed import seaweed_server

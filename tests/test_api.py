@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from app.api.routes import OPENAPI_PATH
+from app.api.openapi import OPENAPI_PATH
 from app.db import database
 from tests.factories import make_artifact, make_dataset, make_event, make_job
 

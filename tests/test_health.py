@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import create_app
+from app.factory import create_app
 from tests.conftest import make_settings
 from tests.support.processes import free_port, idle_workers, wait_until, worker_pool
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from app import ConfigurationError, create_app
+from app.factory import ConfigurationError, create_app
 from app.settings import PROJECT_ROOT, Settings
 from tests.conftest import make_settings
 from tests.support.processes import settings_env

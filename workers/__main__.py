@@ -6,8 +6,8 @@ import logging
 
 from rq.worker_pool import WorkerPool
 
-from app import create_app
 from app.db import database
+from app.factory import create_app
 from app.jobs import reconciler
 from app.jobs.context import JobContext
 from app.logs import configure_logging

@@ -10,19 +10,19 @@ import peewee
 from redis.exceptions import RedisError
 from rq import Worker
 
-from app import create_app
+from app.counters import record_job_step
 from app.db import database
+from app.factory import create_app
 from app.jobs import reconciler
+from app.jobs.backends.local import HANDBACK_SIGNAL
 from app.jobs.context import JobContext
 from app.logs import job_context
-from app.metrics import record_job_step
 
 # How long a worker blocks waiting for work. A stop signal delivered to one of RQ's helper threads
 # is only acted on when the main thread wakes up, so this bounds how long a shutdown can hang.
 WAKE_UP_SECONDS = 5
-# Told to the work horse when the worker is asked to stop, so a long step (local training) can
-# checkpoint and hand its job back instead of holding the shutdown for hours (app/jobs/local.py).
-HANDBACK_SIGNAL = signal.SIGUSR1
+# HANDBACK_SIGNAL is told to the work horse when the worker is asked to stop, so a long step (local training)
+# can checkpoint and hand its job back instead of holding the shutdown for hours (app/jobs/backends/local.py).
 
 
 class StudioWorker(Worker):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import g, request
 
-from app.api import bp
+from app.api.blueprint import bp
 from app.auth import service
 from app.errors import Unauthorized
 from app.extensions import csrf

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import jsonify, request, url_for
 
-from app.api import bp, schemas
+from app.api import schemas
 from app.api.auth import current_api_user
+from app.api.blueprint import bp
 from app.datasets import service
 from app.datasets.intake import accept_upload
 from app.extensions import get_store

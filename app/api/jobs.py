@@ -1,21 +1,39 @@
-"""Job routes of the API: create, list, read, cancel, events, artifacts."""
+"""Job routes of the API: create, list, read, cancel, events, artifacts, and the backends they run on."""
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, request, stream_with_context, url_for
+from flask import jsonify, request, url_for
 
-from app.api import bp, schemas
+from app.api import schemas
 from app.api.auth import current_api_user
-from app.errors import NotFound, ValidationFailed
-from app.extensions import get_store
-from app.jobs import capacity, submission
-from app.jobs.context import JobContext
-from app.jobs.service import list_jobs as list_user_jobs
-from app.models import Artifact, Job, JobEvent
+from app.api.blueprint import bp
+from app.downloads import artifact_response
+from app.errors import ValidationFailed
+from app.extensions import get_job_context
+from app.jobs import artifacts, capacity, service, submission
+from app.models import Job, JobEvent
 from app.pagination import int_arg, page_args
 from app.security import expensive, polling
-from app.storage import attachment_disposition
 
 MAX_EVENTS = 500
+JOB_FIELDS = ("name", "dataset_id", "validation_dataset_id", "base_model", "method", "backend", "preset",
+              "hyperparameters", "ignore_memory_warning")
+
+
+def job_request_from(payload: dict) -> service.JobRequest:
+    """A JobRequest from a JSON object; unknown or mistyped fields are named."""
+    unknown = sorted(set(payload) - set(JOB_FIELDS))
+    if unknown:
+        raise ValidationFailed("Unknown fields.", details={name: "not a job field" for name in unknown})
+    problems = {name: "must be a string" for name in ("name", "base_model", "method", "backend", "preset")
+                if payload.get(name) is not None and not isinstance(payload[name], str)}
+    if not isinstance(payload.get("ignore_memory_warning", False), bool):
+        problems["ignore_memory_warning"] = "must be true or false"
+    if problems:
+        raise ValidationFailed("The job has invalid fields.", details=problems)
+    values = {name: payload[name] for name in JOB_FIELDS if payload.get(name) is not None}
+    values.setdefault("name", "")
+    values.setdefault("base_model", "")
+    return service.JobRequest(**{"dataset_id": None, **values})
 
 
 @bp.post("/jobs")
@@ -25,7 +43,7 @@ def create_job():
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         raise ValidationFailed("Send the job as a JSON object.", details={"field": "body"})
-    job = submission.submit_job(current_api_user(), submission.request_from(payload))
+    job = submission.submit_job(get_job_context(), current_api_user(), job_request_from(payload))
     response = jsonify(schemas.job_dict(job))
     response.headers["Location"] = url_for("api.get_job", job_id=job.id)
     return response, 201
@@ -35,14 +53,14 @@ def create_job():
 def list_jobs():
     """The user's jobs, newest first, optionally of one status."""
     page, per_page = page_args(request.args)
-    result = list_user_jobs(current_api_user(), request.args.get("status") or None, page, per_page)
+    result = service.list_jobs(current_api_user(), request.args.get("status") or None, page, per_page)
     return jsonify(data=[schemas.job_dict(j) for j in result.items], meta=result.meta())
 
 
 @bp.get("/backends")
 def list_backends():
-    """The training backends: enabled, configured, jobs running, and Kaggle's GPU quota this week."""
-    return jsonify(data=capacity.backend_summaries(JobContext.from_app(current_app)))
+    """The training backends: enabled, configured, jobs running, and their GPU quota this week."""
+    return jsonify(data=capacity.backend_summaries(get_job_context()))
 
 
 @bp.get("/jobs/<int:job_id>")
@@ -55,7 +73,7 @@ def get_job(job_id: int):
 @bp.post("/jobs/<int:job_id>/cancel")
 def cancel_job(job_id: int):
     """Ask the job to stop; 202 with the job (cancelled once its backend confirms)."""
-    job = submission.cancel_job(Job.get_owned(job_id, current_api_user()))
+    job = submission.cancel_job(get_job_context(), Job.get_owned(job_id, current_api_user()))
     return jsonify(schemas.job_dict(job)), 202
 
 
@@ -76,25 +94,10 @@ def list_job_events(job_id: int):
 def list_job_artifacts(job_id: int):
     """The files the job produced."""
     job = Job.get_owned(job_id, current_api_user())
-    artifacts = Artifact.select().where(Artifact.job == job.id).order_by(Artifact.name)
-    return jsonify(data=[schemas.artifact_dict(a, job.id) for a in artifacts])
+    return jsonify(data=[schemas.artifact_dict(a, job.id) for a in artifacts.list_artifacts(job)])
 
 
 @bp.get("/jobs/<int:job_id>/artifacts/<path:name>")
 def download_job_artifact(job_id: int, name: str):
     """Stream one artifact from object storage as a download."""
-    job = Job.get_owned(job_id, current_api_user())
-    artifact = Artifact.get_or_none((Artifact.job == job.id) & (Artifact.name == name))
-    if artifact is None:
-        raise NotFound("artifact not found")
-    return artifact_response(artifact)
-
-
-def artifact_response(artifact: Artifact) -> Response:
-    """The artifact's bytes, streamed, with its size and a download file name."""
-    chunks = get_store().iter_chunks(artifact.object_key)
-    response = Response(stream_with_context(chunks), mimetype="application/octet-stream")
-    response.headers["Content-Length"] = str(artifact.size_bytes)
-    response.headers["Content-Disposition"] = attachment_disposition(artifact.name.rsplit("/", 1)[-1])
-    response.call_on_close(chunks.close)
-    return response
+    return artifact_response(artifacts.get_artifact(Job.get_owned(job_id, current_api_user()), name))

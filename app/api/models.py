@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from app import catalog
-from app.api import bp
+from app.api.blueprint import bp
 from app.pagination import int_arg
 
 DEFAULT_MAX_SEQ_LENGTH, MAX_SEQ_LENGTH = 1024, 131072  # the training program's default; the longest context

@@ -1,6 +1,1 @@
-"""Accounts: login and logout pages, API tokens in the settings page."""
-from flask import Blueprint
-
-bp = Blueprint("auth", __name__)
-
-from app.auth import routes  # noqa: E402,F401  (registers the routes on bp)
+"""Accounts: users, passwords, API tokens and the login throttle (service.py); the pages live in app/web/auth."""

@@ -4,14 +4,13 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, request
-from rq import Retry
 
 from app.datasets import service
 from app.datasets.upload import FORM_OVERHEAD_BYTES, receive
 from app.errors import PayloadTooLarge
-from app.extensions import get_settings, get_store
+from app.extensions import get_queue, get_settings, get_store
+from app.logs import current_request_id
 from app.models import Dataset, User
-from app.queue import enqueue
 from app.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def start_validation(dataset: Dataset, settings) -> Dataset:
             return service.run_validation(dataset, get_store(), settings.dataset_max_record_bytes)
         except StorageError as error:
             log.warning("inline validation of dataset %s failed, queueing it: %s", dataset.id, error)
-    enqueue("workers.tasks.validate_dataset", dataset.id, job_id=f"validate-dataset-{dataset.id}",
-            retry=Retry(max=3, interval=[10, 60, 300]))
+    # The job's log lines then carry the id of the request that started it.
+    service.enqueue_validation(get_queue(), dataset.id, meta={"request_id": current_request_id()})
     current_app.logger.info("dataset %s queued for validation", dataset.id)
     return dataset

@@ -9,17 +9,21 @@ import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from rq import Queue, Retry
+
 from app.datasets import readers
 from app.datasets.upload import FilePart
 from app.datasets.validation import ValidationOptions, to_jsonl_line, validate
 from app.errors import Conflict, ServiceUnavailable, ValidationFailed
+from app.jobs import states
 from app.models import Dataset, Job, User, utcnow
 from app.pagination import Page, paginate
 from app.storage import ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
 
-UNFINISHED_JOB_STATUSES = ("queued", "preparing", "running")
+VALIDATE_TASK = "workers.tasks.validate_dataset"
+VALIDATION_RETRIES = Retry(max=3, interval=[10, 60, 300])
 MAX_NAME_LENGTH = 200
 DEFAULT_MAX_SEQ_LENGTH = 2048
 # Canonical lines are bounded by DATASET_MAX_RECORD_BYTES; this only guards against a corrupt object.
@@ -115,6 +119,17 @@ def create_dataset(owner: User, stored: StoredFile, options: UploadOptions) -> D
     )
 
 
+def validation_rq_id(dataset_id: int) -> str:
+    """The id of the RQ job validating a dataset: one per dataset, so a second enqueue is recognised."""
+    return f"validate-dataset-{dataset_id}"
+
+
+def enqueue_validation(queue: Queue, dataset_id: int, meta: dict | None = None) -> None:
+    """Have a worker validate the dataset, with RQ's retries for storage hiccups."""
+    queue.enqueue(VALIDATE_TASK, dataset_id, job_id=validation_rq_id(dataset_id), retry=VALIDATION_RETRIES,
+                  meta=meta or {})
+
+
 def run_validation(dataset: Dataset, store: ObjectStore, max_record_bytes: int) -> Dataset:
     """Validate the stored file, store its canonical JSONL, and record the outcome; a no-op when done."""
     if dataset.status != "processing":
@@ -183,7 +198,7 @@ def delete_dataset(dataset: Dataset, store: ObjectStore) -> None:
     """Delete the row and its stored files; Conflict while an unfinished job uses it."""
     users = Job.select(Job.id).where(
         ((Job.dataset == dataset.id) | (Job.validation_dataset == dataset.id))
-        & Job.status.in_(UNFINISHED_JOB_STATUSES)
+        & Job.status.in_(states.ACTIVE)
     )
     job_ids = [job.id for job in users]
     if job_ids:

@@ -1,4 +1,4 @@
-"""What each training backend can take now: enabled, configured, jobs running, and Kaggle's GPU quota."""
+"""What each training backend can take now: enabled, configured, jobs running, and its GPU quota."""
 from __future__ import annotations
 
 import json
@@ -7,55 +7,56 @@ import logging
 import peewee
 from redis.exceptions import RedisError
 
-from app.jobs import states
+from app.jobs import backends, states
 from app.jobs.backends import BackendError
 from app.jobs.context import JobContext
-from app.jobs.kaggle import KaggleBackend, Patience
 from app.models import Job
 
 log = logging.getLogger(__name__)
 
-QUOTA_KEY = "studio:kaggle-quota"
+QUOTA_KEY = "studio:quota:{backend}"
 QUOTA_SECONDS = 300
-# An unreachable Kaggle is asked again after a minute, not on every dashboard view.
+# An unreachable backend is asked again after a minute, not on every dashboard view.
 QUOTA_FAILURE_SECONDS = 60
-# A page must not wait on Kaggle for long: one short attempt.
-QUOTA_PATIENCE = Patience(attempts=1, timeout=(3.0, 5.0))
 
 
 def backend_summaries(ctx: JobContext) -> list[dict]:
-    """Each backend the Studio knows, with whether it takes jobs and how busy it is."""
+    """Each backend the Studio knows (the enabled ones first), whether it takes jobs and how busy it is."""
     running = dict(Job.select(Job.backend, peewee.fn.COUNT(Job.id)).where(Job.status == states.RUNNING)
                    .group_by(Job.backend).tuples())
-    summaries = []
-    for name in ("local", "kaggle"):
-        enabled = name in ctx.settings.backend_names
-        problems = [] if name == "local" or not enabled else ctx.remote(name).configuration_problems()
-        summary = {"name": name, "enabled": enabled, "configured": enabled and not problems, "problems": problems,
-                   "running": running.get(name, 0)}
-        if name == "kaggle":
-            summary["max_concurrent"] = ctx.settings.kaggle_max_concurrent
-            summary["quota"] = kaggle_quota(ctx) if summary["configured"] else None
-        summaries.append(summary)
-    return summaries
+    enabled = ctx.settings.backend_names
+    return [_summary(ctx, name, name in enabled, running.get(name, 0))
+            for name in [*enabled, *(name for name in backends.names() if name not in enabled)]]
 
 
-def kaggle_quota(ctx: JobContext) -> dict | None:
-    """The account's GPU quota this week, cached in Redis; {"unknown": true} when Kaggle cannot say."""
+def _summary(ctx: JobContext, name: str, enabled: bool, running: int) -> dict:
+    """One backend's summary."""
+    backend = ctx.backend(name)
+    problems = backend.configuration_problems() if enabled else []
+    summary = {"name": name, "label": backend.label, "enabled": enabled, "configured": enabled and not problems,
+               "problems": problems, "running": running, "max_concurrent": backend.max_concurrent(),
+               "gpu_gb": backend.gpu_gb}
+    if backend.reports_quota:
+        summary["quota"] = quota(ctx, name) if summary["configured"] else None
+    return summary
+
+
+def quota(ctx: JobContext, name: str) -> dict | None:
+    """The backend's GPU quota this week, cached in Redis; {"unknown": true} when it cannot say."""
+    key = QUOTA_KEY.format(backend=name)
     try:
-        cached = ctx.redis.get(QUOTA_KEY)
+        cached = ctx.redis.get(key)
     except RedisError:
         cached = None
     if cached:
         return json.loads(cached)
     try:
-        quota = KaggleBackend(ctx.settings, QUOTA_PATIENCE).quota() or {"unknown": True}
-        seconds = QUOTA_SECONDS
+        found, seconds = ctx.backend(name).quota(quick=True) or {"unknown": True}, QUOTA_SECONDS
     except BackendError as error:
-        log.warning("Kaggle quota unavailable: %s", error.message)
-        quota, seconds = {"unknown": True, "reason": error.message}, QUOTA_FAILURE_SECONDS
+        log.warning("%s quota unavailable: %s", name, error.message)
+        found, seconds = {"unknown": True, "reason": error.message}, QUOTA_FAILURE_SECONDS
     try:
-        ctx.redis.set(QUOTA_KEY, json.dumps(quota), ex=seconds)
+        ctx.redis.set(key, json.dumps(found), ex=seconds)
     except RedisError:
-        log.warning("could not cache the Kaggle quota")
-    return quota
+        log.warning("could not cache the %s quota", name)
+    return found

@@ -7,19 +7,20 @@ from pathlib import Path
 from redis import Redis
 from rq import Queue
 
-from app.jobs.backends import RemoteBackend
+from app.jobs import backends
+from app.jobs.backends import Backend
 from app.settings import Settings
 from app.storage import ObjectStore
 
 
 @dataclass
 class JobContext:
-    """Settings, storage, Redis and the remote backends of one process."""
+    """Settings, storage, Redis and the training backends of one process."""
 
     settings: Settings
     store: ObjectStore
     redis: Redis
-    _remotes: dict = field(default_factory=dict)
+    _backends: dict = field(default_factory=dict)
 
     @classmethod
     def from_app(cls, app) -> JobContext:
@@ -30,13 +31,15 @@ class JobContext:
         """The RQ queue called name."""
         return Queue(name, connection=self.redis)
 
-    def remote(self, name: str) -> RemoteBackend:
-        """The remote backend called name, built on first use."""
-        if name not in self._remotes:
-            from app.jobs.kaggle import KaggleBackend
+    def backend(self, name: str) -> Backend:
+        """The backend called name, built on first use."""
+        if name not in self._backends:
+            self._backends[name] = backends.get(name)(self.settings, self.redis)
+        return self._backends[name]
 
-            self._remotes[name] = KaggleBackend(self.settings)
-        return self._remotes[name]
+    def enabled_backends(self) -> dict[str, Backend]:
+        """The backends users may choose (TRAINING_BACKENDS), by name, in the configured order."""
+        return {name: self.backend(name) for name in self.settings.backend_names}
 
     def runs_dir(self, job_id: int) -> Path:
         """The local folder of one job's inputs and outputs."""

@@ -5,9 +5,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from app import catalog
+from app.jobs.artifacts import sha256_of
 from app.jobs.backends import BackendError, TrainingInputs
 from app.jobs.context import JobContext
-from app.jobs.service import catalog_entry
 from app.models import Dataset, Job
 from app.settings import PROJECT_ROOT
 from workers.train import TINY_MODEL_ID
@@ -16,18 +17,9 @@ TRAINING_PROGRAM = PROJECT_ROOT / "workers" / "train.py"
 TRAIN_FILE, VALIDATION_FILE = "train.jsonl", "validation.jsonl"
 
 
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def training_config(job: Job, with_validation: bool) -> dict:
     """The training program's config for this job (see docs/TRAINING.md); catalog ids become hub ids."""
-    entry = catalog_entry(job.base_model)
+    entry = catalog.find(job.base_model)
     return {"base_model": entry.hub_id if entry else job.base_model, "method": job.method, "train_file": TRAIN_FILE,
             "validation_file": VALIDATION_FILE if with_validation else None,
             "hyperparameters": job.hyperparameters or {}}
@@ -35,7 +27,7 @@ def training_config(job: Job, with_validation: bool) -> dict:
 
 def model_source(model_id: str) -> str:
     """builtin for the built-in tiny model, else hub (the kernel downloads it, so it needs internet)."""
-    entry = catalog_entry(model_id)
+    entry = catalog.find(model_id)
     return "builtin" if model_id == TINY_MODEL_ID or (entry and entry.source == "builtin") else "hub"
 
 

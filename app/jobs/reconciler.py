@@ -17,10 +17,12 @@ from rq.job import Job as RQJob
 from rq.registry import ScheduledJobRegistry
 from rq.worker import Worker
 
+from app.datasets import service as datasets
 from app.jobs import states
 from app.jobs.context import JobContext
 from app.jobs.events import add_event
-from app.jobs.orchestrator import lease_is_live, schedule
+from app.jobs.leases import lease_is_live
+from app.jobs.orchestrator import schedule
 from app.models import Dataset, Job, utcnow
 from app.queue import DEFAULT_QUEUE
 
@@ -71,9 +73,9 @@ def _overdue(ctx: JobContext, rq_job: RQJob) -> bool:
 
 def job_alive(ctx: JobContext, job: Job) -> bool:
     """Whether something is still carrying the job's current stage."""
-    if job.stage == "run" and lease_is_live(job):
+    if job.stage == states.RUN and lease_is_live(job):
         return True
-    if job.stage == "run" and job.lease_until is not None:
+    if job.stage == states.RUN and job.lease_until is not None:
         # The run took its lease and let it lapse: its process died, whatever RQ still believes.
         return rq_job_status(ctx, job.rq_job_id) in ("queued", "scheduled", "deferred")
     return rq_job_alive(ctx, job.rq_job_id)
@@ -97,9 +99,9 @@ def reconcile(ctx: JobContext) -> dict:
         schedule(ctx, job, job.stage)
         recovered["jobs"] += 1
     for dataset in Dataset.select().where(Dataset.status == "processing"):
-        rq_id = f"validate-dataset-{dataset.id}"
+        rq_id = datasets.validation_rq_id(dataset.id)
         if not rq_job_alive(ctx, rq_id) and dataset.updated_at < utcnow() - timedelta(seconds=30):
-            ctx.queue(DEFAULT_QUEUE).enqueue("workers.tasks.validate_dataset", dataset.id, job_id=rq_id)
+            datasets.enqueue_validation(ctx.queue(DEFAULT_QUEUE), dataset.id)
             recovered["datasets"] += 1
     if any(recovered.values()):
         log.warning("reconciler recovered %s", recovered)

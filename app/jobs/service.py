@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app import catalog
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.jobs import states
+from app.jobs.backends import Backend
 from app.jobs.events import add_event, move
 from app.models import Dataset, Job, User, utcnow
 from app.pagination import Page, paginate
@@ -14,7 +15,6 @@ from workers.train import METHODS, ConfigError, Hyperparameters, parse_hyperpara
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 MAX_NAME_LENGTH = 200
-KAGGLE_GPU_GB = 16
 PRESETS = {
     "quick": {"epochs": 1, "learning_rate": 2e-4, "batch_size": 4, "gradient_accumulation_steps": 1,
               "max_seq_length": 512, "lora_r": 8, "lora_alpha": 16, "eval_steps": 25, "save_steps": 50},
@@ -33,25 +33,26 @@ class JobRequest:
     dataset_id: object
     base_model: str
     method: str = "lora"
-    backend: str = "local"
+    backend: str | None = None         # the first enabled backend when not given
     validation_dataset_id: object = None
     preset: str | None = None
     hyperparameters: dict | None = None
     ignore_memory_warning: bool = False
 
 
-def create_job(owner: User, request: JobRequest, backends: list[str], configuration_problems) -> Job:
-    """A queued job after every check; ValidationFailed names each bad field."""
+def create_job(owner: User, request: JobRequest, backends: dict[str, Backend]) -> Job:
+    """A queued job after every check against the enabled backends; ValidationFailed names each bad field."""
+    request = replace(request, backend=request.backend or next(iter(backends)))
     problems: dict = {}
     dataset = _ready_dataset(owner, request.dataset_id, "dataset_id", problems)
     validation = None
     if request.validation_dataset_id not in (None, ""):
         validation = _ready_dataset(owner, request.validation_dataset_id, "validation_dataset_id", problems)
     hyperparameters = check_hyperparameters(request.preset, request.hyperparameters, problems)
-    _check_choices(request, backends, configuration_problems, problems)
+    _check_choices(request, backends, problems)
     if problems:
         raise ValidationFailed("The job has invalid fields.", details=problems)
-    estimate = memory_warning(request, hyperparameters)
+    estimate = memory_warning(request, hyperparameters, backends[request.backend].gpu_gb)
     if estimate and not request.ignore_memory_warning:
         raise ValidationFailed("The model may not fit the GPU; send ignore_memory_warning=true to try anyway.",
                                details={"memory": estimate})
@@ -96,37 +97,29 @@ def check_hyperparameters(preset: str | None, given: dict | None, problems: dict
     return merged
 
 
-def _check_choices(request: JobRequest, backends: list[str], configuration_problems, problems: dict) -> None:
+def _check_choices(request: JobRequest, backends: dict[str, Backend], problems: dict) -> None:
     """The model, the method and the backend."""
     model = (request.base_model or "").strip()
-    if catalog_entry(model) is None and not HUB_ID.match(model):
+    if catalog.find(model) is None and not HUB_ID.match(model):
         problems["base_model"] = "Choose a model from the catalog or give a Hugging Face id like owner/name."
     if request.method not in METHODS:
         problems["method"] = f"Use one of {', '.join(METHODS)}."
     if request.backend not in backends:
         problems["backend"] = f"Use one of the enabled backends: {', '.join(backends)}."
-    elif configuration_problems(request.backend):
-        problems["backend"] = "; ".join(configuration_problems(request.backend))
+    elif backends[request.backend].configuration_problems():
+        problems["backend"] = "; ".join(backends[request.backend].configuration_problems())
 
 
-def memory_warning(request: JobRequest, hyperparameters: dict) -> dict | None:
-    """The memory estimate when a Kaggle job would not fit its 16 GB GPU, else None."""
-    entry = catalog_entry(request.base_model.strip())
-    if request.backend != "kaggle" or entry is None or request.method not in METHODS:
+def memory_warning(request: JobRequest, hyperparameters: dict, gpu_gb: float | None) -> dict | None:
+    """The memory estimate when the job would not fit its backend's GPU (of gpu_gb GB, None: unknown), else None."""
+    entry = catalog.find(request.base_model)
+    if gpu_gb is None or entry is None or request.method not in METHODS:
         return None
     defaults = Hyperparameters()
     estimate = catalog.estimate_memory(
         entry, request.method, hyperparameters.get("max_seq_length", defaults.max_seq_length),
         hyperparameters.get("batch_size", defaults.batch_size))
-    return None if catalog.fits(estimate, KAGGLE_GPU_GB) else {**estimate.breakdown(), "gpu_gb": KAGGLE_GPU_GB}
-
-
-def catalog_entry(model_id: str) -> catalog.ModelEntry | None:
-    """The catalog's entry for a catalog or hub id, or None for other models."""
-    try:
-        return catalog.get_entry(model_id)
-    except catalog.UnknownModel:
-        return None
+    return None if catalog.fits(estimate, gpu_gb) else {**estimate.breakdown(), "gpu_gb": gpu_gb}
 
 
 def request_cancel(job: Job) -> Job:
@@ -137,7 +130,7 @@ def request_cancel(job: Job) -> Job:
         job.cancel_requested_at = utcnow()
         Job.update(cancel_requested_at=job.cancel_requested_at).where(Job.id == job.id).execute()
         add_event(job, "log", "cancel requested")
-    if job.status == states.QUEUED and job.stage == "prepare":
+    if job.status == states.QUEUED and job.stage == states.PREPARE:
         move(job, states.CANCELLED, "cancelled before it started")
     return job
 

@@ -1,4 +1,4 @@
-"""Job states and the moves between them."""
+"""Job states and the moves between them; the orchestration stages a job goes through."""
 from __future__ import annotations
 
 QUEUED, PREPARING, RUNNING = "queued", "preparing", "running"
@@ -14,6 +14,13 @@ ALLOWED = {
     PREPARING: {RUNNING, FAILED, CANCELLED},
     RUNNING: {SUCCEEDED, FAILED, CANCELLED},
 }
+
+# The orchestration step a job runs next (app/jobs/orchestrator.py): prepare → submit → (run | poll…) →
+# collect → finalize, or cancel; done once the job is terminal.
+PREPARE, SUBMIT, RUN, POLL, COLLECT, FINALIZE, CANCEL = (
+    "prepare", "submit", "run", "poll", "collect", "finalize", "cancel")
+DONE = "done"
+STAGES = (PREPARE, SUBMIT, RUN, POLL, COLLECT, FINALIZE, CANCEL)
 
 
 def can_move(current: str, target: str) -> bool:

@@ -1,14 +1,15 @@
 """Operations endpoints: /health checks every service, /health/live only this process, /metrics for Prometheus."""
 from __future__ import annotations
 
-from flask import current_app, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from app import metrics
 from app.db import database, manages_own_connection
-from app.extensions import get_store
-from app.ops import bp, health
-from app.queue import get_redis
+from app.extensions import get_redis, get_store
+from app.ops import health
 from app.security import probe
+
+bp = Blueprint("ops", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/health")

@@ -1,6 +1,1 @@
-"""The web pages of the Studio (Jinja + htmx)."""
-from flask import Blueprint
-
-bp = Blueprint("web", __name__)
-
-from app.web import routes  # noqa: E402,F401  (registers the routes on bp)
+"""The HTML pages (Jinja + htmx): one blueprint package per area, each with its routes, forms and view models."""

@@ -11,8 +11,8 @@ import signal
 import pytest
 from minio import Minio
 
-from app import create_app
 from app.db import database
+from app.factory import create_app
 from app.models import Dataset
 from tests.datasets.conftest import UPLOAD_LIMIT, bucket_keys, upload
 from tests.datasets.files import as_jsonl, examples

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-from app import create_app
 from app.db import database, make_database, upgrade
+from app.factory import create_app
 from app.models import ALL_MODELS
 from app.settings import PROJECT_ROOT
 from tests.conftest import PASSWORD, admin_execute, login, make_settings, truncate_all_tables

@@ -11,7 +11,7 @@ import pytest
 
 from app.db import database
 from app.jobs.backends import TrainingInputs
-from app.jobs.kaggle import KaggleBackend, Patience
+from app.jobs.backends.kaggle.backend import KaggleBackend, Patience
 from app.models import JobEvent
 from app.settings import Settings
 from tests.kaggle_emulator import KaggleEmulator
@@ -59,7 +59,7 @@ def kaggle_backend_for(data_dir: Path, **credentials: str) -> KaggleBackend:
     """A Kaggle backend with these credentials (alice's by default) and the tests' patience."""
     credentials = credentials or {"kaggle_username": KAGGLE_USER, "kaggle_key": KAGGLE_KEY}
     settings = Settings(data_dir=data_dir, training_backends="local,kaggle", **credentials)
-    return KaggleBackend(settings, TEST_PATIENCE)
+    return KaggleBackend(settings, patience=TEST_PATIENCE)
 
 
 @pytest.fixture

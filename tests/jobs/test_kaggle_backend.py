@@ -13,9 +13,10 @@ from kagglesdk import KaggleClient
 from kagglesdk.kernels.types.kernels_api_service import ApiCancelKernelSessionRequest
 from slugify import slugify
 
-from app.jobs import kaggle_kernel
 from app.jobs.backends import BackendError, PollResult
-from app.jobs.kaggle import CANCEL_MESSAGE, KaggleBackend, dataset_slug, kernel_slug, kernel_title
+from app.jobs.backends.kaggle import bootstrap
+from app.jobs.backends.kaggle.backend import CANCEL_MESSAGE, KaggleBackend
+from app.jobs.backends.kaggle.kernels import dataset_slug, kernel_slug, kernel_title
 from tests.jobs.conftest import (
     KAGGLE_KEY,
     KAGGLE_USER,
@@ -239,7 +240,7 @@ def test_poll_streams_the_progress_lines_of_a_real_run_to_complete(finished_run)
 @pytest.mark.xdist_group("kaggle-run")
 def test_the_kernel_leaves_one_archive_and_fetch_outputs_unpacks_it(finished_run):
     kernel = finished_run.emulator.kernel(slug_of(finished_run.ref))
-    assert kernel["outputs"] == [kaggle_kernel.OUTPUT_ARCHIVE]
+    assert kernel["outputs"] == [bootstrap.OUTPUT_ARCHIVE]
     with pytest.MonkeyPatch.context() as patch:
         point_client_at(finished_run.emulator, patch, finished_run.folder / "kaggle-config")
         into = finished_run.folder / "outputs"
@@ -391,6 +392,6 @@ def test_quota_reports_this_weeks_gpu_hours(kaggle_backend, kaggle_client_env):
 
 def test_the_bootstrap_finds_an_input_mounted_deeper(tmp_path):
     (tmp_path / "datasets" / "alice" / "my-data").mkdir(parents=True)
-    assert kaggle_kernel.find_input(tmp_path, "my-data") == tmp_path / "datasets" / "alice" / "my-data"
+    assert bootstrap.find_input(tmp_path, "my-data") == tmp_path / "datasets" / "alice" / "my-data"
     with pytest.raises(FileNotFoundError):
-        kaggle_kernel.find_input(tmp_path, "missing-data")
+        bootstrap.find_input(tmp_path, "missing-data")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from app.db import database
-from app.jobs.kaggle import Patience
+from app.jobs.backends.kaggle.backend import Patience
 from app.models import Job, JobEvent
 from tests.jobs.conftest import KAGGLE_KEY, KAGGLE_USER, job_state, status_events, wait_for_status
 from tests.support.processes import kill_tree, wait_until, worker_pool
@@ -89,7 +89,7 @@ def test_at_most_the_configured_number_of_kaggle_jobs_run_at_once(
     assert most_running_at_once(app) == 2
     assert kaggle_emulator.peak_running <= 2
     with app.app_context(), database.connection_context():
-        waited = JobEvent.select().where(JobEvent.message.contains("Kaggle jobs already run")).count()
+        waited = JobEvent.select().where(JobEvent.message.startswith("waiting for a free slot")).count()
     assert waited >= 1, "some jobs had to wait for a slot"
 
 

@@ -122,7 +122,7 @@ def test_worker_killed_mid_training_is_resumed_and_the_job_finishes_once(app, cl
 
 def lease_held(app, job_id: int) -> bool:
     """Whether the job's local-run lease is still in force."""
-    from app.jobs.orchestrator import lease_is_live
+    from app.jobs.leases import lease_is_live
 
     with app.app_context(), database.connection_context():
         return lease_is_live(Job.get_by_id(job_id))

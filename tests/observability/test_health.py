@@ -6,8 +6,8 @@ import shutil
 import threading
 from contextlib import contextmanager
 
+from app.extensions import get_queue
 from app.ops import health
-from app.queue import get_queue
 from tests.support.processes import free_port, idle_workers, running, stop_group, wait_until, worker_pool
 
 

@@ -5,7 +5,7 @@ import uuid
 
 from flask import Flask
 
-from app.queue import enqueue
+from app.extensions import enqueue
 from tests.conftest import PASSWORD, csrf_token_from
 from tests.observability.conftest import json_lines
 from tests.support.processes import wait_until, worker_pool

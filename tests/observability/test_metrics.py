@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import metrics
+from app import counters
 from app.storage import InvalidKey
 from tests.factories import make_job
 from tests.observability.conftest import json_lines
@@ -50,8 +50,8 @@ def test_the_exposition_passes_promtool_and_covers_every_area(app, client, user,
 
         with database.connection_context():
             make_job(user, status="running", backend="local")
-        metrics.record_job_step(redis, "workers.tasks.probe", 0.3, succeeded=False)
-        with pytest.raises(RuntimeError), metrics.kaggle_call("kernels_push", redis):
+        counters.record_job_step(redis, "workers.tasks.probe", 0.3, succeeded=False)
+        with pytest.raises(RuntimeError), counters.kaggle_call(redis, "kernels_push"):
             raise RuntimeError("quota")
     client.get("/login")
     text = client.get("/api/v1/metrics").get_data(as_text=True)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app import create_app
 from app.db import database
+from app.factory import create_app
 from tests.conftest import make_settings, truncate_all_tables
 
 

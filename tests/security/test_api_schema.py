@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from app.api.routes import OPENAPI_PATH
+from app.api.openapi import OPENAPI_PATH
 from app.db import database
 from tests.factories import make_artifact, make_dataset, make_event, make_job
 

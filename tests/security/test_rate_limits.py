@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from app.api.routes import OPENAPI_PATH
+from app.api.openapi import OPENAPI_PATH
 from app.auth import service
 from app.security import polling
 from tests.conftest import PASSWORD, csrf_token_from, login

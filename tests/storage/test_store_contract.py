@@ -5,7 +5,6 @@ import hashlib
 import io
 import multiprocessing
 import random
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -227,7 +226,7 @@ def test_closing_a_download_midway_leaves_the_store_usable(store):
     assert len(download(store, "long.bin")) == 3 * MIB
 
 
-@pytest.mark.parametrize("operation", ["put", "stat", "delete", "exists", "iter_chunks", "presigned_url"])
+@pytest.mark.parametrize("operation", ["put", "stat", "delete", "exists", "iter_chunks"])
 @pytest.mark.parametrize("key", INVALID_KEYS, ids=repr)
 def test_invalid_keys_are_refused(store, key, operation):
     arguments = (key, io.BytesIO(b"x")) if operation == "put" else (key,)
@@ -251,12 +250,6 @@ def test_validate_key_accepts_ordinary_relative_paths(key):
 
 
 # Local folder only
-
-
-def test_local_presigned_url_is_none_so_the_web_app_streams_the_file(local_store):
-    local_store.put("file.txt", io.BytesIO(b"x"))
-
-    assert local_store.presigned_url("file.txt", filename="file.txt") is None
 
 
 def test_local_put_returns_the_md5_etag(local_store):
@@ -332,20 +325,6 @@ def test_local_check_fails_when_the_root_cannot_be_a_folder(tmp_path):
 
 
 # S3 only
-
-
-def test_s3_presigned_url_downloads_the_bytes_as_a_named_attachment(s3_store):
-    s3_store.put("exports/run-7.jsonl", io.BytesIO(b"line one\nline two\n"))
-
-    url = s3_store.presigned_url("exports/run-7.jsonl", filename="run 7 résumé.jsonl")
-
-    # No proxy handler: the request must go straight to the loopback server.
-    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=10) as response:
-        assert response.read() == b"line one\nline two\n"
-        disposition = response.headers["Content-Disposition"]
-    assert disposition.startswith("attachment")
-    assert 'filename="run 7 r_sum_.jsonl"' in disposition
-    assert "filename*=UTF-8''run%207%20r%C3%A9sum%C3%A9.jsonl" in disposition
 
 
 def test_s3_upload_of_unknown_length_goes_up_in_parts(s3_store):

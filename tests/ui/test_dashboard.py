@@ -52,4 +52,4 @@ def test_health_widget_lists_each_service_at_a_glance(browser):
 
 
 def test_quota_widget_is_404_when_kaggle_is_not_enabled(browser):
-    assert browser.get("/dashboard/quota", headers=htmx("kaggle-quota")).status_code == 404
+    assert browser.get("/dashboard/quota", headers=htmx("gpu-quota")).status_code == 404

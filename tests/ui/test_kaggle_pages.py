@@ -29,16 +29,16 @@ def test_dashboard_loads_the_kaggle_quota_after_the_page_and_caches_it(browser, 
     kaggle.set_quota(used_hours=12.5, limit_hours=30)
     page = browser.get("/").get_data(as_text=True)
     assert 'hx-get="/dashboard/quota" hx-trigger="load"' in page and "12.5 h" not in page
-    first = browser.get("/dashboard/quota", headers=htmx("kaggle-quota")).get_data(as_text=True)
+    first = browser.get("/dashboard/quota", headers=htmx("gpu-quota")).get_data(as_text=True)
     assert "<strong>12.5 h</strong> of 30 h used this week" in first and 'max="30.0"' in first
-    assert browser.get("/dashboard/quota", headers=htmx("kaggle-quota")).get_data(as_text=True) == first
+    assert browser.get("/dashboard/quota", headers=htmx("gpu-quota")).get_data(as_text=True) == first
     assert kaggle.calls("GetAcceleratorQuotaStatistics") == 1
 
 
 def test_quota_is_unknown_when_kaggle_fails_and_the_dashboard_still_answers(browser, kaggle):
     kaggle.fail("GetAcceleratorQuotaStatistics", status=503, times=10)
     assert browser.get("/").status_code == 200
-    response = browser.get("/dashboard/quota", headers=htmx("kaggle-quota"))
+    response = browser.get("/dashboard/quota", headers=htmx("gpu-quota"))
     assert response.status_code == 200 and "<strong>unknown</strong>" in response.get_data(as_text=True)
 
 

@@ -1,7 +1,8 @@
 """The page helpers without a server: durations, parameter counts, the chart's geometry and its ticks."""
 from __future__ import annotations
 
-from app.jobs.views import LossChart, format_duration, format_parameters, nice_ticks
+from app.web.formatting import format_duration, format_parameters
+from app.web.jobs.chart import LossChart, nice_ticks
 
 
 def test_durations_read_like_a_person_would_say_them():

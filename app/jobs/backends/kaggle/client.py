@@ -1,11 +1,13 @@
-"""The official kaggle client made fit for a worker: explicit credentials, timeouts, and its errors as BackendErrors.
+"""The official kaggle client made fit for a worker: explicit credentials, timeouts, every call counted, and its
+errors as BackendErrors.
 
-Importing this module imports `kaggle`, which authenticates at import time and creates its config folder: the
-Kaggle backend imports it only when it first needs the client, after pointing KAGGLE_CONFIG_DIR at the data folder.
+Importing `kaggle` authenticates at import time and creates its config folder, so this module imports it only when
+the first client is built (kaggle_api_class), after the backend has pointed KAGGLE_CONFIG_DIR at the data folder.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -20,9 +22,6 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from app.jobs.backends import BackendError
-
-with contextlib.redirect_stdout(io.StringIO()):  # without credentials the import-time login prints its help
-    from kaggle.api.kaggle_api_extended import KaggleApi
 
 log = logging.getLogger(__name__)
 
@@ -48,34 +47,63 @@ class TimeoutAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-class StudioKaggleApi(KaggleApi):
+@functools.cache
+def kaggle_api_class() -> type:
     """KaggleApi with the Studio's credentials and config folder, and a (connect, read) timeout on every call."""
+    with contextlib.redirect_stdout(io.StringIO()):  # without credentials the import-time login prints its help
+        from kaggle.api.kaggle_api_extended import KaggleApi
 
-    def __init__(self, credentials: dict[str, str], config_dir: Path, timeout: tuple[float, float]):
-        self.credentials = credentials
-        self.timeout = timeout
-        # KaggleApi reads these once, when kaggle is imported; a worker configures each client when it makes it.
-        self.config_dir = str(config_dir)
-        self.config = os.path.join(self.config_dir, self.config_file)
-        self.args = ["--local"] if os.environ.get("KAGGLE_API_ENVIRONMENT") == "LOCALHOST" else []
+    class StudioKaggleApi(KaggleApi):
+        """KaggleApi with the Studio's credentials and config folder, and a (connect, read) timeout on every call."""
 
-    def read_config_environment(self, config_data: dict | None = None) -> dict:
-        """The client's KAGGLE_* variables, overridden by the credentials the Studio was given."""
-        return {**super().read_config_environment(config_data), **self.credentials}
+        def __init__(self, credentials: dict[str, str], config_dir: Path, timeout: tuple[float, float]):
+            self.credentials = credentials
+            self.timeout = timeout
+            # KaggleApi reads these once, when kaggle is imported; a worker configures each client when it makes it.
+            self.config_dir = str(config_dir)
+            self.config = os.path.join(self.config_dir, self.config_file)
+            self.args = ["--local"] if os.environ.get("KAGGLE_API_ENVIRONMENT") == "LOCALHOST" else []
 
-    def build_kaggle_client(self):
-        """The kagglesdk client of one call, its HTTP session given the timeout adapter."""
-        client = super().build_kaggle_client()
-        http = client.http_client()
-        http._init_session()  # kagglesdk creates its requests session lazily and offers no hook for adapters
-        for scheme in ("http://", "https://"):
-            http._session.mount(scheme, TimeoutAdapter(self.timeout))
-        return client
+        def read_config_environment(self, config_data: dict | None = None) -> dict:
+            """The client's KAGGLE_* variables, overridden by the credentials the Studio was given."""
+            return {**super().read_config_environment(config_data), **self.credentials}
+
+        def build_kaggle_client(self):
+            """The kagglesdk client of one call, its HTTP session given the timeout adapter."""
+            client = super().build_kaggle_client()
+            http = client.http_client()
+            http._init_session()  # kagglesdk creates its requests session lazily and offers no hook for adapters
+            for scheme in ("http://", "https://"):
+                http._session.mount(scheme, TimeoutAdapter(self.timeout))
+            return client
+
+    return StudioKaggleApi
 
 
-def authenticated_api(credentials: dict[str, str], config_dir: Path, timeout: tuple[float, float]) -> StudioKaggleApi:
+class CountedApi:
+    """A client whose every method call is counted (studio_kaggle_api_calls_total) by operation and outcome."""
+
+    def __init__(self, api, count_call):
+        """Count api's calls with count_call(operation), a context manager around each."""
+        self.api, self.count_call = api, count_call
+
+    def __getattr__(self, name: str):
+        """The client's attribute; a method comes back wrapped in the count."""
+        attribute = getattr(self.api, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def counted(*args, **kwargs):
+            with self.count_call(name):
+                return attribute(*args, **kwargs)
+
+        return counted
+
+
+def authenticated_api(credentials: dict[str, str], config_dir: Path, timeout: tuple[float, float]):
     """A client that has authenticated, or a permanent BackendError saying which credentials are wrong."""
-    api = StudioKaggleApi(credentials, config_dir, timeout)
+    api = kaggle_api_class()(credentials, config_dir, timeout)
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):

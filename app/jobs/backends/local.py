@@ -1,7 +1,7 @@
-"""Run the training program on this machine as a subprocess, turning its output into job progress.
+"""The local backend: the training program runs on this machine as a subprocess of the worker's run step.
 
 The run holds a lease on the job (renewed while it runs), so no second process ever trains the same
-job. It stops within seconds on a cancel request, and on a worker's warm shutdown (SIGUSR1 from
+job. It stops within seconds on a cancel request, and on a worker's warm shutdown (HANDBACK_SIGNAL from
 StudioWorker) it lets the program checkpoint, then hands the job back to the queue to resume.
 """
 from __future__ import annotations
@@ -15,12 +15,13 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
-from app.jobs import inputs, orchestrator, states
-from app.jobs.context import JobContext
-from app.jobs.events import add_event, move
+from app.jobs import inputs, leases, states
+from app.jobs.backends import CancelOutcome, RunOutcome, register
+from app.jobs.events import move
 from app.jobs.progress import apply_output, last_error_message
-from app.models import Job, utcnow
+from app.models import Job
 
 CHECK_EVERY = 1.0
 BATCH_SECONDS = 0.5
@@ -29,10 +30,59 @@ STOP_GRACE_SECONDS = 20
 HANDBACK_SIGNAL = signal.SIGUSR1
 
 
+@register
+class LocalBackend:
+    """Trains in the worker that runs the job's run step, on this machine's CPU or GPU."""
+
+    name = "local"
+    label = "This server (local worker)"
+    gpu_gb = None
+    trains_in_worker = True
+    reports_quota = False
+
+    def __init__(self, settings, redis=None):
+        self.settings = settings
+
+    @classmethod
+    def settings_problems(cls, settings) -> list[str]:
+        """Nothing to configure."""
+        return []
+
+    def configuration_problems(self) -> list[str]:
+        """Always usable."""
+        return []
+
+    def max_concurrent(self) -> int | None:
+        """As many as there are workers on the training queue."""
+        return None
+
+    def train(self, ctx, job: Job) -> RunOutcome:
+        """Train the job here, from its last checkpoint if it has one."""
+        return LocalRun(ctx, job).execute()
+
+    def outputs(self, ctx, job: Job) -> Path:
+        """The run folder's output, where the program wrote it."""
+        return ctx.runs_dir(job.id) / "output"
+
+    def stops_itself(self, job: Job) -> bool:
+        """A live run checks the cancel request every second and ends the job itself."""
+        return leases.lease_is_live(job)
+
+    def cancel(self, ref: dict) -> CancelOutcome:
+        """Nothing runs (a live run cancels itself): nothing to stop."""
+        return CancelOutcome(confirmed=True)
+
+    def quota(self, quick: bool = False) -> dict | None:
+        """This machine keeps no GPU quota."""
+        return None
+
+
+
+
 class LocalRun:
     """One attempt at training a job locally, from start (or resume) to exit."""
 
-    def __init__(self, ctx: JobContext, job: Job):
+    def __init__(self, ctx, job: Job):
         """Prepare to run job."""
         self.ctx, self.job = ctx, job
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -41,10 +91,10 @@ class LocalRun:
         self.logged = 0
         self.lease = timedelta(seconds=ctx.settings.job_lease_seconds)
 
-    def execute(self) -> str:
+    def execute(self) -> RunOutcome:
         """Train to the end, a failure, a cancel, or a hand-back; returns which."""
-        if not self.acquire_lease():
-            return "another process runs it"
+        if not leases.acquire(self.job.id, self.owner, self.lease):
+            return RunOutcome("busy", "another process runs it")
         previous = signal.signal(HANDBACK_SIGNAL, self.request_handback)
         try:
             prepared = inputs.gather(self.ctx, self.job)
@@ -52,7 +102,7 @@ class LocalRun:
             return self.finish(self.supervise(self.start(prepared)))
         finally:
             signal.signal(HANDBACK_SIGNAL, previous)
-            self.release_lease()
+            leases.release(self.job.id, self.owner)
 
     def request_handback(self, _signum, _frame) -> None:
         """The worker is stopping: checkpoint and give the job back."""
@@ -82,7 +132,7 @@ class LocalRun:
                     _stop(process)
             if now - last_renew >= self.lease.total_seconds() / 4:
                 last_renew = now
-                self.renew_lease()
+                leases.renew(self.job.id, self.owner, self.lease)
         return process.wait(), reason
 
     def record(self, batch: list[str]) -> None:
@@ -97,40 +147,16 @@ class LocalRun:
         cancel_requested = Job.select(Job.cancel_requested_at).where(Job.id == self.job.id).scalar()
         return "cancelled" if cancel_requested else "finished"
 
-    def finish(self, outcome: tuple[int, str]) -> str:
-        """Move the job on according to how the program ended."""
+    def finish(self, outcome: tuple[int, str]) -> RunOutcome:
+        """How the run ended, from the program's exit status and why it was stopped."""
         code, reason = outcome
         if reason == "cancelled":
-            move(self.job, states.CANCELLED, "cancelled; the training process was stopped")
-            return "cancelled"
+            return RunOutcome("cancelled", "cancelled; the training process was stopped")
         if reason == "handback" and code != 0:
-            add_event(self.job, "log", "worker stopping: handed back to the queue to resume from its checkpoint")
-            self.release_lease()  # before the next run can start, or it would find the lease taken
-            orchestrator.schedule(self.ctx, self.job, "run")
-            return "handed back"
+            return RunOutcome("handed back", "worker stopping: handed back to the queue to resume from its checkpoint")
         if code != 0:
-            orchestrator.fail(self.job, last_error_message(self.job) or f"The training program exited with {code}.")
-            return "failed"
-        orchestrator.schedule(self.ctx, self.job, "collect")
-        return "trained"
-
-    def acquire_lease(self) -> bool:
-        """Take the job's lease unless a live process holds it."""
-        now = utcnow()
-        taken = Job.update(lease_owner=self.owner, lease_until=now + self.lease).where(
-            (Job.id == self.job.id) & ((Job.lease_until.is_null()) | (Job.lease_until < now)
-                                       | (Job.lease_owner == self.owner))).execute()
-        return bool(taken)
-
-    def renew_lease(self) -> None:
-        """Extend the lease while the run goes on."""
-        Job.update(lease_until=utcnow() + self.lease).where(
-            (Job.id == self.job.id) & (Job.lease_owner == self.owner)).execute()
-
-    def release_lease(self) -> None:
-        """Give the lease up."""
-        Job.update(lease_owner=None, lease_until=None).where(
-            (Job.id == self.job.id) & (Job.lease_owner == self.owner)).execute()
+            return RunOutcome("failed", last_error_message(self.job) or f"The training program exited with {code}.")
+        return RunOutcome("trained")
 
 
 def _pump(stream, lines: queue.Queue) -> None:

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.auth import bp, service
-from app.auth.forms import ConfirmForm, LoginForm, TokenForm
+from app.auth import service
+from app.extensions import get_redis
 from app.htmx import is_htmx
-from app.queue import get_redis
 from app.security import expensive
+from app.web.auth.forms import ConfirmForm, LoginForm, TokenForm
+
+bp = Blueprint("auth", __name__)
 
 
 @bp.route("/login", methods=["GET", "POST"])

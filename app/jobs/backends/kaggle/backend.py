@@ -5,7 +5,7 @@ Kaggle API cannot do (cancel a running session).
 """
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import importlib.util
 import json
 import logging
@@ -22,16 +22,13 @@ from pathlib import Path
 
 from requests import HTTPError
 
-from app.jobs import kaggle_kernel
-from app.jobs.backends import BackendError, CancelOutcome, PollResult, TrainingInputs
+from app import catalog, counters
+from app.jobs.backends import BackendError, CancelOutcome, PollResult, TrainingInputs, register
+from app.jobs.backends.kaggle import bootstrap, client, kernels
 from app.settings import Settings
-from workers.train import parse_progress_line
 
 log = logging.getLogger(__name__)
 
-KERNEL_FILE = "studio_job.py"
-MACHINE_SHAPE = "NvidiaTeslaT4"  # "GPU T4 x2"; the client warns that the P100 is retired
-DATASET_LICENSE = "unknown"  # the user's own data: the Studio claims no license for it
 CONTENT_HASH = re.compile(r"sha256 ([0-9a-f]{64})")
 STATES = {
     "QUEUED": "queued", "NEW_SCRIPT": "queued", "RUNNING": "running", "COMPLETE": "complete", "ERROR": "error",
@@ -59,46 +56,31 @@ class Patience:
     dataset_check_seconds: float = 2.0
 
 
-def dataset_slug(job_id: int) -> str:
-    """The slug of a job's Kaggle dataset (6–50 characters), the same on every attempt."""
-    return f"finetune-studio-job-{job_id}-data"
+# A page must not wait on Kaggle for long: one short attempt.
+QUICK_PATIENCE = Patience(attempts=1, timeout=(3.0, 5.0))
 
 
-def kernel_title(inputs: TrainingInputs, run: int = 1) -> str:
-    """The kernel's title, derived from the job and everything the run depends on, so a retry finds its push."""
-    program = hashlib.sha256(inputs.training_program.read_bytes()).hexdigest()
-    content = json.dumps([inputs.job_id, run, inputs.dataset_sha256, inputs.config, inputs.model_source, program],
-                         sort_keys=True)
-    return f"Finetune Studio job {inputs.job_id} {hashlib.sha256(content.encode()).hexdigest()[:8]}"
-
-
-def kernel_slug(title: str) -> str:
-    """The slug Kaggle derives from a kernel title: lower-case words joined by dashes."""
-    return "-".join(title.lower().split())
-
-
-def kernel_script(job: dict, program: str) -> str:
-    """The kernel's single file: the bootstrap, the job's values, the training program as a string, the call."""
-    bootstrap = Path(kaggle_kernel.__file__).read_text()
-    return (f"{bootstrap}\n\n# The job, written by Finetune Studio.\nJOB = json.loads({json.dumps(job)!r})\n"
-            f"PROGRAM = {program!r}\n\nif __name__ == \"__main__\":\n    sys.exit(run(JOB, PROGRAM))\n")
-
-
-def error_message(lines: list[str]) -> str | None:
-    """The message of the last `@@studio {"type": "error"}` line among lines."""
-    events = (parse_progress_line(line) for line in reversed(lines))
-    return next((str(event["message"]) for event in events
-                 if event and event["type"] == "error" and event.get("message")), None)
-
-
+@register
 class KaggleBackend:
     """Trains on Kaggle's free GPUs: uploads the data as a private dataset, pushes a private script kernel."""
 
     name = "kaggle"
+    label = "Kaggle (free T4 GPU)"
+    gpu_gb = catalog.T4_GB
+    trains_in_worker = False
+    reports_quota = True
 
-    def __init__(self, settings: Settings, patience: Patience | None = None):
-        self.settings = settings
+    def __init__(self, settings: Settings, redis=None, patience: Patience | None = None):
+        self.settings, self.redis = settings, redis
         self.patience = patience or Patience()
+
+    @classmethod
+    def settings_problems(cls, settings: Settings) -> list[str]:
+        """What production mode refuses: the backend enabled without credentials."""
+        if settings.has_kaggle_credentials:
+            return []
+        return ["KAGGLE_KEY: TRAINING_BACKENDS includes kaggle; set KAGGLE_USERNAME and KAGGLE_KEY, "
+                "or KAGGLE_API_TOKEN"]
 
     def configuration_problems(self) -> list[str]:
         """Missing credentials or a missing client; checked without calling Kaggle."""
@@ -108,6 +90,14 @@ class KaggleBackend:
         if importlib.util.find_spec("kaggle") is None:
             problems.append("The kaggle package is not installed: pip install -r requirements.txt.")
         return problems
+
+    def max_concurrent(self) -> int | None:
+        """KAGGLE_MAX_CONCURRENT sessions at once (Kaggle runs two GPU sessions per account)."""
+        return self.settings.kaggle_max_concurrent
+
+    def stops_itself(self, job) -> bool:
+        """A remote run never sees the cancel request: the cancel step must act."""
+        return False
 
     # -- the client ---------------------------------------------------------------------------------------------
 
@@ -135,16 +125,17 @@ class KaggleBackend:
         os.environ["KAGGLE_CONFIG_DIR"] = str(config_dir)
         if self.settings.kaggle_api_token:  # the client reads an access token from the environment only
             os.environ["KAGGLE_API_TOKEN"] = self.settings.kaggle_api_token
-        from app.jobs import kaggle_client
-
         credentials = {"username": self.settings.kaggle_username, "key": self.settings.kaggle_key}
-        return kaggle_client.authenticated_api({k: v for k, v in credentials.items() if v}, config_dir, timeout)
+        api = client.authenticated_api({k: v for k, v in credentials.items() if v}, config_dir, timeout)
+        return client.CountedApi(api, self._count_call)
+
+    def _count_call(self, operation: str):
+        """The metrics block around one Kaggle API call (nothing to count into without Redis)."""
+        return counters.kaggle_call(self.redis, operation) if self.redis is not None else contextlib.nullcontext()
 
     def _retrying(self, operation):
         """operation() with the backend's retries; client failures come out as BackendErrors."""
-        from app.jobs.kaggle_client import with_retries
-
-        return with_retries(operation, self.patience.attempts, self.patience.backoff_seconds)
+        return client.with_retries(operation, self.patience.attempts, self.patience.backoff_seconds)
 
     # -- prepare: the dataset -----------------------------------------------------------------------------------
 
@@ -152,7 +143,7 @@ class KaggleBackend:
         """Create the job's dataset, or a new version of it when the content changed; wait until Kaggle is ready."""
         if ref.get("dataset_sha256") == inputs.dataset_sha256 and ref.get("dataset_version"):
             return {}
-        dataset = f"{self._retrying(lambda: self.owner)}/{dataset_slug(inputs.job_id)}"
+        dataset = f"{self._retrying(lambda: self.owner)}/{kernels.dataset_slug(inputs.job_id)}"
         self._retrying(lambda: self._ensure_dataset(inputs, dataset))
         version = self._wait_until_ready(dataset)
         return {"dataset": dataset, "dataset_sha256": inputs.dataset_sha256, "dataset_version": version}
@@ -204,12 +195,7 @@ class KaggleBackend:
         for path in sorted(inputs.data_dir.iterdir()):
             if path.is_file() and not path.name.startswith("."):
                 (folder / path.name).symlink_to(path.resolve())
-        metadata = {
-            "id": dataset, "title": f"Finetune Studio job {inputs.job_id} data",
-            "licenses": [{"name": DATASET_LICENSE}], "keywords": [],
-            "description": f"Training data of Finetune Studio job {inputs.job_id}, sha256 {inputs.dataset_sha256}",
-        }
-        (folder / "dataset-metadata.json").write_text(json.dumps(metadata))
+        (folder / "dataset-metadata.json").write_text(json.dumps(kernels.dataset_metadata(inputs, dataset)))
 
     def _wait_until_ready(self, dataset: str) -> int:
         """The dataset's version once Kaggle has processed it; transient while it still works on it."""
@@ -232,8 +218,8 @@ class KaggleBackend:
             return {}
         if not ref.get("dataset"):
             raise BackendError("The job's data is not on Kaggle yet: prepare must run before submit.")
-        title = kernel_title(inputs, ref.get("run", 1))
-        kernel = f"{self._retrying(lambda: self.owner)}/{kernel_slug(title)}"
+        title = kernels.kernel_title(inputs, ref.get("run", 1))
+        kernel = f"{self._retrying(lambda: self.owner)}/{kernels.kernel_slug(title)}"
         model = self._retrying(lambda: self._model_instance_version(inputs.model_source))
         version = self._retrying(lambda: self._push_once(inputs, ref["dataset"], model, kernel, title))
         return {"kernel": kernel, "kernel_version": version, "log_events": 0}
@@ -266,12 +252,10 @@ class KaggleBackend:
 
     def _kernel_exists(self, kernel: str) -> bool:
         """Whether Kaggle has a session of the kernel (the client re-raises a 403 as a 'wrong slug' ValueError)."""
-        from app.jobs.kaggle_client import http_status
-
         try:
             self.api.kernels_status(kernel)
         except Exception as error:
-            if http_status(error) in NOT_FOUND:
+            if client.http_status(error) in NOT_FOUND:
                 return False
             raise
         return True
@@ -281,14 +265,8 @@ class KaggleBackend:
         """The folder the client pushes: the kernel script and kernel-metadata.json."""
         job = {"config": inputs.config, "dataset_slug": dataset.split("/")[1],
                "model_path": model.split("/", 1)[1] if model else None}
-        (folder / KERNEL_FILE).write_text(kernel_script(job, inputs.training_program.read_text()))
-        metadata = {
-            "id": kernel, "title": title, "code_file": KERNEL_FILE, "language": "python", "kernel_type": "script",
-            "is_private": True, "enable_gpu": True, "enable_tpu": False, "machine_shape": MACHINE_SHAPE,
-            "enable_internet": inputs.model_source == "hub", "dataset_sources": [dataset],
-            "model_sources": [model] if model else [], "kernel_sources": [], "competition_sources": [],
-            "keywords": [],
-        }
+        (folder / kernels.KERNEL_FILE).write_text(kernels.kernel_script(job, inputs.training_program.read_text()))
+        metadata = kernels.kernel_metadata(inputs, dataset, model, kernel, title)
         (folder / "kernel-metadata.json").write_text(json.dumps(metadata))
 
     # -- poll, outputs, cancel, quota ---------------------------------------------------------------------------
@@ -316,14 +294,12 @@ class KaggleBackend:
         seen = int(ref.get("log_events", 0))
         events = self._read_log_events(kernel, seen)
         lines = [line.rstrip("\r") for event in events for line in str(event.get("data", "")).splitlines()]
-        found = error_message(lines)
+        found = kernels.error_message(lines)
         return lines, {"log_events": seen + len(events), **({"kernel_error": found} if found else {})}
 
     def _read_log_events(self, kernel: str, seen: int) -> list[dict]:
         """The log events after the first `seen`, read for at most the log budget (the stream replays from the
         start, and a running session's stream stays open: a read timeout after a short silence ends it)."""
-        from app.jobs.kaggle_client import CLIENT_ERRORS
-
         deadline = time.monotonic() + self.patience.log_budget_seconds
         events, stream = [], self.log_api.kernels_logs_stream(kernel)
         try:
@@ -332,11 +308,22 @@ class KaggleBackend:
                     events.append(event)
                 if time.monotonic() > deadline:
                     break
-        except CLIENT_ERRORS as error:
+        except client.CLIENT_ERRORS as error:
             log.info("stopped reading the log of Kaggle kernel %s: %s", kernel, error)
         finally:
             stream.close()
         return events
+
+    def train(self, ctx, job):
+        """Kaggle runs are submitted and polled, never trained in the worker."""
+        raise NotImplementedError("the Kaggle backend does not train in the worker")
+
+    def outputs(self, ctx, job) -> Path:
+        """The finished session's outputs, downloaded afresh into the job's run folder."""
+        folder = ctx.runs_dir(job.id) / "fetched"
+        shutil.rmtree(folder, ignore_errors=True)
+        self.fetch_outputs(job.backend_ref or {}, folder)
+        return folder
 
     def fetch_outputs(self, ref: dict, into: Path) -> list[Path]:
         """Download the kernel's outputs and unpack the bootstrap's archive into `into`, with the log as kaggle.log."""
@@ -346,7 +333,7 @@ class KaggleBackend:
         with tempfile.TemporaryDirectory() as folder:
             downloaded = self._retrying(lambda: self.api.kernels_output(kernel, folder, force=True, quiet=True)[0])
             for path in map(Path, downloaded):
-                if path.name == kaggle_kernel.OUTPUT_ARCHIVE:
+                if path.name == bootstrap.OUTPUT_ARCHIVE:
                     with zipfile.ZipFile(path) as archive:  # extract() keeps every member inside `into`
                         archive.extractall(into)
                     continue
@@ -358,12 +345,13 @@ class KaggleBackend:
     def cancel(self, ref: dict) -> CancelOutcome:
         """Nothing to stop before the push; after it, Kaggle's API cannot stop the session (see CANCEL_MESSAGE)."""
         if not ref.get("kernel"):
-            return CancelOutcome(confirmed=True, message="Nothing was started on Kaggle.")
+            return CancelOutcome(confirmed=True)
         return CancelOutcome(confirmed=False, message=CANCEL_MESSAGE)
 
-    def quota(self) -> dict | None:
-        """This week's GPU quota of the account, or None when Kaggle reports none."""
-        statistics = self._retrying(self.api.quota_view)
+    def quota(self, quick: bool = False) -> dict | None:
+        """This week's GPU quota of the account, or None when Kaggle reports none; quick: one short attempt."""
+        backend = KaggleBackend(self.settings, self.redis, QUICK_PATIENCE) if quick else self
+        statistics = backend._retrying(backend.api.quota_view)
         gpu = statistics.gpu_quota
         if gpu is None or not gpu.total_time_allowed:
             return None

@@ -1,40 +1,36 @@
 """Job pages: the list, the new-job form with its memory estimate, the detail page with live progress."""
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app import catalog
-from app.errors import NotFound, ValidationFailed
-from app.htmx import STOP_POLLING, is_htmx
-from app.jobs import bp, forms, service, states, submission, views
-from app.jobs.context import JobContext
-from app.models import Artifact, Job
+from app.downloads import artifact_response
+from app.errors import ValidationFailed
+from app.extensions import get_job_context
+from app.htmx import STOP_POLLING, is_htmx, wants_widget
+from app.jobs import artifacts, backends, service, states, submission
+from app.models import Job
 from app.pagination import page_args
 from app.security import expensive, polling
+from app.web.jobs import forms, views
 
-
-def wants_widget(element_id: str) -> bool:
-    """Whether htmx asked for one widget of the page (its id is the request's target), not the whole page."""
-    return is_htmx() and request.headers.get("HX-Target") == element_id
-
-
-@bp.app_template_filter("duration")
-def duration_filter(seconds):
-    """A duration for people (see views.format_duration)."""
-    return views.format_duration(seconds)
+bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
 
 @bp.app_template_filter("method_label")
 def method_label_filter(method: str) -> str:
     """LoRA, QLoRA or Full."""
-    return views.METHOD_LABELS.get(method, method)
+    return forms.METHOD_CHOICES[method].label if method in forms.METHOD_CHOICES else method
 
 
-@bp.app_template_filter("parameters")
-def parameters_filter(count: int) -> str:
-    """A parameter count for people: 494 M, 1.2 B."""
-    return views.format_parameters(count)
+@bp.app_template_filter("backend_label")
+def backend_label_filter(name: str) -> str:
+    """How the pages name a backend (its registry label), the name itself for one this Studio no longer has."""
+    try:
+        return backends.get(name).label
+    except KeyError:
+        return name
 
 
 @bp.get("")
@@ -53,8 +49,8 @@ def index():
 @login_required
 def new():
     """The new-job form; when htmx picks a preset, only the preset's hyperparameters (and the new estimate)."""
-    backends = backend_choices()
-    values = forms.initial_values(request.args, [name for name, _ in backends])
+    backends = views.backend_choices(get_job_context())
+    values = forms.initial_values(request.args, [choice.name for choice in backends])
     if wants_widget("hyperparameters"):
         return render_template("jobs/_preset_update.html", **form_context(values, {}, backends))
     return render_form(values, {}, backends)
@@ -66,9 +62,10 @@ def new():
 def create():
     """Queue the job the form describes, or show the form again with each problem by its field."""
     try:
-        job = submission.submit_job(current_user, forms.job_request(request.form))
+        job = submission.submit_job(get_job_context(), current_user, forms.job_request(request.form))
     except ValidationFailed as error:
-        return render_form(forms.posted_values(request.form), forms.field_errors(error), backend_choices(), 422)
+        return render_form(forms.posted_values(request.form), forms.field_errors(error),
+                           views.backend_choices(get_job_context()), 422)
     flash(f"Job “{job.name}” queued.", "success")
     target = url_for("jobs.detail", job_id=job.id)
     if is_htmx():
@@ -86,19 +83,15 @@ def render_form(values: dict, errors: dict, backends: list, status: int = 200):
 def form_context(values: dict, errors: dict, backends: list) -> dict:
     """What the form's templates need besides the datasets."""
     return dict(values=values, errors=errors, backends=backends, models=catalog.CATALOG, fields=forms.FIELDS,
-                presets=forms.PRESET_LABELS, preset_help=forms.PRESET_HELP, estimate=estimate_of(values))
-
-
-def backend_choices() -> list[tuple[str, list[str]]]:
-    """Each enabled backend with the reasons it cannot take jobs now (none when it can)."""
-    ctx = JobContext.from_app(current_app)
-    return [(name, submission.backend_problems(ctx, name)) for name in ctx.settings.backend_names]
+                methods=forms.METHOD_CHOICES.values(), presets=forms.PRESET_CHOICES, estimate=estimate_of(values))
 
 
 def estimate_of(values) -> views.EstimateView:
-    """The memory estimate of the form's values."""
+    """The memory estimate of the form's values, against the chosen backend's GPU."""
+    name = values.get("backend") or ""
+    gpu_gb = backends.get(name).gpu_gb if name in backends.names() else None
     return views.estimate_for(values.get("base_model", ""), values.get("method", ""), values.get("max_seq_length"),
-                              values.get("batch_size"), values.get("lora_r"), values.get("backend", ""),
+                              values.get("batch_size"), values.get("lora_r"), gpu_gb,
                               bool(values.get("gradient_checkpointing", True)))
 
 
@@ -132,7 +125,7 @@ def progress(job_id: int):
 @login_required
 def cancel(job_id: int):
     """Ask the job to stop; htmx gets the live widgets back, a plain form the page."""
-    job = submission.cancel_job(Job.get_owned(job_id, current_user))
+    job = submission.cancel_job(get_job_context(), Job.get_owned(job_id, current_user))
     flash("Job cancelled." if job.status == states.CANCELLED else "Cancel requested: the run stops in a moment.",
           "success")
     if is_htmx():
@@ -144,11 +137,4 @@ def cancel(job_id: int):
 @login_required
 def download_artifact(job_id: int, name: str):
     """Stream one of the job's files as a download."""
-    # Imported here: app.api imports the jobs package, so importing the API at module level would be circular.
-    from app.api.jobs import artifact_response
-
-    job = Job.get_owned(job_id, current_user)
-    artifact = Artifact.get_or_none((Artifact.job == job.id) & (Artifact.name == name))
-    if artifact is None:
-        raise NotFound("artifact not found")
-    return artifact_response(artifact)
+    return artifact_response(artifacts.get_artifact(Job.get_owned(job_id, current_user), name))

@@ -6,15 +6,31 @@ from dataclasses import dataclass, fields
 
 from app.errors import ValidationFailed
 from app.jobs.service import PRESETS, JobRequest
-from workers.train import Hyperparameters
+from workers.train import SCHEDULERS, Hyperparameters
 
 DEFAULT_PRESET = "balanced"
 DEFAULT_MODEL = "qwen2.5-0.5b-instruct"
-LR_SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
-PRESET_LABELS = {"quick": "Quick test", "balanced": "Balanced", "thorough": "Thorough"}
-PRESET_HELP = {"quick": "1 epoch, short sequences: check the data and the pipeline in minutes.",
-               "balanced": "3 epochs of LoRA r=16: a sound first real run.",
-               "thorough": "5 epochs, a lower learning rate, r=32 and long sequences: the best quality, slowest."}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of a radio group: its value, its label, and a line of help."""
+
+    value: str
+    label: str
+    help: str
+
+
+METHOD_CHOICES = {choice.value: choice for choice in (
+    Choice("lora", "LoRA", "a small adapter on 16-bit weights"),
+    Choice("qlora", "QLoRA", "an adapter on 4-bit weights: least memory; needs a CUDA GPU"),
+    Choice("full", "Full", "every weight: small models only"),
+)}
+PRESET_CHOICES = tuple(Choice(value, label, help_) for value, label, help_ in (
+    ("quick", "Quick test", "1 epoch, short sequences: check the data and the pipeline in minutes."),
+    ("balanced", "Balanced", "3 epochs of LoRA r=16: a sound first real run."),
+    ("thorough", "Thorough", "5 epochs, a lower learning rate, r=32 and long sequences: the best quality, slowest."),
+))
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,7 @@ class Field:
     step: str = "1"
     optional: bool = False
     choices: tuple[str, ...] = ()
+    moves_estimate: bool = False  # a change refreshes the memory estimate
 
     @property
     def input_id(self) -> str:
@@ -40,19 +57,20 @@ class Field:
 FIELDS: tuple[Field, ...] = (
     Field("epochs", "Epochs", "int", "Passes over the training examples.", minimum=1),
     Field("learning_rate", "Learning rate", "float", "Peak learning rate of AdamW.", minimum=0, step="any"),
-    Field("batch_size", "Batch size", "int", "Sequences per micro-batch; the biggest lever on memory.", minimum=1),
+    Field("batch_size", "Batch size", "int", "Sequences per micro-batch; the biggest lever on memory.", minimum=1,
+          moves_estimate=True),
     Field("gradient_accumulation_steps", "Gradient accumulation", "int",
           "Micro-batches per optimizer step (effective batch = batch size × this).", minimum=1),
     Field("max_seq_length", "Max sequence length", "int", "Longer examples are cut; memory grows with it.",
-          minimum=16),
-    Field("lora_r", "LoRA rank", "int", "Adapter size (LoRA and QLoRA).", minimum=1),
+          minimum=16, moves_estimate=True),
+    Field("lora_r", "LoRA rank", "int", "Adapter size (LoRA and QLoRA).", minimum=1, moves_estimate=True),
     Field("lora_alpha", "LoRA alpha", "int", "Adapter scaling; usually twice the rank.", minimum=1),
     Field("max_steps", "Max steps", "int", "Stop after this many optimizer steps instead of whole epochs.",
           advanced=True, minimum=1, optional=True),
     Field("lora_dropout", "LoRA dropout", "float", advanced=True, minimum=0, step="any"),
     Field("warmup_ratio", "Warm-up ratio", "float", "Share of the steps spent warming the learning rate up.",
           advanced=True, minimum=0, step="any"),
-    Field("lr_scheduler", "Learning-rate schedule", "choice", advanced=True, choices=LR_SCHEDULERS),
+    Field("lr_scheduler", "Learning-rate schedule", "choice", advanced=True, choices=SCHEDULERS),
     Field("weight_decay", "Weight decay", "float", advanced=True, minimum=0, step="any"),
     Field("eval_steps", "Evaluate every (steps)", "int", advanced=True, minimum=1),
     Field("save_steps", "Checkpoint every (steps)", "int", advanced=True, minimum=1),
@@ -62,7 +80,8 @@ FIELDS: tuple[Field, ...] = (
           advanced=True, minimum=0, step="any"),
     Field("seed", "Seed", "int", advanced=True, minimum=0),
     Field("packing", "Pack several examples into each sequence", "bool", advanced=True),
-    Field("gradient_checkpointing", "Gradient checkpointing (less memory, a little slower)", "bool", advanced=True),
+    Field("gradient_checkpointing", "Gradient checkpointing (less memory, a little slower)", "bool", advanced=True,
+          moves_estimate=True),
     Field("train_on_prompt", "Train on the prompts too, not only on the answers", "bool", advanced=True),
 )
 BY_NAME = {field.name: field for field in FIELDS}
@@ -118,7 +137,7 @@ def job_request(form: Mapping) -> JobRequest:
         raise ValidationFailed("The job has invalid fields.", details=problems)
     return JobRequest(name=form.get("name", ""), dataset_id=form.get("dataset_id") or None,
                       base_model=form.get("base_model", ""), method=form.get("method", "lora"),
-                      backend=form.get("backend", "local"),
+                      backend=form.get("backend") or None,
                       validation_dataset_id=form.get("validation_dataset_id") or None,
                       preset=form.get("preset") or None, hyperparameters=hyperparameters,
                       ignore_memory_warning=form.get("ignore_memory_warning") == "true")

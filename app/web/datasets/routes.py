@@ -1,19 +1,21 @@
 """Dataset pages: list with search and upload, detail with report and preview, delete."""
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
-from app.datasets import bp, service
+from app.datasets import service
 from app.datasets.intake import accept_upload
 from app.errors import StudioError
 from app.extensions import csrf, get_store
-from app.htmx import STOP_POLLING, is_htmx
+from app.htmx import STOP_POLLING, is_htmx, wants_widget
 from app.models import Dataset
 from app.pagination import int_arg, page_args
 from app.security import expensive, polling
+
+bp = Blueprint("datasets", __name__, url_prefix="/datasets")
 
 PREVIEW_PAGE = 10
 
@@ -25,7 +27,7 @@ def index():
     page, per_page = page_args(request.args)
     query = request.args.get("q", "").strip()
     result = service.list_datasets(current_user, query, page, per_page)
-    if is_htmx() and request.headers.get("HX-Target") == "dataset-table":
+    if wants_widget("dataset-table"):
         return render_template("datasets/_table.html", page=result, q=query)
     return render_template("datasets/index.html", page=result, q=query)
 

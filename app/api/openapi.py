@@ -1,0 +1,19 @@
+"""The OpenAPI document of the API."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flask import current_app, jsonify
+
+from app.api.blueprint import bp
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI document of this API, with the running version."""
+    document = json.loads(OPENAPI_PATH.read_text())
+    document["info"]["version"] = current_app.config["VERSION"]
+    return jsonify(document)

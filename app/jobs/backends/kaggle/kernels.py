@@ -1,0 +1,72 @@
+"""What the Studio pushes to Kaggle and reads back: slugs and titles, the files' metadata, the kernel script.
+
+Everything here is derived from the job and its inputs, the same on every attempt, so that a retried step finds
+what an earlier attempt pushed instead of pushing it again (docs/KAGGLE.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from app.jobs.backends import TrainingInputs
+from app.jobs.backends.kaggle import bootstrap
+from workers.train import parse_progress_line
+
+KERNEL_FILE = "studio_job.py"
+MACHINE_SHAPE = "NvidiaTeslaT4"  # "GPU T4 x2"; the client warns that the P100 is retired
+DATASET_LICENSE = "unknown"  # the user's own data: the Studio claims no license for it
+
+
+def dataset_slug(job_id: int) -> str:
+    """The slug of a job's Kaggle dataset (6–50 characters), the same on every attempt."""
+    return f"finetune-studio-job-{job_id}-data"
+
+
+def kernel_title(inputs: TrainingInputs, run: int = 1) -> str:
+    """The kernel's title, derived from the job and everything the run depends on, so a retry finds its push."""
+    program = hashlib.sha256(inputs.training_program.read_bytes()).hexdigest()
+    content = json.dumps([inputs.job_id, run, inputs.dataset_sha256, inputs.config, inputs.model_source, program],
+                         sort_keys=True)
+    return f"Finetune Studio job {inputs.job_id} {hashlib.sha256(content.encode()).hexdigest()[:8]}"
+
+
+def kernel_slug(title: str) -> str:
+    """The slug Kaggle derives from a kernel title: lower-case words joined by dashes."""
+    return "-".join(title.lower().split())
+
+
+def kernel_script(job: dict, program: str) -> str:
+    """The kernel's single file: the bootstrap, the job's values, the training program as a string, the call."""
+    source = Path(bootstrap.__file__).read_text()
+    return (f"{source}\n\n# The job, written by Finetune Studio.\nJOB = json.loads({json.dumps(job)!r})\n"
+            f"PROGRAM = {program!r}\n\nif __name__ == \"__main__\":\n    sys.exit(run(JOB, PROGRAM))\n")
+
+
+def error_message(lines: list[str]) -> str | None:
+    """The message of the last `@@studio {"type": "error"}` line among lines."""
+    events = (parse_progress_line(line) for line in reversed(lines))
+    return next((str(event["message"]) for event in events
+                 if event and event["type"] == "error" and event.get("message")), None)
+
+
+
+
+def dataset_metadata(inputs: TrainingInputs, dataset: str) -> dict:
+    """dataset-metadata.json of a job's private dataset; its description records the content hash."""
+    return {
+        "id": dataset, "title": f"Finetune Studio job {inputs.job_id} data",
+        "licenses": [{"name": DATASET_LICENSE}], "keywords": [],
+        "description": f"Training data of Finetune Studio job {inputs.job_id}, sha256 {inputs.dataset_sha256}",
+    }
+
+
+def kernel_metadata(inputs: TrainingInputs, dataset: str, model: str | None, kernel: str, title: str) -> dict:
+    """kernel-metadata.json of a job's private GPU script kernel, with its dataset and model attached."""
+    return {
+        "id": kernel, "title": title, "code_file": KERNEL_FILE, "language": "python", "kernel_type": "script",
+        "is_private": True, "enable_gpu": True, "enable_tpu": False, "machine_shape": MACHINE_SHAPE,
+        "enable_internet": inputs.model_source == "hub", "dataset_sources": [dataset],
+        "model_sources": [model] if model else [], "kernel_sources": [], "competition_sources": [],
+        "keywords": [],
+    }

@@ -1,0 +1,60 @@
+"""Dashboard page and its widgets: running jobs (polled), GPU quota and service health (loaded lazily)."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from flask_login import current_user, login_required
+
+from app.db import database
+from app.errors import NotFound
+from app.extensions import get_job_context, get_redis, get_settings, get_store
+from app.htmx import STOP_POLLING
+from app.jobs import capacity
+from app.security import polling
+from app.web.dashboard import views
+from app.web.jobs.views import progress_of, running_jobs_of
+
+bp = Blueprint("web", __name__)
+
+
+@bp.get("/")
+@login_required
+def dashboard():
+    """Running jobs, counts by status, what happened recently; quota and health load after the page."""
+    running = [(job, progress_of(job)) for job in running_jobs_of(current_user)]
+    return render_template("web/dashboard.html", running=running, quota_backends=quota_backends(),
+                           **views.dashboard_summary(current_user))
+
+
+@bp.get("/dashboard/running")
+@polling
+@login_required
+def running_jobs():
+    """The running-jobs widget, polled while something runs; 286 once nothing does."""
+    running = [(job, progress_of(job)) for job in running_jobs_of(current_user)]
+    return render_template("web/_running.html", running=running), 200 if running else STOP_POLLING
+
+
+def quota_backends() -> list:
+    """The enabled backends that keep a GPU quota (Kaggle)."""
+    return [backend for backend in get_job_context().enabled_backends().values() if backend.reports_quota]
+
+
+@bp.get("/dashboard/quota")
+@login_required
+def gpu_quota():
+    """Each enabled backend's GPU quota this week (cached five minutes; "unknown" when it does not answer fast)."""
+    backends = quota_backends()
+    if not backends:
+        raise NotFound("No enabled training backend keeps a GPU quota (TRAINING_BACKENDS).")
+    quotas = [(backend, backend.configuration_problems()) for backend in backends]
+    quotas = [(backend, problems, None if problems else capacity.quota(get_job_context(), backend.name))
+              for backend, problems in quotas]
+    return render_template("web/_quota.html", quotas=quotas)
+
+
+@bp.get("/dashboard/health")
+@login_required
+def service_health():
+    """Each service the Studio needs, up or down, with its latency."""
+    document = views.service_health(database, get_store(), get_redis(), get_settings().queue_names)
+    return render_template("web/_health.html", health=document)

@@ -1,0 +1,124 @@
+"""The loss chart of a job page: an SVG line chart of training and evaluation loss, computed on the server."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One labelled position on an axis, in chart coordinates."""
+
+    at: float
+    label: str
+
+
+@dataclass
+class LossChart:
+    """An SVG line chart of training and evaluation loss against step, computed on the server."""
+
+    train: list[tuple[int, float]]
+    evaluation: list[tuple[int, float]]
+    total_steps: int | None = None
+    width: int = 640
+    height: int = 260
+    left: int = 56
+    right: int = 16
+    top: int = 14
+    bottom: int = 36
+    _y_range: tuple[float, float] = field(init=False)
+    _x_max: int = field(init=False)
+
+    def __post_init__(self):
+        values = [v for _, v in self.train + self.evaluation]
+        low, high = (min(values), max(values)) if values else (0.0, 1.0)
+        pad = (high - low) * 0.08 or max(abs(high) * 0.1, 0.1)
+        self._y_range = (max(0.0, low - pad) if low >= 0 else low - pad, high + pad)
+        steps = [s for s, _ in self.train + self.evaluation]
+        self._x_max = max([self.total_steps or 0, *steps, 1])
+
+    @property
+    def empty(self) -> bool:
+        """Whether there is nothing to draw yet."""
+        return not self.train and not self.evaluation
+
+    @property
+    def plot_right(self) -> int:
+        """The right edge of the plotting area."""
+        return self.width - self.right
+
+    @property
+    def plot_bottom(self) -> int:
+        """The bottom edge of the plotting area."""
+        return self.height - self.bottom
+
+    def x(self, step: float) -> float:
+        """The horizontal position of a step."""
+        return round(self.left + (self.plot_right - self.left) * step / self._x_max, 1)
+
+    def y(self, value: float) -> float:
+        """The vertical position of a loss value."""
+        low, high = self._y_range
+        return round(self.plot_bottom - (self.plot_bottom - self.top) * (value - low) / (high - low), 1)
+
+    def path(self, points: list[tuple[int, float]]) -> str:
+        """The `points` attribute of a polyline through the points."""
+        return " ".join(f"{self.x(step)},{self.y(value)}" for step, value in points)
+
+    @property
+    def train_path(self) -> str:
+        """The training-loss polyline."""
+        return self.path(self.train)
+
+    @property
+    def eval_path(self) -> str:
+        """The evaluation-loss polyline."""
+        return self.path(self.evaluation)
+
+    @property
+    def train_dot(self) -> tuple[float, float] | None:
+        """A marker on the newest training point."""
+        return (self.x(self.train[-1][0]), self.y(self.train[-1][1])) if self.train else None
+
+    @property
+    def eval_dots(self) -> list[tuple[float, float]]:
+        """A marker per evaluation (they are few, and a single one draws no line)."""
+        return [(self.x(step), self.y(value)) for step, value in self.evaluation]
+
+    @property
+    def y_ticks(self) -> list[Tick]:
+        """Loss gridlines with labels."""
+        low, high = self._y_range
+        return [Tick(self.y(value), f"{value:.3g}") for value in nice_ticks(low, high, 4)]
+
+    @property
+    def x_ticks(self) -> list[Tick]:
+        """Step gridlines with labels (whole steps only)."""
+        return [Tick(self.x(value), f"{int(value)}") for value in nice_ticks(0, self._x_max, 5) if value == int(value)]
+
+    @property
+    def summary(self) -> str:
+        """The chart in words, for screen readers."""
+        parts = [_describe_series("Training loss", self.train), _describe_series("evaluation loss", self.evaluation)]
+        return "; ".join(part for part in parts if part) + "."
+
+
+def _describe_series(name: str, points: list[tuple[int, float]]) -> str:
+    """First and last point of a series, in words."""
+    if not points:
+        return ""
+    (first_step, first), (last_step, last) = points[0], points[-1]
+    if len(points) == 1:
+        return f"{name} {first:.4f} at step {first_step}"
+    return f"{name} from {first:.4f} at step {first_step} to {last:.4f} at step {last_step}"
+
+
+def nice_ticks(low: float, high: float, count: int) -> list[float]:
+    """About `count` round values between low and high (1, 2 or 5 times a power of ten apart)."""
+    if high <= low:
+        return [low]
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    spacing = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(low / spacing) * spacing
+    return [round(first + i * spacing, 10) for i in range(int((high - first) / spacing + 1e-9) + 1)]

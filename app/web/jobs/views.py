@@ -1,0 +1,205 @@
+"""What the job pages show, gathered in a fixed number of queries: progress, the loss chart, the log tail."""
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import dataclass
+from functools import partial
+
+from peewee import fn
+
+from app import catalog
+from app.jobs import states
+from app.jobs.artifacts import list_artifacts
+from app.jobs.context import JobContext
+from app.models import Dataset, Job, JobEvent, User, utcnow
+from app.web.jobs.chart import LossChart
+
+# The chart keeps at most this many points per series, however long the run: a poll stays cheap.
+CHART_POINTS = 200
+LOG_TAIL_LINES = 40
+RUNNING_ON_DASHBOARD = 10
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job stands, as the progress widget shows it."""
+
+    status: str
+    active: bool
+    cancelling: bool
+    step: int
+    total_steps: int | None
+    epoch: float
+    percent: float | None
+    elapsed_seconds: float | None
+    eta_seconds: float | None
+    metrics: dict
+
+
+def progress_of(job: Job, now: datetime.datetime | None = None) -> Progress:
+    """The job's progress: percent, step and epoch, elapsed time and the ETA while it runs."""
+    now = now or utcnow()
+    active = job.status in states.ACTIVE
+    percent = min(100.0, round(100 * job.step / job.total_steps, 1)) if job.total_steps else None
+    if job.status == states.SUCCEEDED:
+        percent = 100.0
+    elapsed = ((job.finished_at or now) - job.started_at).total_seconds() if job.started_at else None
+    metrics = job.metrics or {}
+    eta = metrics.get("eta_seconds") if job.status == states.RUNNING else None
+    return Progress(job.status, active, active and job.cancel_requested_at is not None, job.step, job.total_steps,
+                    job.epoch, percent, elapsed, eta, metrics)
+
+
+# -- the loss chart -----------------------------------------------------------------------------------------------
+
+
+def loss_points(job: Job, limit: int = CHART_POINTS) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(step, loss) and (step, eval loss) points of the job, each series thinned to about `limit` points.
+
+    One query whatever the number of events: a window numbers each series' points, and only the first point of
+    each of `limit` equal slices (and the last point) leaves the database.
+    """
+    series = JobEvent.data["type"].as_text()
+    ranked = (JobEvent.select(JobEvent.id, JobEvent.data, series.alias("series"),
+                              fn.ROW_NUMBER().over(partition_by=[series], order_by=[JobEvent.id]).alias("n"),
+                              fn.COUNT(JobEvent.id).over(partition_by=[series]).alias("total"))
+              .where((JobEvent.job == job.id) & (JobEvent.kind == "metric"))
+              .alias("ranked"))
+    n, total = ranked.c.n, ranked.c.total
+    # Integer division: the row opens a new slice when n * limit / total steps up.
+    opens_slice = (n * limit) / total != ((n - 1) * limit) / total
+    rows = (JobEvent.select(ranked.c.data, ranked.c.series).from_(ranked)
+            .where(opens_slice | (n == total)).order_by(ranked.c.id).tuples())
+    train, evaluation = [], []
+    for data, kind in rows:
+        data = JobEvent.data.python_value(data) if isinstance(data, str) else data
+        point = _point(data, "eval_loss" if kind == "eval" else "loss")
+        if point:
+            (evaluation if kind == "eval" else train).append(point)
+    return train, evaluation
+
+
+def _point(data: dict | None, key: str) -> tuple[int, float] | None:
+    """(step, value) from a metric event's data, when both are there and finite."""
+    step, value = (data or {}).get("step"), (data or {}).get(key)
+    if isinstance(step, int) and isinstance(value, (int, float)) and math.isfinite(value):
+        return step, float(value)
+    return None
+
+
+# -- what a job page shows ----------------------------------------------------------------------------------------
+
+
+def log_tail(job: Job, limit: int = LOG_TAIL_LINES) -> list[JobEvent]:
+    """The job's last log lines and status changes, oldest first."""
+    rows = (JobEvent.select(JobEvent.kind, JobEvent.message, JobEvent.created_at)
+            .where((JobEvent.job == job.id) & (JobEvent.kind.in_(("log", "status"))))
+            .order_by(JobEvent.id.desc()).limit(limit))
+    return list(reversed(list(rows)))
+
+
+def job_panel(job: Job) -> dict:
+    """Everything the live part of a job page shows: three queries, however many events the job has."""
+    train, evaluation = loss_points(job)
+    return {"progress": progress_of(job), "chart": LossChart(train, evaluation, job.total_steps),
+            "log": log_tail(job), "artifacts": list_artifacts(job)}
+
+
+def running_jobs_of(owner: User, limit: int = RUNNING_ON_DASHBOARD) -> list[Job]:
+    """The owner's queued, preparing and running jobs, newest first."""
+    return list(Job.select().where((Job.owner == owner.id) & Job.status.in_(states.ACTIVE))
+                .order_by(Job.created_at.desc(), Job.id.desc()).limit(limit))
+
+
+def ready_datasets(owner: User) -> list[Dataset]:
+    """The owner's datasets that can be trained on, newest first."""
+    return list(Dataset.select(Dataset.id, Dataset.name, Dataset.format, Dataset.example_count)
+                .where((Dataset.owner == owner.id) & (Dataset.status == "ready"))
+                .order_by(Dataset.created_at.desc(), Dataset.id.desc()))
+
+
+# -- the memory estimate of the new-job form ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """An enabled backend as the form offers it, with why it cannot take jobs now (nothing when it can)."""
+
+    name: str
+    label: str
+    problems: list[str]
+
+
+def backend_choices(ctx: JobContext) -> list[BackendChoice]:
+    """Each enabled backend, in the configured order."""
+    return [BackendChoice(name, backend.label, backend.configuration_problems())
+            for name, backend in ctx.enabled_backends().items()]
+
+
+@dataclass(frozen=True)
+class EstimateView:
+    """The memory estimate for the form's current choices, or why there is none."""
+
+    entry: catalog.ModelEntry | None
+    estimate: catalog.MemoryEstimate | None
+    gpu_gb: float
+    enforced: bool                     # the backend's GPU has this size for sure (Kaggle's), so a misfit blocks
+    problem: str | None = None
+
+    @property
+    def fits(self) -> bool:
+        """Whether the run fits the GPU."""
+        return self.estimate is not None and catalog.fits(self.estimate, self.gpu_gb)
+
+    @property
+    def blocks_submission(self) -> bool:
+        """Whether the Studio refuses the job unless the user overrides (the backend's GPU has a hard limit)."""
+        return self.estimate is not None and not self.fits and self.enforced
+
+    @property
+    def advice(self) -> str:
+        """Why it does not fit and what to change."""
+        if self.estimate is None or self.fits:
+            return ""
+        parts = self.estimate.breakdown()
+        biggest = max(("weights_gb", "activations_gb", "trainable_gb"), key=lambda part: parts[part])
+        return ADVICE[biggest]
+
+
+ADVICE = {
+    "weights_gb": "The model's weights alone are too large: use QLoRA (4-bit weights) or a smaller model.",
+    "activations_gb": "Activations dominate: lower the batch size (raise gradient accumulation to keep the "
+                      "effective batch) or shorten the sequence length.",
+    "trainable_gb": "Full fine-tuning keeps optimizer state for every weight: use LoRA or QLoRA.",
+}
+
+
+def estimate_for(base_model: str, method: str, max_seq_length, batch_size, lora_r, gpu_gb: float | None,
+                 gradient_checkpointing: bool = True) -> EstimateView:
+    """The memory estimate of a run with these (form) values on a GPU of gpu_gb GB (None: unknown, a T4 is
+    assumed); a problem instead when they cannot be estimated."""
+    entry = catalog.find(base_model)
+    view = partial(EstimateView, entry, gpu_gb=gpu_gb or catalog.T4_GB, enforced=gpu_gb is not None)
+    if entry is None:
+        return view(None, problem="No estimate for models outside the catalog; check the model card.")
+    try:
+        numbers = [int(value) for value in (max_seq_length, batch_size, lora_r)]
+    except (TypeError, ValueError):
+        return view(None, problem="Enter whole numbers for sequence length, batch size and LoRA rank.")
+    problem = _estimate_problem(entry, method, numbers)
+    if problem:
+        return view(None, problem=problem)
+    return view(catalog.estimate_memory(entry, method, numbers[0], numbers[1], gradient_checkpointing,
+                                        lora_r=numbers[2]))
+
+
+def _estimate_problem(entry: catalog.ModelEntry, method: str, numbers: list[int]) -> str | None:
+    """Why these values cannot be estimated, if they cannot."""
+    if method not in catalog.METHODS:
+        return "Choose a method."
+    if min(numbers) < 1:
+        return "Sequence length, batch size and LoRA rank must each be at least 1."
+    if numbers[0] > entry.context_length:
+        return f"The model reads at most {entry.context_length} tokens: shorten the sequence length."
+    return None
