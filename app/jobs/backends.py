@@ -25,7 +25,7 @@ class TrainingInputs:
     dataset_sha256: str                # content hash of the data files, to reuse uploads while unchanged
     # "hub" (the run downloads it: needs internet), "builtin", or "kaggle:<owner>/<model>/<framework>/<variation>"
     model_source: str
-    training_program: Path             # workers/train.py
+    training_program: Path             # the training program's bundle (trainer/bundle.py)
 
 
 @dataclass

@@ -5,6 +5,7 @@ Kaggle API cannot do (cancel a running session).
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
 import json
@@ -25,7 +26,7 @@ from requests import HTTPError
 from app.jobs import kaggle_kernel
 from app.jobs.backends import BackendError, CancelOutcome, PollResult, TrainingInputs
 from app.settings import Settings
-from workers.train import parse_progress_line
+from trainer.protocol import parse_progress_line
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,12 @@ def kernel_slug(title: str) -> str:
     return "-".join(title.lower().split())
 
 
-def kernel_script(job: dict, program: str) -> str:
-    """The kernel's single file: the bootstrap, the job's values, the training program as a string, the call."""
+def kernel_script(job: dict, bundle: bytes) -> str:
+    """The kernel's single file: the bootstrap, the job's values, the training program's bundle in base64, the call."""
     bootstrap = Path(kaggle_kernel.__file__).read_text()
     return (f"{bootstrap}\n\n# The job, written by Finetune Studio.\nJOB = json.loads({json.dumps(job)!r})\n"
-            f"PROGRAM = {program!r}\n\nif __name__ == \"__main__\":\n    sys.exit(run(JOB, PROGRAM))\n")
+            f'BUNDLE = """\n{base64.encodebytes(bundle).decode()}"""\n\n'
+            f"if __name__ == \"__main__\":\n    sys.exit(run(JOB, BUNDLE))\n")
 
 
 def error_message(lines: list[str]) -> str | None:
@@ -281,7 +283,7 @@ class KaggleBackend:
         """The folder the client pushes: the kernel script and kernel-metadata.json."""
         job = {"config": inputs.config, "dataset_slug": dataset.split("/")[1],
                "model_path": model.split("/", 1)[1] if model else None}
-        (folder / KERNEL_FILE).write_text(kernel_script(job, inputs.training_program.read_text()))
+        (folder / KERNEL_FILE).write_text(kernel_script(job, inputs.training_program.read_bytes()))
         metadata = {
             "id": kernel, "title": title, "code_file": KERNEL_FILE, "language": "python", "kernel_type": "script",
             "is_private": True, "enable_gpu": True, "enable_tpu": False, "machine_shape": MACHINE_SHAPE,
