@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trainer.config import METHODS
+
 GB = 1e9
-METHODS = ("lora", "qlora", "full")
-PROJECTIONS = ("q", "k", "v", "o", "gate", "up", "down")  # what LoRA adapts by default (workers/train.py)
+PROJECTIONS = ("q", "k", "v", "o", "gate", "up", "down")  # what LoRA adapts by default (trainer/models.py)
 NF4_BYTES = 4.127 / 8  # bitsandbytes NF4 with double quantization: 4 bits plus ~0.127 bits of block scales
 LOGIT_BYTES = 12  # per vocabulary entry and token at the loss: 16-bit logits, fp32 copy, log-softmax, its gradient
 CUDA_CONTEXT_GB = 0.4  # the CUDA context and cuBLAS workspaces, outside PyTorch's allocator

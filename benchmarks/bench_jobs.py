@@ -20,9 +20,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from rq import Queue  # noqa: E402
 
-from app.factory import create_app  # noqa: E402
 from app.auth import service as accounts  # noqa: E402
 from app.db import database, upgrade  # noqa: E402
+from app.factory import create_app  # noqa: E402
 from app.models import Job, JobEvent, utcnow  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from tests.support.processes import wait_until, worker_pool  # noqa: E402

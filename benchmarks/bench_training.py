@@ -1,4 +1,4 @@
-"""Tokens per second of workers/train.py against a plain transformers Trainer + peft, on the same tiny model.
+"""Tokens per second of the training program (trainer/) against a transformers Trainer + peft, on one tiny model.
 
 Both train the built-in tiny Llama with the same LoRA settings, hyperparameters and variable-length chat data,
 each in its own subprocess on one CPU thread, taking turns, best of a few rounds (a shared machine's other load
@@ -19,7 +19,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROGRAM = ROOT / "workers" / "train.py"
+sys.path.insert(0, str(ROOT))
+
+from trainer.bundle import build_bundle  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "bench_training.json"
 # One thread each: two-thread kernels of a model this small stall on each other whenever the machine is busy.
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -63,7 +66,8 @@ def run_ours(**options) -> float:
     """Our program's tokens per second, from its done event."""
     with tempfile.TemporaryDirectory() as scratch:
         config, data = write_inputs(Path(scratch), **options)
-        output = subprocess.run([sys.executable, str(PROGRAM), "--config", str(config), "--data", str(data),
+        program = build_bundle(Path(scratch) / "bundle")  # what the Studio runs
+        output = subprocess.run([sys.executable, str(program), "--config", str(config), "--data", str(data),
                                  "--output", str(Path(scratch) / "out")],
                                 capture_output=True, text=True, check=True, env=ONE_THREAD).stdout
     done = [json.loads(line.split(" ", 1)[1]) for line in output.splitlines() if '"type": "done"' in line]
@@ -79,28 +83,31 @@ def run_baseline() -> float:
 
 def baseline_tokens_per_second() -> float:
     """Train with a plain Trainer, dynamic padding (DataCollatorForSeq2Seq) and peft; count the real tokens."""
-    sys.path.insert(0, str(ROOT / "workers"))
-    import train
-
-    train.load_training_stack()
     with tempfile.TemporaryDirectory() as scratch:
-        trainer, counter = baseline_trainer(train, Path(scratch))
+        trainer, counter = baseline_trainer(Path(scratch))
         started = time.perf_counter()
         trainer.train()
         return round(counter.tokens / (time.perf_counter() - started), 1)
 
 
-def baseline_trainer(train, scratch: Path) -> tuple[object, CountingCollator]:
+def baseline_trainer(scratch: Path) -> tuple[object, CountingCollator]:
     """A Trainer set up as a plain script would, with our program's model, data and hyperparameters."""
-    peft, torch, transformers = train.peft, train.torch, train.transformers
-    hp = train.Hyperparameters(**HYPERPARAMETERS)
+    import peft
+    import torch
+    import transformers
+
+    from trainer.config import Hyperparameters
+    from trainer.data import prepare_file
+    from trainer.models import LLAMA_STYLE_TARGETS, build_tiny_model, build_tiny_tokenizer
+
+    hp = Hyperparameters(**HYPERPARAMETERS)
     _, data = write_inputs(scratch)
-    tokenizer = train.build_tiny_tokenizer()
-    examples, _ = train.prepare_file(data / "train.jsonl", tokenizer, hp)
+    tokenizer = build_tiny_tokenizer()
+    examples, _ = prepare_file(data / "train.jsonl", tokenizer, hp)
     transformers.set_seed(hp.seed)
-    model = peft.get_peft_model(train.build_tiny_model(tokenizer), peft.LoraConfig(
+    model = peft.get_peft_model(build_tiny_model(tokenizer), peft.LoraConfig(
         r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
-        target_modules=list(train.LLAMA_STYLE_TARGETS), task_type="CAUSAL_LM"))
+        target_modules=list(LLAMA_STYLE_TARGETS), task_type="CAUSAL_LM"))
     counter = CountingCollator(transformers.DataCollatorForSeq2Seq(tokenizer, padding=True))
     arguments = transformers.TrainingArguments(
         output_dir=str(scratch), per_device_train_batch_size=hp.batch_size, max_steps=hp.max_steps,

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 profile=${1:-runtime}
-# Both profiles include the training stack (requirements-train.txt): the local backend runs workers/train.py.
+# Both profiles include the training stack (requirements-train.txt): the local backend runs the training program (trainer/).
 requirements=(-r requirements.txt -r requirements-train.txt)
 [ "$profile" = dev ] && requirements=(-r requirements-dev.txt)
 

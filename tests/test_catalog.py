@@ -7,7 +7,8 @@ import torch
 import transformers
 
 from app import catalog
-from workers import train
+from trainer.config import Hyperparameters
+from trainer.models import lora_targets
 
 ISSUE_MODELS = {
     "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-3B-Instruct",
@@ -65,7 +66,7 @@ def test_each_shape_builds_the_real_architecture_with_the_stated_parameters(entr
         model = transformers.AutoModelForCausalLM.from_config(config)
     assert sum(p.numel() for p in model.parameters()) == entry.parameters
     # The LoRA the training program applies trains exactly the parameters the estimate counts.
-    targets = train.lora_targets(train.Hyperparameters(lora_r=16), config.model_type)
+    targets = lora_targets(Hyperparameters(lora_r=16), config.model_type)
     adapted = peft.get_peft_model(model, peft.LoraConfig(r=16, target_modules=targets, task_type="CAUSAL_LM"))
     trained = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
     assert trained == catalog.estimate_memory(entry, "lora", 512, 1, lora_r=16).trainable_parameters

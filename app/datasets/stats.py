@@ -6,7 +6,7 @@ import json
 import math
 from collections import Counter
 
-from app.datasets.records import texts
+from trainer.records import texts
 
 # Without a tokenizer available offline, tokens are estimated: BPE tokenizers of current models
 # average about four characters of English per token, and a chat template adds a few per message.

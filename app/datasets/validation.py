@@ -6,9 +6,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from app.datasets import readers, records
+from app.datasets import readers
 from app.datasets.readers import Problem, RawRecord
 from app.datasets.stats import StatsAccumulator
+from trainer import records
 
 MIN_EXAMPLES = 10
 MAX_LISTED_PROBLEMS = 100
@@ -115,7 +116,7 @@ class _RecordJudge:
     def _problems(self, line: int, value) -> list[tuple[str, str]]:
         """What is wrong with one parsed value."""
         if not isinstance(value, dict):
-            return [("not_object", f"a record must be a JSON object, not {records._json_type(value)}")]
+            return [("not_object", f"a record must be a JSON object, not {records.json_type(value)}")]
         if records.depth(value) > records.MAX_DEPTH:
             return [("too_deep", f"the record nests deeper than {records.MAX_DEPTH} levels")]
         detected = records.detect(value)

@@ -10,10 +10,9 @@ from app.jobs.artifacts import sha256_of
 from app.jobs.backends import BackendError, TrainingInputs
 from app.jobs.context import JobContext
 from app.models import Dataset, Job
-from app.settings import PROJECT_ROOT
-from workers.train import TINY_MODEL_ID
+from trainer.bundle import build_bundle
+from trainer.config import TINY_MODEL_ID
 
-TRAINING_PROGRAM = PROJECT_ROOT / "workers" / "train.py"
 TRAIN_FILE, VALIDATION_FILE = "train.jsonl", "validation.jsonl"
 
 
@@ -43,7 +42,8 @@ def gather(ctx: JobContext, job: Job) -> TrainingInputs:
     (data_dir.parent / "config.json").write_text(json.dumps(config, indent=2))
     digest = hashlib.sha256(b"".join(sha256_of(p).encode() for p in sorted(data_dir.iterdir()))).hexdigest()
     return TrainingInputs(job_id=job.id, config=config, data_dir=data_dir, dataset_sha256=digest,
-                          model_source=model_source(job.base_model), training_program=TRAINING_PROGRAM)
+                          model_source=model_source(job.base_model),
+                          training_program=build_bundle(ctx.settings.data_dir / "bundles"))
 
 
 def _download(ctx: JobContext, dataset_id: int | None, target: Path) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from app.jobs.events import add_events
 from app.models import Job, utcnow
-from workers.train import parse_progress_line
+from trainer.protocol import parse_progress_line
 
 # Progress keys copied into the job's latest metrics.
 METRIC_KEYS = ("loss", "eval_loss", "learning_rate", "tokens_per_second", "eta_seconds")

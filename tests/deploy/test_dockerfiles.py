@@ -92,8 +92,8 @@ def test_gpu_worker_adds_the_training_stack_and_stays_non_root():
 
 def test_runtime_copies_everything_the_app_and_its_tools_import():
     copied = " ".join(arguments for name, arguments in stages(APP_DOCKERFILE)["runtime"] if name == "COPY")
-    for path in ("wsgi.py", "gunicorn.conf.py", "app", "workers", "templates", "static", "scripts/healthcheck.py",
-                 "scripts/objects.py"):
+    for path in ("wsgi.py", "gunicorn.conf.py", "app", "workers", "trainer", "templates", "static",
+                 "scripts/healthcheck.py", "scripts/objects.py"):
         assert re.search(rf"(^|\s){re.escape(path)}(\s|$)", copied), path
 
 

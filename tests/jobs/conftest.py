@@ -17,11 +17,11 @@ from app.settings import Settings
 from tests.kaggle_emulator import KaggleEmulator
 from tests.support.processes import wait_until
 from tests.training.conftest import learnable_chats
+from trainer.bundle import build_bundle
 
 # --- Kaggle: the emulator, the client's environment, the backend (tests/jobs/test_kaggle_backend.py) ---------
 
 KAGGLE_USER, KAGGLE_KEY = "alice", "alice-key"
-TRAINING_PROGRAM = Path(__file__).resolve().parents[2] / "workers" / "train.py"
 # Quick to give up and to retry: the emulator answers at once.
 TEST_PATIENCE = Patience(attempts=3, backoff_seconds=0.01, log_idle_seconds=0.3, log_budget_seconds=3.0,
                          dataset_ready_seconds=0.3, dataset_check_seconds=0.05)
@@ -76,13 +76,13 @@ def chats(count: int, answer: str = "hello") -> list[dict]:
 
 def training_inputs(folder: Path, job_id: int = 7, config: dict | None = None, records: list[dict] | None = None,
                     model_source: str = "builtin") -> TrainingInputs:
-    """A job's inputs: train.jsonl written under folder, hashed, and the real training program."""
+    """A job's inputs: train.jsonl written under folder, hashed, and the real training program (bundled beside)."""
     folder.mkdir(parents=True, exist_ok=True)
     train_file = folder / "train.jsonl"
     train_file.write_text("".join(json.dumps(record) + "\n" for record in records or chats(8)))
     return TrainingInputs(job_id=job_id, config=config or TINY_CONFIG, data_dir=folder,
                           dataset_sha256=hashlib.sha256(train_file.read_bytes()).hexdigest(),
-                          model_source=model_source, training_program=TRAINING_PROGRAM)
+                          model_source=model_source, training_program=build_bundle(folder.parent / "bundles"))
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from slugify import slugify
 from app.jobs.backends import BackendError, PollResult
 from app.jobs.backends.kaggle import bootstrap
 from app.jobs.backends.kaggle.backend import CANCEL_MESSAGE, KaggleBackend
-from app.jobs.backends.kaggle.kernels import dataset_slug, kernel_slug, kernel_title
+from app.jobs.backends.kaggle.kernels import dataset_slug, kernel_script, kernel_slug, kernel_title
 from tests.jobs.conftest import (
     KAGGLE_KEY,
     KAGGLE_USER,
@@ -27,7 +27,8 @@ from tests.jobs.conftest import (
 )
 from tests.kaggle_emulator import KaggleEmulator
 from tests.support.processes import PROJECT_ROOT, wait_until
-from workers.train import parse_progress_line
+from trainer.bundle import bundle_bytes
+from trainer.protocol import parse_progress_line
 
 FINAL = ("complete", "error", "cancelled")
 
@@ -263,10 +264,9 @@ def test_a_kernel_error_surfaces_the_training_programs_message(kaggle_backend, m
 
 SAVE_TINY_MODEL = """
 import sys
-from workers import train
-train.load_training_stack()
-tokenizer = train.build_tiny_tokenizer()
-train.build_tiny_model(tokenizer).save_pretrained(sys.argv[1])
+from trainer.models import build_tiny_model, build_tiny_tokenizer
+tokenizer = build_tiny_tokenizer()
+build_tiny_model(tokenizer).save_pretrained(sys.argv[1])
 tokenizer.save_pretrained(sys.argv[1])
 """
 
@@ -395,3 +395,17 @@ def test_the_bootstrap_finds_an_input_mounted_deeper(tmp_path):
     assert bootstrap.find_input(tmp_path, "my-data") == tmp_path / "datasets" / "alice" / "my-data"
     with pytest.raises(FileNotFoundError):
         bootstrap.find_input(tmp_path, "missing-data")
+
+
+def test_a_kernel_that_cannot_start_the_program_ends_with_the_protocols_error_line(tmp_path):
+    job = {"config": TINY_CONFIG, "dataset_slug": "never-attached", "model_path": None}
+    (tmp_path / "studio_job.py").write_text(kernel_script(job, bundle_bytes()))
+    env = {**os.environ, "KAGGLE_INPUT_DIR": str(tmp_path / "input"), "KAGGLE_WORKING_DIR": str(tmp_path / "out")}
+    # Run away from the checkout, as on Kaggle: the bootstrap's error line comes from the bundle it carries.
+    done = subprocess.run([sys.executable, "studio_job.py"], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env={key: value for key, value in env.items() if key != "PYTHONPATH"})
+    assert done.returncode == 1, done.stderr
+    event = parse_progress_line(done.stdout.splitlines()[-1])
+    assert event["type"] == "error" and event["message"] == (
+        "The Kaggle kernel could not start the training program: "
+        f"the input never-attached is not attached under {tmp_path / 'input'}")

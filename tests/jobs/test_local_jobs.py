@@ -54,16 +54,16 @@ def assert_adapter_loads(client, headers, job_id, names, folder: Path) -> None:
     """Download the adapter folder through the API and load it onto the tiny model with peft."""
     import peft
 
-    from workers import train
+    from trainer.config import TINY_MODEL_ID
+    from trainer.models import build_tiny_model, load_tokenizer
 
     folder.mkdir()
     for name in (n for n in names if n.startswith("adapter/")):
         response = client.get(f"/api/v1/jobs/{job_id}/artifacts/{name}", headers=headers)
         assert response.status_code == 200
         (folder / name.split("/", 1)[1]).write_bytes(response.get_data())
-    train.load_training_stack()
-    tokenizer = train.load_tokenizer(train.TINY_MODEL_ID)
-    model = peft.PeftModel.from_pretrained(train.build_tiny_model(tokenizer), folder)
+    tokenizer = load_tokenizer(TINY_MODEL_ID)
+    model = peft.PeftModel.from_pretrained(build_tiny_model(tokenizer), folder)
     assert model.peft_config["default"].r == 4
 
 
@@ -97,7 +97,7 @@ def training_processes(settings, job_id: int) -> list[int]:
             continue
         if zombie:
             continue
-        if any(part.endswith(b"train.py") for part in command) and any(folder in part for part in command):
+        if any(part.endswith(b".pyz") for part in command) and any(folder in part for part in command):
             found.append(int(pid))
     return found
 

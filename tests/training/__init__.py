@@ -1,1 +1,1 @@
-"""Tests of the training program (workers/train.py) on the built-in tiny model."""
+"""Tests of the training program (the trainer package and its bundle) on the built-in tiny model."""

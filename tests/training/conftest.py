@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from workers import train
+from trainer.bundle import build_bundle
+from trainer.config import TINY_MODEL_ID
+from trainer.protocol import parse_progress_line
 
-PROGRAM = Path(train.__file__)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The program as a developer runs it from the checkout; the Studio runs the bundle (the `bundle` fixture).
+MODULE = ("-m", "trainer")
 GREETING, COUNTING = "Hello there, friend!", "One, two, three."
 WORDS = ("apple", "river", "stone", "cloud", "maple", "tiger", "ocean", "piano", "lemon", "forest")
 # A short, learnable run: the answer depends only on the prompt's verb, so the loss can fall close to zero.
@@ -51,7 +55,7 @@ def make_job(folder: Path, config: dict, records: list[dict] | None = None) -> t
 
 def reference_config(**hyperparameters) -> dict:
     """The reference run's config, with hyperparameters overridden."""
-    return {"base_model": train.TINY_MODEL_ID, "method": "lora", "merge_adapter": True,
+    return {"base_model": TINY_MODEL_ID, "method": "lora", "merge_adapter": True,
             "hyperparameters": {**REFERENCE_HYPERPARAMETERS, **hyperparameters}}
 
 
@@ -70,34 +74,40 @@ class Finished:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def training_stack():
-    """The program's torch, transformers and peft, imported for in-process tests, on one thread as the program
-    runs the tiny model (several threads stall on each other while other tests keep the cores busy)."""
-    train.load_training_stack()
+def one_thread():
+    """In-process tests run the tiny model on one thread, as the program does (several threads stall on each
+    other while other tests keep the cores busy)."""
     torch.set_num_threads(1)
 
 
-def command(config: Path, data: Path, output: Path) -> list[str]:
-    """The command line that runs the program."""
-    return [sys.executable, str(PROGRAM), "--config", str(config), "--data", str(data), "--output", str(output)]
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory) -> tuple[str, ...]:
+    """The program as the Studio runs it: the bundle, built once per test process."""
+    return (str(build_bundle(tmp_path_factory.mktemp("bundle"))),)
 
 
-def run_program(config: Path, data: Path, output: Path) -> Finished:
+def command(program: tuple[str, ...], config: Path, data: Path, output: Path) -> list[str]:
+    """The command line that runs the program (the bundle, or MODULE from the project root)."""
+    return [sys.executable, *program, "--config", str(config), "--data", str(data), "--output", str(output)]
+
+
+def run_program(program: tuple[str, ...], config: Path, data: Path, output: Path) -> Finished:
     """Run the program to the end as a subprocess."""
-    done = subprocess.run(command(config, data, output), capture_output=True, text=True, timeout=240)
-    events = [train.parse_progress_line(line) for line in done.stdout.splitlines()]
+    done = subprocess.run(command(program, config, data, output), capture_output=True, text=True, timeout=240,
+                          cwd=PROJECT_ROOT)
+    events = [parse_progress_line(line) for line in done.stdout.splitlines()]
     assert None not in events, f"stdout holds a line that is not a protocol line:\n{done.stdout}"
     return Finished(done.returncode, events, done.stderr, output)
 
 
-def run_job(folder: Path, config: dict, records: list[dict] | None = None) -> Finished:
+def run_job(program: tuple[str, ...], folder: Path, config: dict, records: list[dict] | None = None) -> Finished:
     """Write the job's files under folder and run the program on them."""
-    return run_program(*make_job(folder, config, records))
+    return run_program(program, *make_job(folder, config, records))
 
 
 @pytest.fixture(scope="session")
-def reference_run(tmp_path_factory) -> Finished:
+def reference_run(bundle, tmp_path_factory) -> Finished:
     """The reference LoRA run, trained once per test process (its tests share an xdist group)."""
-    finished = run_job(tmp_path_factory.mktemp("reference"), reference_config())
+    finished = run_job(bundle, tmp_path_factory.mktemp("reference"), reference_config())
     assert finished.returncode == 0, finished.stderr
     return finished

@@ -5,13 +5,15 @@ import re
 
 import pytest
 
-from workers import train
+from trainer.config import Hyperparameters, choose_precision, load_config, parse_config
+from trainer.errors import ConfigError
+from trainer.models import LLAMA_STYLE_TARGETS, lora_targets
 
 
 def test_a_minimal_config_gets_every_default():
-    config = train.parse_config({"base_model": "Qwen/Qwen2.5-0.5B-Instruct"})
+    config = parse_config({"base_model": "Qwen/Qwen2.5-0.5B-Instruct"})
     assert config.method == "lora" and config.train_file == "train.jsonl" and config.precision == "auto"
-    assert config.hyperparameters == train.Hyperparameters()
+    assert config.hyperparameters == Hyperparameters()
     assert config.hyperparameters.train_on_prompt is False and config.hyperparameters.packing is False
 
 
@@ -32,19 +34,19 @@ def test_a_minimal_config_gets_every_default():
     ({"base_model": "m", "hyperparameters": []}, "hyperparameters must be a JSON object"),
 ])
 def test_a_bad_config_is_refused_with_a_message_naming_the_problem(raw, message):
-    with pytest.raises(train.ConfigError, match=re.escape(message)):
-        train.parse_config(raw)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(raw)
 
 
 def test_integers_are_accepted_where_numbers_are_expected():
-    config = train.parse_config({"base_model": "m", "hyperparameters": {"lora_dropout": 0, "max_grad_norm": 1}})
+    config = parse_config({"base_model": "m", "hyperparameters": {"lora_dropout": 0, "max_grad_norm": 1}})
     assert config.hyperparameters.lora_dropout == 0 and config.hyperparameters.max_grad_norm == 1
 
 
 def test_an_unreadable_config_file_is_a_config_error(tmp_path):
     (tmp_path / "config.json").write_text("{base_model: nope}")
-    with pytest.raises(train.ConfigError, match="not valid JSON"):
-        train.load_config(tmp_path / "config.json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(tmp_path / "config.json")
 
 
 @pytest.mark.parametrize("capability, requested, expected", [
@@ -56,7 +58,7 @@ def test_an_unreadable_config_file_is_a_config_error(tmp_path):
     ((7, 5), "fp32", "fp32"),
 ])
 def test_precision_follows_the_gpu_capability(capability, requested, expected):
-    assert train.choose_precision(capability, requested) == expected
+    assert choose_precision(capability, requested) == expected
 
 
 @pytest.mark.parametrize("capability, requested, message", [
@@ -64,21 +66,21 @@ def test_precision_follows_the_gpu_capability(capability, requested, expected):
     (None, "fp16", "needs a CUDA GPU"),
 ])
 def test_impossible_precisions_are_refused(capability, requested, message):
-    with pytest.raises(train.ConfigError, match=re.escape(message)):
-        train.choose_precision(capability, requested)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        choose_precision(capability, requested)
 
 
 @pytest.mark.parametrize("model_type, expected", [
-    ("llama", list(train.LLAMA_STYLE_TARGETS)),
-    ("qwen2", list(train.LLAMA_STYLE_TARGETS)),
-    ("gemma2", list(train.LLAMA_STYLE_TARGETS)),
+    ("llama", list(LLAMA_STYLE_TARGETS)),
+    ("qwen2", list(LLAMA_STYLE_TARGETS)),
+    ("gemma2", list(LLAMA_STYLE_TARGETS)),
     ("phi3", ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]),
     ("some_new_architecture", "all-linear"),
 ])
 def test_lora_targets_every_projection_of_the_architecture(model_type, expected):
-    assert train.lora_targets(train.Hyperparameters(), model_type) == expected
+    assert lora_targets(Hyperparameters(), model_type) == expected
 
 
 def test_configured_lora_targets_win():
-    hp = train.Hyperparameters(target_modules=["q_proj", "v_proj"])
-    assert train.lora_targets(hp, "phi3") == ["q_proj", "v_proj"]
+    hp = Hyperparameters(target_modules=["q_proj", "v_proj"])
+    assert lora_targets(hp, "phi3") == ["q_proj", "v_proj"]

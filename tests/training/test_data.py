@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import collections
 import random
+import re
 
 import pytest
 import torch
 
 from tests.training.conftest import write_jsonl
-from workers import train
+from trainer import records
+from trainer.config import Hyperparameters
+from trainer.data import IGNORE_INDEX, Example, collate, pack_examples, prepare_file, split_validation, tokenize_record
+from trainer.errors import DataError
+from trainer.loop import Plan, epoch_batches
+from trainer.models import DEFAULT_CHAT_TEMPLATE, build_tiny_model, build_tiny_tokenizer
 
 CHAT = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi."},
                      {"role": "assistant", "content": "Hi there!"}]}
@@ -21,18 +27,18 @@ CHATML_TEMPLATE = ("{% if messages[0]['role'] != 'system' %}<|im_start|>system\n
                    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 # Gemma's shape: a template that refuses system turns.
 NO_SYSTEM_TEMPLATE = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
-                      "{% endif %}" + train.DEFAULT_CHAT_TEMPLATE)
+                      "{% endif %}" + DEFAULT_CHAT_TEMPLATE)
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     """The tiny model's tokenizer."""
-    return train.build_tiny_tokenizer()
+    return build_tiny_tokenizer()
 
 
-def trained_text(tokenizer, example: train.Example) -> str:
+def trained_text(tokenizer, example: Example) -> str:
     """The text of the tokens that carry loss."""
-    return tokenizer.decode([label for label in example.labels if label != train.IGNORE_INDEX])
+    return tokenizer.decode([label for label in example.labels if label != IGNORE_INDEX])
 
 
 def chat(*turns: str, weights: tuple = ()) -> dict:
@@ -51,28 +57,28 @@ def chat(*turns: str, weights: tuple = ()) -> dict:
     ({"question": "?", "answer": "!"}, None),
 ])
 def test_the_format_is_detected_from_the_keys(record, expected):
-    assert train.detect_format(record) == expected
+    assert records.detect(record) == expected
 
 
 def test_only_the_assistant_answer_carries_loss(tokenizer):
-    example = train.tokenize_record(tokenizer, CHAT, "chat", train_on_prompt=False)
+    example = tokenize_record(tokenizer, CHAT, "chat", train_on_prompt=False)
     assert trained_text(tokenizer, example) == "Hi there!<|end|>\n"
-    answer_start = example.labels.index(next(label for label in example.labels if label != train.IGNORE_INDEX))
+    answer_start = example.labels.index(next(label for label in example.labels if label != IGNORE_INDEX))
     prompt = tokenizer.decode(example.input_ids[:answer_start])
     assert prompt == "<|bos|><|system|>\nBe brief.<|end|>\n<|user|>\nSay hi.<|end|>\n<|assistant|>\n"
-    assert all(label == train.IGNORE_INDEX for label in example.labels[:answer_start])
-    assert all(label in (token, train.IGNORE_INDEX) for label, token in zip(example.labels, example.input_ids,
+    assert all(label == IGNORE_INDEX for label in example.labels[:answer_start])
+    assert all(label in (token, IGNORE_INDEX) for label, token in zip(example.labels, example.input_ids,
                                                                              strict=True))
 
 
 def test_every_assistant_turn_is_trained_unless_its_weight_is_zero(tokenizer):
     record = chat("One?", "First.", "Two?", "Second.", "Three?", "Third.", weights=(1, 0, 1))
-    example = train.tokenize_record(tokenizer, record, "chat", train_on_prompt=False)
+    example = tokenize_record(tokenizer, record, "chat", train_on_prompt=False)
     assert trained_text(tokenizer, example) == "First.<|end|>\nThird.<|end|>\n"
 
 
 def test_train_on_prompt_puts_loss_on_every_token(tokenizer):
-    example = train.tokenize_record(tokenizer, CHAT, "chat", train_on_prompt=True)
+    example = tokenize_record(tokenizer, CHAT, "chat", train_on_prompt=True)
     assert example.labels == example.input_ids
 
 
@@ -83,13 +89,13 @@ def test_train_on_prompt_puts_loss_on_every_token(tokenizer):
     ({"prompt": "2+2=", "completion": "4"}, "prompt_completion", "2+2="),
 ])
 def test_instruction_and_completion_records_become_a_user_and_an_assistant_turn(tokenizer, record, kind, prompt):
-    example = train.tokenize_record(tokenizer, record, kind, train_on_prompt=False)
+    example = tokenize_record(tokenizer, record, kind, train_on_prompt=False)
     assert tokenizer.decode(example.input_ids) == f"<|bos|><|user|>\n{prompt}<|end|>\n<|assistant|>\n4<|end|>\n"
     assert trained_text(tokenizer, example) == "4<|end|>\n"
 
 
 def test_text_records_are_trained_whole_and_end_with_eos(tokenizer):
-    example = train.tokenize_record(tokenizer, {"text": "Plain prose."}, "text", train_on_prompt=False)
+    example = tokenize_record(tokenizer, {"text": "Plain prose."}, "text", train_on_prompt=False)
     assert example.labels == example.input_ids
     assert example.input_ids[-1] == tokenizer.eos_token_id
 
@@ -99,57 +105,60 @@ def test_text_records_are_trained_whole_and_end_with_eos(tokenizer):
     (CHATML_TEMPLATE, "First.<|im_end|>\nSecond.<|im_end|>\n"),
 ])
 def test_masking_holds_for_other_template_shapes(template, expected):
-    tokenizer = train.build_tiny_tokenizer()
+    tokenizer = build_tiny_tokenizer()
     tokenizer.chat_template = template
-    example = train.tokenize_record(tokenizer, chat("One?", "First.", "Two?", "Second."), "chat", False)
+    example = tokenize_record(tokenizer, chat("One?", "First.", "Two?", "Second."), "chat", False)
     assert trained_text(tokenizer, example) == expected
 
 
 def test_a_system_turn_joins_the_first_user_turn_when_the_template_refuses_it():
-    tokenizer = train.build_tiny_tokenizer()
+    tokenizer = build_tiny_tokenizer()
     tokenizer.chat_template = NO_SYSTEM_TEMPLATE
-    example = train.tokenize_record(tokenizer, CHAT, "chat", train_on_prompt=False)
+    example = tokenize_record(tokenizer, CHAT, "chat", train_on_prompt=False)
     assert "<|user|>\nBe brief.\n\nSay hi.<|end|>" in tokenizer.decode(example.input_ids)
     assert trained_text(tokenizer, example) == "Hi there!<|end|>\n"
 
 
 def test_truncation_is_counted_and_examples_left_without_an_answer_are_dropped(tokenizer, tmp_path):
     records = [chat("Hi?", "A fairly long answer that goes on."), chat("x" * 60, "Lost."), chat("Short?", "Yes.")]
-    hp = train.Hyperparameters(max_seq_length=40)
-    examples, stats = train.prepare_file(write_jsonl(tmp_path / "train.jsonl", records), tokenizer, hp)
+    hp = Hyperparameters(max_seq_length=40)
+    examples, stats = prepare_file(write_jsonl(tmp_path / "train.jsonl", records), tokenizer, hp)
     assert (stats.records, stats.truncated, stats.dropped) == (3, 2, 1)
     assert len(examples[0]) == 40 and len(examples[1]) < 40
     assert trained_text(tokenizer, examples[0]) == "A fairly long answer that goes"
 
 
+# The records' own problems are worded by trainer.records, as the Studio's dataset validator words them.
 @pytest.mark.parametrize("lines, message", [
     (['{"text": "a"}', '{"prompt": "b", "completion": "c"}'], "train.jsonl line 2: this file holds text records"),
     (['{"question": "a"}'], "train.jsonl line 1: unknown record format (keys: question)"),
-    (['{"messages": [{"role": "user"}]}'], "line 1: each message needs a string role and content"),
-    (['{"instruction": "a", "output": 5}'], "line 1: instruction, output must be strings"),
+    (['{"messages": [{"role": "user"}]}'], "train.jsonl line 1: 'messages[0].content' is missing."),
+    (['{"messages": [{"role": "user", "content": "Hi?"}]}'], "line 1: there is no assistant message to learn from."),
+    (['{"instruction": "a", "output": 5}'], "train.jsonl line 1: 'output' must be a string, not a number."),
+    (['{"instruction": "a"}'], "train.jsonl line 1: 'output' is missing."),
     (["[1, 2]"], "train.jsonl line 1: expected a JSON object"),
     ([], "train.jsonl has no records"),
 ])
 def test_bad_records_are_reported_with_their_line(tokenizer, tmp_path, lines, message):
     (tmp_path / "train.jsonl").write_text("".join(line + "\n" for line in lines))
-    with pytest.raises(train.DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        train.prepare_file(tmp_path / "train.jsonl", tokenizer, train.Hyperparameters())
+    with pytest.raises(DataError, match=re.escape(message)):
+        prepare_file(tmp_path / "train.jsonl", tokenizer, Hyperparameters())
 
 
 def test_the_validation_split_is_seeded_and_disjoint():
-    examples = [train.Example([i], [i]) for i in range(50)]
-    kept, held = train.split_validation(examples, 0.2, seed=5)
+    examples = [Example([i], [i]) for i in range(50)]
+    kept, held = split_validation(examples, 0.2, seed=5)
     assert len(held) == 10 and len(kept) == 40
     assert {e.input_ids[0] for e in kept}.isdisjoint({e.input_ids[0] for e in held})
-    assert train.split_validation(examples, 0.2, seed=5)[1] == held
-    assert train.split_validation(examples, 0.2, seed=6)[1] != held
+    assert split_validation(examples, 0.2, seed=5)[1] == held
+    assert split_validation(examples, 0.2, seed=6)[1] != held
 
 
 def test_packing_keeps_examples_whole_and_restarts_positions():
     rng = random.Random(1)
-    examples = [train.Example(list(range(100 * i, 100 * i + n)), list(range(100 * i, 100 * i + n)))
+    examples = [Example(list(range(100 * i, 100 * i + n)), list(range(100 * i, 100 * i + n)))
                 for i, n in enumerate(rng.randint(3, 60) for _ in range(40))]
-    packed = train.pack_examples(examples, capacity=64)
+    packed = pack_examples(examples, capacity=64)
     assert all(len(sequence) <= 64 for sequence in packed)
     assert sum(map(len, examples)) / (64 * len(packed)) > 0.9
     pieces = []
@@ -157,16 +166,16 @@ def test_packing_keeps_examples_whole_and_restarts_positions():
         starts = [i for i, position in enumerate(sequence.position_ids) if position == 0]
         for start, end in zip(starts, [*starts[1:], len(sequence)], strict=True):
             pieces.append(sequence.input_ids[start:end])
-            assert sequence.labels[start] == train.IGNORE_INDEX
+            assert sequence.labels[start] == IGNORE_INDEX
             assert sequence.labels[start + 1:end] == sequence.input_ids[start + 1:end]
     assert sorted(pieces) == sorted(example.input_ids for example in examples)
 
 
 def test_packed_sequences_compute_the_same_loss_as_separate_examples(tokenizer):
-    model = train.build_tiny_model(tokenizer).eval()
-    examples = [train.tokenize_record(tokenizer, chat(f"Question {i}?" * (i + 1), "Answer."), "chat", True)
+    model = build_tiny_model(tokenizer).eval()
+    examples = [tokenize_record(tokenizer, chat(f"Question {i}?" * (i + 1), "Answer."), "chat", True)
                 for i in range(5)]
-    packed = train.pack_examples(examples, capacity=512)
+    packed = pack_examples(examples, capacity=512)
     assert len(packed) == 1
 
     def summed_loss(batch: dict) -> float:
@@ -174,8 +183,8 @@ def test_packed_sequences_compute_the_same_loss_as_separate_examples(tokenizer):
         with torch.no_grad():  # num_items_in_batch=1 makes the loss a plain sum
             return float(model(**batch, num_items_in_batch=1, use_cache=False).loss)
 
-    separate = sum(summed_loss(train.collate([example], tokenizer.pad_token_id)) for example in examples)
-    assert summed_loss(train.collate(packed, tokenizer.pad_token_id)) == pytest.approx(separate, rel=1e-4)
+    separate = sum(summed_loss(collate([example], tokenizer.pad_token_id)) for example in examples)
+    assert summed_loss(collate(packed, tokenizer.pad_token_id)) == pytest.approx(separate, rel=1e-4)
 
 
 def test_length_grouped_batches_pad_less_and_still_cover_every_example_once():
@@ -185,17 +194,17 @@ def test_length_grouped_batches_pad_less_and_still_cover_every_example_once():
         """Token slots the batches take once padded."""
         return sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
 
-    grouped = train.epoch_batches(lengths, batch_size=8, seed=3, grouped=True)
-    plain = train.epoch_batches(lengths, batch_size=8, seed=3, grouped=False)
+    grouped = epoch_batches(lengths, batch_size=8, seed=3, grouped=True)
+    plain = epoch_batches(lengths, batch_size=8, seed=3, grouped=False)
     for batches in (grouped, plain):
         assert sorted(i for batch in batches for i in batch) == list(range(400))
         assert max(lengths[i] for i in batches[0]) == max(lengths)  # out of memory shows in the first step
     assert padded_slots(grouped) < 0.7 * padded_slots(plain)
-    assert train.epoch_batches(lengths, 8, 3, True) == grouped != train.epoch_batches(lengths, 8, 4, True)
+    assert epoch_batches(lengths, 8, 3, True) == grouped != epoch_batches(lengths, 8, 4, True)
 
 
 def test_the_plan_maps_each_step_to_its_micro_batches():
-    plan = train.Plan([10] * 10, train.Hyperparameters(batch_size=3, gradient_accumulation_steps=2, epochs=2,
+    plan = Plan([10] * 10, Hyperparameters(batch_size=3, gradient_accumulation_steps=2, epochs=2,
                                                        group_by_length=False))
     assert (plan.batches_per_epoch, plan.steps_per_epoch, plan.total_steps) == (4, 2, 4)
     first_epoch = plan.micro_batches(0) + plan.micro_batches(1)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 from app.errors import ValidationFailed
 from app.jobs.service import PRESETS, JobRequest
-from workers.train import SCHEDULERS, Hyperparameters
+from trainer.config import SCHEDULERS, Hyperparameters
 
 DEFAULT_PRESET = "balanced"
 DEFAULT_MODEL = "qwen2.5-0.5b-instruct"

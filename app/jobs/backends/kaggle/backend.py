@@ -265,7 +265,7 @@ class KaggleBackend:
         """The folder the client pushes: the kernel script and kernel-metadata.json."""
         job = {"config": inputs.config, "dataset_slug": dataset.split("/")[1],
                "model_path": model.split("/", 1)[1] if model else None}
-        (folder / kernels.KERNEL_FILE).write_text(kernels.kernel_script(job, inputs.training_program.read_text()))
+        (folder / kernels.KERNEL_FILE).write_text(kernels.kernel_script(job, inputs.training_program.read_bytes()))
         metadata = kernels.kernel_metadata(inputs, dataset, model, kernel, title)
         (folder / "kernel-metadata.json").write_text(json.dumps(metadata))
 

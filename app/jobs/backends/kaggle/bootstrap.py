@@ -1,8 +1,10 @@
-"""The bootstrap of a Kaggle kernel: writes the embedded training program and config, runs it, archives the outputs.
+"""The bootstrap of a Kaggle kernel: unpacks the embedded training program and config, runs it, archives the outputs.
 
-The Kaggle backend pushes this module's source, followed by the job's values and a call to run(), as the
-kernel's single script file, so it uses the standard library only and imports nothing from the Studio.
+The Kaggle backend pushes this module's source, followed by the job's values, the training program's bundle
+(base64) and a call to run(), as the kernel's single script file, so it uses the standard library only and imports
+nothing from the Studio; its error line comes from the protocol module inside the bundle.
 """
+import base64
 import json
 import os
 import shutil
@@ -12,39 +14,61 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-PROGRESS_PREFIX = "@@studio "
+PROGRAM_FILE = "trainer.pyz"
 OUTPUT_ARCHIVE = "studio-outputs.zip"
 # Checkpoints only matter to a run in progress; Kaggle serves at most 500 output files, so they are dropped.
 SKIPPED_OUTPUTS = ("checkpoints",)
 
 
-def run(job: dict, program: str) -> int:
+def run(job: dict, bundle: str) -> int:
     """Train as job describes and leave one archive of the outputs in the working folder; returns the exit status."""
     input_root = Path(os.environ.get("KAGGLE_INPUT_DIR", "/kaggle/input"))
     working = Path(os.environ.get("KAGGLE_WORKING_DIR", "/kaggle/working"))
     scratch = Path(tempfile.mkdtemp(prefix="studio-"))
     try:
-        command = prepare_command(job, program, input_root, working, scratch)
-        # The command is this interpreter running the program this kernel carries.
-        return subprocess.run(command, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False).returncode  # noqa: S603
-    except Exception as error:  # the Studio shows this line's message, whatever broke here
-        report_error(f"The Kaggle kernel could not start the training program: {error}")
-        return 1
+        program = unpack_program(bundle, scratch)
+        return launch(job, program, input_root, working, scratch)
     finally:
         archive_outputs(working)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def prepare_command(job: dict, program: str, input_root: Path, working: Path, scratch: Path) -> list[str]:
-    """Write the program and its config under scratch; the command line that runs them on the attached inputs."""
+def unpack_program(bundle: str, scratch: Path) -> Path:
+    """Write the training program's bundle (base64) into scratch as a file that Python runs like a script."""
+    program = scratch / PROGRAM_FILE
+    program.write_bytes(base64.b64decode(bundle))
+    return program
+
+
+def launch(job: dict, program: Path, input_root: Path, working: Path, scratch: Path) -> int:
+    """Run the program on the attached inputs; when it cannot even start, print an error line of its protocol."""
+    protocol = protocol_of(program)
+    try:
+        command = prepare_command(job, program, input_root, working, scratch)
+        # The command is this interpreter running the program this kernel carries.
+        return subprocess.run(command, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False).returncode  # noqa: S603
+    except Exception as error:  # the Studio shows this line's message, whatever broke here
+        protocol.print_error(f"The Kaggle kernel could not start the training program: {error}")
+        return 1
+
+
+def protocol_of(program: Path):
+    """The bundled program's progress protocol, imported from the bundle (where the line format is defined)."""
+    sys.path.insert(0, str(program))
+    import trainer.protocol
+
+    return trainer.protocol
+
+
+def prepare_command(job: dict, program: Path, input_root: Path, working: Path, scratch: Path) -> list[str]:
+    """Write the config under scratch; the command line that runs the program on the attached inputs."""
     config = dict(job["config"])
     if job.get("model_path"):
         config["base_model"] = str(find_input(input_root, job["model_path"]))
     (scratch / "config.json").write_text(json.dumps(config))
-    (scratch / "train.py").write_text(program)
     data = find_input(input_root, job["dataset_slug"])
     working.mkdir(parents=True, exist_ok=True)
-    return [sys.executable, str(scratch / "train.py"), "--config", str(scratch / "config.json"),
+    return [sys.executable, str(program), "--config", str(scratch / "config.json"),
             "--data", str(data), "--output", str(working)]
 
 
@@ -76,7 +100,3 @@ def archive_outputs(working: Path) -> None:
         else:
             entry.unlink()
 
-
-def report_error(message: str) -> None:
-    """Print an error line of the training program's protocol, which the Studio shows to the user."""
-    print(PROGRESS_PREFIX + json.dumps({"type": "error", "message": message}), flush=True)

@@ -5,13 +5,14 @@ what an earlier attempt pushed instead of pushing it again (docs/KAGGLE.md).
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
 
 from app.jobs.backends import TrainingInputs
 from app.jobs.backends.kaggle import bootstrap
-from workers.train import parse_progress_line
+from trainer.protocol import parse_progress_line
 
 KERNEL_FILE = "studio_job.py"
 MACHINE_SHAPE = "NvidiaTeslaT4"  # "GPU T4 x2"; the client warns that the P100 is retired
@@ -36,11 +37,12 @@ def kernel_slug(title: str) -> str:
     return "-".join(title.lower().split())
 
 
-def kernel_script(job: dict, program: str) -> str:
-    """The kernel's single file: the bootstrap, the job's values, the training program as a string, the call."""
+def kernel_script(job: dict, bundle: bytes) -> str:
+    """The kernel's single file: the bootstrap, the job's values, the training program's bundle in base64, the call."""
     source = Path(bootstrap.__file__).read_text()
     return (f"{source}\n\n# The job, written by Finetune Studio.\nJOB = json.loads({json.dumps(job)!r})\n"
-            f"PROGRAM = {program!r}\n\nif __name__ == \"__main__\":\n    sys.exit(run(JOB, PROGRAM))\n")
+            f'BUNDLE = """\n{base64.encodebytes(bundle).decode()}"""\n\n'
+            f"if __name__ == \"__main__\":\n    sys.exit(run(JOB, BUNDLE))\n")
 
 
 def error_message(lines: list[str]) -> str | None:

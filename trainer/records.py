@@ -1,4 +1,7 @@
-"""The four record formats: recognise one, check a record against it, and reduce it to its canonical form."""
+"""The four record formats: recognise one, check a record against it, reduce it to its canonical form, read it as chat.
+
+Defined once for the Studio's dataset validator and the training program; standard library only.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -58,13 +61,13 @@ def _required_string(record: dict, key: str, path: str = "") -> list[tuple[str, 
         return [("missing_key", f"'{where}' is missing")]
     value = record[key]
     if not isinstance(value, str):
-        return [("wrong_type", f"'{where}' must be a string, not {_json_type(value)}")]
+        return [("wrong_type", f"'{where}' must be a string, not {json_type(value)}")]
     if not value.strip():
         return [("empty_value", f"'{where}' is empty")]
     return []
 
 
-def _json_type(value) -> str:
+def json_type(value) -> str:
     """The JSON name of value's type."""
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
     return names.get(type(value), "a number")
@@ -74,7 +77,7 @@ def _instruction_problems(record: dict) -> list[tuple[str, str]]:
     """instruction and output are required; input is an optional string."""
     found = _required_string(record, "instruction") + _required_string(record, "output")
     if record.get("input") is not None and not isinstance(record["input"], str):
-        found.append(("wrong_type", f"'input' must be a string, not {_json_type(record['input'])}"))
+        found.append(("wrong_type", f"'input' must be a string, not {json_type(record['input'])}"))
     return found
 
 
@@ -106,7 +109,7 @@ def _chat_problems(record: dict) -> list[tuple[str, str]]:
 def _message_problems(message, path: str) -> list[tuple[str, str]]:
     """Problems of one chat message."""
     if not isinstance(message, dict):
-        return [("wrong_type", f"'{path[:-1]}' must be an object, not {_json_type(message)}")]
+        return [("wrong_type", f"'{path[:-1]}' must be an object, not {json_type(message)}")]
     found = [("unknown_key", f"'{path}{key}' is not a message key (use role, content, name, weight)")
              for key in sorted(message.keys() - MESSAGE_KEYS)]
     role = message.get("role")
@@ -142,6 +145,17 @@ def from_csv_row(row: dict) -> dict:
         with contextlib.suppress(json.JSONDecodeError):
             record["messages"] = json.loads(record["messages"])
     return record
+
+
+def to_messages(record: dict, record_format: str) -> list[dict]:
+    """A chat, instruction or prompt_completion record as chat messages (role, content, optional weight)."""
+    if record_format == "chat":
+        return record["messages"]
+    if record_format == "instruction":
+        extra = record.get("input") or ""
+        prompt = f"{record['instruction']}\n\n{extra}" if extra else record["instruction"]
+        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": record["output"]}]
+    return [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": record["completion"]}]
 
 
 def texts(record: dict) -> list[str]:

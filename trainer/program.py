@@ -1,0 +1,44 @@
+"""A whole run, from a validated config to the saved outputs: load, resume, train, save, report."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import transformers
+
+from trainer.config import Config
+from trainer.data import load_datasets
+from trainer.loop import Run
+from trainer.models import detect_hardware, load_model, load_tokenizer, prepare_for_training
+from trainer.outputs import resolved_arguments, save_merged_model, save_model, write_json
+from trainer.protocol import Reporter
+
+
+def start_run(config: Config, data_dir: Path, output: Path, reporter: Reporter) -> tuple[Run, dict]:
+    """Load tokenizer, data and model, resume from a checkpoint when one exists, and report the start."""
+    hardware = detect_hardware(config)
+    transformers.set_seed(config.hyperparameters.seed)
+    tokenizer = load_tokenizer(config.base_model)
+    train_set, validation, stats = load_datasets(data_dir, config, tokenizer)
+    model = prepare_for_training(load_model(config, hardware, tokenizer), config)
+    run = Run(config, hardware, model, tokenizer, (train_set, validation), output, reporter)
+    resumed_from = run.resume()
+    arguments = resolved_arguments(run, stats)
+    write_json(output / "training_args.json", arguments)
+    details = {k: v for k, v in arguments["resolved"].items() if k not in ("data", "total_steps")}
+    reporter.emit("start", **run.position(), resumed_from_step=resumed_from, base_model=config.base_model,
+                  method=config.method, **details, **stats)
+    return run, stats
+
+
+def train(config: Config, data_dir: Path, output: Path, reporter: Reporter, stop: threading.Event) -> dict:
+    """Train as config says until done (or until stop is set), save the outputs; returns the done event."""
+    run, stats = start_run(config, data_dir, output, reporter)
+    run.fit(stop)
+    outputs = {"model": save_model(run)}
+    if config.merge_adapter and config.method != "full":
+        outputs["merged"] = save_merged_model(config, run.hardware, run.tokenizer, output)
+    final = {"loss": run.last_loss, "eval_loss": run.last_eval_loss,
+             "tokens_per_second": run.meter.tokens_per_second(), "train_seconds": round(run.meter.seconds, 2)}
+    write_json(output / "metrics.json", {**final, **run.position(), "data": stats, "history": run.history})
+    return reporter.emit("done", **run.position(), **final, eta_seconds=0, outputs=outputs)
