@@ -11,8 +11,7 @@ from app.jobs.backends import Backend
 from app.jobs.events import add_event, move
 from app.models import Dataset, Job, User, utcnow
 from app.pagination import Page, paginate
-from trainer.config import METHODS, Hyperparameters, parse_hyperparameters
-from trainer.errors import ConfigError
+from trainer.config import METHODS, ConfigError, Hyperparameters, parse_hyperparameters
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 MAX_NAME_LENGTH = 200
