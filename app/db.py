@@ -24,10 +24,12 @@ MIGRATION_LOCK_ID = 7_215_004_231
 # collection never closes them: closing would end the parent's session on the shared socket.
 _inherited_connections: list = []
 
+# busy_timeout first: the switch to WAL takes a lock too, and without the timeout in place a connection opened
+# while another holds it fails at once with "database is locked" (seen when processes start together).
 SQLITE_PRAGMAS = {
+    "busy_timeout": 5000,
     "journal_mode": "wal",
     "foreign_keys": 1,
-    "busy_timeout": 5000,
     "synchronous": "normal",
 }
 

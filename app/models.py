@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import secrets
 
 import peewee
 
@@ -128,6 +129,13 @@ class Job(OwnedModel):
     lease_owner = peewee.CharField(max_length=128, null=True)
     lease_until = peewee.DateTimeField(null=True)
     attempts = peewee.IntegerField(default=0)
+    # Starts of the current stage since it last completed (by the step, RQ or the reconciler): bounded, so
+    # a step that keeps failing or crashing its worker ends the job instead of running forever.
+    stage_attempts = peewee.IntegerField(default=0)
+    last_error = peewee.TextField(null=True)
+    # A run submitted elsewhere (a Kaggle session) that may still be running, cancelled or not: it holds
+    # one of its backend's concurrency slots until the backend says it ended.
+    remote_open = peewee.BooleanField(default=False)
     cancel_requested_at = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     started_at = peewee.DateTimeField(null=True)
@@ -165,4 +173,18 @@ class Artifact(BaseModel):
         indexes = ((("job", "name"), True),)
 
 
-ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact]
+class Installation(BaseModel):
+    """This Studio installation (one row, id 1): a random id, made once, that keeps its names apart from other
+    Studios' (two Studios sharing a Kaggle account, or one whose job ids restarted after a reset)."""
+
+    installation_id = peewee.CharField(max_length=32, unique=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    @classmethod
+    def current_id(cls) -> str:
+        """The installation's id, made now if the row is missing (a database restored without it)."""
+        cls.insert(id=1, installation_id=secrets.token_hex(4)).on_conflict_ignore().execute()
+        return cls.get_by_id(1).installation_id
+
+
+ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Installation]

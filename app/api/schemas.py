@@ -50,7 +50,7 @@ def job_dict(job: Job) -> dict:
                      "eta_seconds": eta},
         "stage": job.stage,
         "cancel_requested": job.cancel_requested_at is not None,
-        "metrics": job.metrics,
+        "metrics": {k: v for k, v in (job.metrics or {}).items() if k != "reported_steps"} if job.metrics else None,
         "error": job.error,
         "attempts": job.attempts,
         "created_at": iso(job.created_at),

@@ -1,7 +1,7 @@
 """A job's history: status changes, log lines and metric points, and the progress they carry."""
 from __future__ import annotations
 
-from app.jobs.states import TERMINAL, can_move
+from app.jobs.states import DONE, TERMINAL, can_move
 from app.models import Job, JobEvent, utcnow
 
 MAX_LINE_CHARS = 4000
@@ -28,7 +28,7 @@ def move(job: Job, target: str, message: str, **fields) -> bool:
     now = utcnow()
     extra = {"started_at": now} if target == "running" and job.started_at is None else {}
     if target in TERMINAL:
-        extra.update(finished_at=now, stage="done", lease_owner=None, lease_until=None)
+        extra.update(finished_at=now, stage=DONE, lease_owner=None, lease_until=None)
     changes = {"status": target, "updated_at": now, **extra, **fields}
     updated = Job.update(changes).where((Job.id == job.id) & (Job.status == job.status)).execute()
     if not updated:

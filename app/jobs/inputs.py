@@ -9,7 +9,7 @@ from app import catalog
 from app.jobs.artifacts import sha256_of
 from app.jobs.backends import BackendError, TrainingInputs
 from app.jobs.context import JobContext
-from app.models import Dataset, Job
+from app.models import Dataset, Installation, Job
 from trainer.bundle import build_bundle
 from trainer.config import TINY_MODEL_ID
 
@@ -43,7 +43,8 @@ def gather(ctx: JobContext, job: Job) -> TrainingInputs:
     digest = hashlib.sha256(b"".join(sha256_of(p).encode() for p in sorted(data_dir.iterdir()))).hexdigest()
     return TrainingInputs(job_id=job.id, config=config, data_dir=data_dir, dataset_sha256=digest,
                           model_source=model_source(job.base_model),
-                          training_program=build_bundle(ctx.settings.data_dir / "bundles"))
+                          training_program=build_bundle(ctx.settings.data_dir / "bundles"),
+                          installation_id=Installation.current_id())
 
 
 def _download(ctx: JobContext, dataset_id: int | None, target: Path) -> None:

@@ -11,12 +11,20 @@ METRIC_KEYS = ("loss", "eval_loss", "learning_rate", "tokens_per_second", "eta_s
 MAX_LOG_EVENTS = 20_000
 
 
+# Series whose points carry a step: a run resumed from a checkpoint reports again the steps after it, which the
+# job recorded already (with the same values: resume is exact), so those are skipped, never stored twice.
+STEPPED = ("progress", "eval")
+
+
 def apply_output(job: Job, lines: list[str], logged_so_far: int = 0) -> int:
     """Record a batch of output lines on the job (one insert, one update); returns log lines kept."""
     events, kept = [], 0
     changes: dict = {}
+    reported = dict((job.metrics or {}).get("reported_steps") or {})
     for line in lines:
         progress = parse_progress_line(line)
+        if progress is not None and _reported_before(progress, reported):
+            continue
         if progress is not None:
             events.append(_event_of(progress))
             changes.update(_job_changes(job, progress, changes))
@@ -24,12 +32,25 @@ def apply_output(job: Job, lines: list[str], logged_so_far: int = 0) -> int:
             events.append(("log", line.rstrip("\n"), None))
             kept += 1
     add_events(job, events)
+    if reported != ((job.metrics or {}).get("reported_steps") or {}):
+        changes["metrics"] = {**(changes.get("metrics") or job.metrics or {}), "reported_steps": reported}
     if changes:
         changes["updated_at"] = utcnow()
         Job.update(changes).where(Job.id == job.id).execute()
         for name, value in changes.items():
             setattr(job, name, value)
     return kept
+
+
+def _reported_before(progress: dict, reported: dict) -> bool:
+    """Whether this point of a stepped series was recorded already; records it as reported otherwise."""
+    kind, step = progress["type"], progress.get("step")
+    if kind not in STEPPED or not isinstance(step, int):
+        return False
+    if step <= reported.get(kind, -1):
+        return True
+    reported[kind] = step
+    return False
 
 
 def _event_of(progress: dict) -> tuple[str, str, dict]:

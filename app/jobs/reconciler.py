@@ -22,7 +22,7 @@ from app.jobs import states
 from app.jobs.context import JobContext
 from app.jobs.events import add_event
 from app.jobs.leases import lease_is_live
-from app.jobs.orchestrator import schedule
+from app.jobs.scheduling import schedule
 from app.models import Dataset, Job, utcnow
 from app.queue import DEFAULT_QUEUE
 
@@ -92,12 +92,13 @@ def rq_job_status(ctx: JobContext, rq_id: str | None) -> str | None:
 def reconcile(ctx: JobContext) -> dict:
     """Re-enqueue every active job and processing dataset that lost its work; returns the counts."""
     recovered = {"jobs": 0, "datasets": 0}
-    for job in Job.select().where(Job.status.in_(states.ACTIVE)):
-        if job_alive(ctx, job):
-            continue
-        add_event(job, "log", f"recovered: its {job.stage} step was lost and is enqueued again")
-        schedule(ctx, job, job.stage)
-        recovered["jobs"] += 1
+    # Active jobs, and finished ones whose remote session may still hold a slot (followed by the release step).
+    carried = Job.status.in_(states.ACTIVE) | (Job.status.in_(states.TERMINAL) & Job.remote_open)
+    for job in Job.select().where(carried):
+        if job.stage == states.DONE:
+            recovered["jobs"] += schedule(ctx, job, states.RELEASE) is not None
+        elif not job_alive(ctx, job) and recover(ctx, job):
+            recovered["jobs"] += 1
     for dataset in Dataset.select().where(Dataset.status == "processing"):
         rq_id = datasets.validation_rq_id(dataset.id)
         if not rq_job_alive(ctx, rq_id) and dataset.updated_at < utcnow() - timedelta(seconds=30):
@@ -106,6 +107,17 @@ def reconcile(ctx: JobContext) -> dict:
     if any(recovered.values()):
         log.warning("reconciler recovered %s", recovered)
     return recovered
+
+
+def recover(ctx: JobContext, job: Job) -> bool:
+    """Enqueue the job's lost step again, counted as another attempt of its stage; False when the job moved on
+    since it was read (its step was not lost after all)."""
+    lost = f"the worker carrying the {job.stage} step stopped before it finished (killed, out of memory or lost)"
+    Job.update(last_error=lost).where((Job.id == job.id) & Job.last_error.is_null()).execute()
+    if schedule(ctx, job, job.stage, retry=True) is None:
+        return False
+    add_event(job, "log", f"recovered: its {job.stage} step was lost and is enqueued again")
+    return True
 
 
 def reconcile_if_due(ctx: JobContext) -> dict | None:

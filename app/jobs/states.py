@@ -16,11 +16,12 @@ ALLOWED = {
 }
 
 # The orchestration step a job runs next (app/jobs/orchestrator.py): prepare → submit → (run | poll…) →
-# collect → finalize, or cancel; done once the job is terminal.
-PREPARE, SUBMIT, RUN, POLL, COLLECT, FINALIZE, CANCEL = (
-    "prepare", "submit", "run", "poll", "collect", "finalize", "cancel")
+# collect → finalize, or cancel; done once the job is terminal, or release while a terminal job's remote
+# session may still run (it holds its backend's slot until the backend says it ended).
+PREPARE, SUBMIT, RUN, POLL, COLLECT, FINALIZE, CANCEL, RELEASE = (
+    "prepare", "submit", "run", "poll", "collect", "finalize", "cancel", "release")
 DONE = "done"
-STAGES = (PREPARE, SUBMIT, RUN, POLL, COLLECT, FINALIZE, CANCEL)
+STAGES = (PREPARE, SUBMIT, RUN, POLL, COLLECT, FINALIZE, CANCEL, RELEASE)
 
 
 def can_move(current: str, target: str) -> bool:

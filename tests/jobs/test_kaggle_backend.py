@@ -71,7 +71,7 @@ def test_names_follow_kaggles_rules_and_depend_only_on_the_job(make_inputs):
     inputs = make_inputs()
     title = kernel_title(inputs)
     assert len(title) >= 5 and kernel_slug(title) == slugify(title)
-    assert 6 <= len(dataset_slug(inputs.job_id)) <= 50
+    assert 6 <= len(dataset_slug(inputs.installation_id, inputs.job_id)) <= 50
     assert kernel_title(make_inputs()) == title
     assert kernel_title(make_inputs(config={**TINY_CONFIG, "method": "full"})) != title
     assert kernel_title(inputs, run=2) != title
@@ -83,9 +83,9 @@ def test_names_follow_kaggles_rules_and_depend_only_on_the_job(make_inputs):
 def test_prepare_uploads_a_private_dataset_with_one_license(kaggle_backend, kaggle_client_env, make_inputs):
     inputs = make_inputs()
     ref = kaggle_backend.prepare(inputs, {})
-    assert ref == {"dataset": f"{KAGGLE_USER}/{dataset_slug(7)}", "dataset_sha256": inputs.dataset_sha256,
+    assert ref == {"dataset": f"{KAGGLE_USER}/{dataset_slug('studio', 7)}", "dataset_sha256": inputs.dataset_sha256,
                    "dataset_version": 1}
-    dataset = kaggle_client_env.dataset(dataset_slug(7))
+    dataset = kaggle_client_env.dataset(dataset_slug("studio", 7))
     assert dataset["is_private"] and dataset["license"] == "unknown"
     assert 6 <= len(dataset["title"]) <= 50
     assert [version["files"] for version in dataset["versions"]] == [["train.jsonl"]]
@@ -98,7 +98,7 @@ def test_prepare_reuses_the_version_while_the_content_is_unchanged(kaggle_backen
     calls = kaggle_client_env.calls("GetDatasetStatus")
     assert kaggle_backend.prepare(inputs, first) == {}
     assert kaggle_client_env.calls("GetDatasetStatus") == calls
-    assert len(kaggle_client_env.dataset(dataset_slug(7))["versions"]) == 1
+    assert len(kaggle_client_env.dataset(dataset_slug("studio", 7))["versions"]) == 1
     assert kaggle_client_env.calls("CreateDataset") == 1 and kaggle_client_env.calls("CreateDatasetVersion") == 0
 
 
@@ -107,7 +107,7 @@ def test_prepare_makes_a_new_version_when_the_content_changes(kaggle_backend, ka
     changed = make_inputs(records=training_records_changed())
     second = kaggle_backend.prepare(changed, first)
     assert second["dataset"] == first["dataset"] and second["dataset_version"] == 2
-    versions = kaggle_client_env.dataset(dataset_slug(7))["versions"]
+    versions = kaggle_client_env.dataset(dataset_slug("studio", 7))["versions"]
     assert changed.dataset_sha256 in versions[1]["description"]
 
 
@@ -124,7 +124,7 @@ def test_prepare_is_transient_while_kaggle_processes_the_dataset(kaggle_backend,
     assert raised.value.transient and "processing" in raised.value.message
     kaggle_client_env.release_datasets()
     assert kaggle_backend.prepare(inputs, {})["dataset_version"] == 1
-    assert len(kaggle_client_env.dataset(dataset_slug(7))["versions"]) == 1
+    assert len(kaggle_client_env.dataset(dataset_slug("studio", 7))["versions"]) == 1
 
 
 # --- submit: the kernel ---------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def test_5xx_bursts_are_retried_until_they_pass(kaggle_backend, kaggle_client_en
     ref = submitted(kaggle_backend, make_inputs())
     assert kaggle_backend.poll(ref).state == "queued"
     assert kaggle_client_env.pushes(slug_of(ref)) == 1
-    assert len(kaggle_client_env.dataset(dataset_slug(7))["versions"]) == 1
+    assert len(kaggle_client_env.dataset(dataset_slug("studio", 7))["versions"]) == 1
     assert kaggle_client_env.calls(method) >= kaggle_backend.patience.attempts
 
 
@@ -313,7 +313,7 @@ def test_dropped_connections_are_retried(kaggle_backend, kaggle_client_env, make
         kaggle_client_env.drop(method)
     ref = submitted(kaggle_backend, make_inputs())
     assert kaggle_backend.poll(ref).state == "queued"
-    assert kaggle_client_env.pushes(slug_of(ref)) == 1 and kaggle_client_env.datasets() == [dataset_slug(7)]
+    assert kaggle_client_env.pushes(slug_of(ref)) == 1 and kaggle_client_env.datasets() == [dataset_slug("studio", 7)]
 
 
 def test_a_persistent_5xx_becomes_a_transient_error(kaggle_backend, kaggle_client_env, make_inputs):
@@ -348,7 +348,7 @@ def test_an_access_token_authenticates_as_its_account(kaggle_client_env, make_in
     kaggle_client_env.add_token("alice-token", KAGGLE_USER)
     monkeypatch.setenv("KAGGLE_API_TOKEN", "")  # restored after the test, whatever the backend sets
     backend = kaggle_backend_for(tmp_path, kaggle_api_token="alice-token")
-    assert backend.prepare(make_inputs(), {})["dataset"] == f"{KAGGLE_USER}/{dataset_slug(7)}"
+    assert backend.prepare(make_inputs(), {})["dataset"] == f"{KAGGLE_USER}/{dataset_slug('studio', 7)}"
 
 
 # --- cancel and quota -----------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class TrainingInputs:
     # "hub" (the run downloads it: needs internet), "builtin", or "kaggle:<owner>/<model>/<framework>/<variation>"
     model_source: str
     training_program: Path             # the training program's bundle (trainer/bundle.py)
+    installation_id: str = "studio"    # this Studio's id (models.Installation), part of the names it makes remotely
 
 
 @dataclass

@@ -1,11 +1,15 @@
 """The local backend: the training program runs on this machine as a subprocess of the worker's run step.
 
-The run holds a lease on the job (renewed while it runs), so no second process ever trains the same
-job. It stops within seconds on a cancel request, and on a worker's warm shutdown (HANDBACK_SIGNAL from
+The run holds a lease on the job, renewed by a heartbeat thread while it runs, so no second process ever
+trains the same job; a run that loses its lease stops. The program dies with its supervisor: stopped when
+the run step ends in any way, and killed by the kernel (PR_SET_PDEATHSIG) when the supervising process dies.
+It stops within seconds on a cancel request, and on a worker's warm shutdown (HANDBACK_SIGNAL from
 StudioWorker) it lets the program checkpoint, then hands the job back to the queue to resume.
 """
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import queue
 import signal
@@ -17,6 +21,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from app import faults
+from app.db import database
 from app.jobs import inputs, leases, states
 from app.jobs.backends import CancelOutcome, RunOutcome, register
 from app.jobs.events import move
@@ -28,6 +34,9 @@ BATCH_SECONDS = 0.5
 STOP_GRACE_SECONDS = 20
 # The signal StudioWorker sends its work horse when the worker is asked to stop (warm shutdown).
 HANDBACK_SIGNAL = signal.SIGUSR1
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+log = logging.getLogger(__name__)
 
 
 @register
@@ -95,12 +104,18 @@ class LocalRun:
         """Train to the end, a failure, a cancel, or a hand-back; returns which."""
         if not leases.acquire(self.job.id, self.owner, self.lease):
             return RunOutcome("busy", "another process runs it")
+        keeper = LeaseKeeper(self.job.id, self.owner, self.lease)
         previous = signal.signal(HANDBACK_SIGNAL, self.request_handback)
+        process = None
         try:
             prepared = inputs.gather(self.ctx, self.job)
             move(self.job, states.RUNNING, f"training on {socket.gethostname()}")
-            return self.finish(self.supervise(self.start(prepared)))
+            process = self.start(prepared)
+            return self.finish(self.supervise(process, keeper))
         finally:
+            if process is not None and process.poll() is None:  # supervise() raised: the program must not outlive it
+                _stop(process)
+            keeper.stop()
             signal.signal(HANDBACK_SIGNAL, previous)
             leases.release(self.job.id, self.owner)
 
@@ -115,33 +130,35 @@ class LocalRun:
                    "--data", str(prepared.data_dir), "--output", str(output)]
         # Our own program with our own paths: nothing here comes from a user.
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # noqa: S603
-                                bufsize=1, start_new_session=True, cwd=self.folder)
+                                bufsize=1, start_new_session=True, cwd=self.folder,
+                                preexec_fn=_die_with(os.getpid()))
 
-    def supervise(self, process: subprocess.Popen) -> tuple[int, str]:
-        """Relay output until the process ends; stop it on cancel or hand-back. Returns (code, why)."""
+    def supervise(self, process: subprocess.Popen, keeper: LeaseKeeper) -> tuple[int, str]:
+        """Relay output until the process ends; stop it on cancel, hand-back or a lost lease. Returns (code, why)."""
         lines: queue.Queue = queue.Queue()
         reader = threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True)
         reader.start()
-        reason, last_check, last_renew = "finished", 0.0, time.monotonic()
+        reason, last_check = "finished", 0.0
         while process.poll() is None or reader.is_alive() or not lines.empty():
             self.record(_drain(lines, BATCH_SECONDS))
             now = time.monotonic()
             if now - last_check >= CHECK_EVERY and process.poll() is None and reason == "finished":
-                last_check, reason = now, self.stop_reason()
+                last_check, reason = now, self.stop_reason(keeper)
                 if reason != "finished":
                     _stop(process)
-            if now - last_renew >= self.lease.total_seconds() / 4:
-                last_renew = now
-                leases.renew(self.job.id, self.owner, self.lease)
         return process.wait(), reason
 
     def record(self, batch: list[str]) -> None:
         """Apply a batch of output lines to the job."""
         if batch:
             self.logged += apply_output(self.job, batch, self.logged)
+            if self.job.step:
+                faults.hit("run.training")
 
-    def stop_reason(self) -> str:
-        """cancelled, handback, or finished (keep going)."""
+    def stop_reason(self, keeper: LeaseKeeper) -> str:
+        """cancelled, handback, lost (the lease), or finished (keep going)."""
+        if keeper.lost.is_set():
+            return "lost"
         if self.handback:
             return "handback"
         cancel_requested = Job.select(Job.cancel_requested_at).where(Job.id == self.job.id).scalar()
@@ -150,6 +167,8 @@ class LocalRun:
     def finish(self, outcome: tuple[int, str]) -> RunOutcome:
         """How the run ended, from the program's exit status and why it was stopped."""
         code, reason = outcome
+        if reason == "lost":
+            return RunOutcome("busy", "the run lost its lease (renewals failed): stopped; another run may resume it")
         if reason == "cancelled":
             return RunOutcome("cancelled", "cancelled; the training process was stopped")
         if reason == "handback" and code != 0:
@@ -157,6 +176,53 @@ class LocalRun:
         if code != 0:
             return RunOutcome("failed", last_error_message(self.job) or f"The training program exited with {code}.")
         return RunOutcome("trained")
+
+
+class LeaseKeeper:
+    """A heartbeat thread renewing a run's lease; `lost` is set when a renewal fails for the whole lease (the lease
+    may have lapsed and another run taken it) or another owner holds it."""
+
+    def __init__(self, job_id: int, owner: str, duration: timedelta):
+        """Start renewing every quarter of the lease."""
+        self.job_id, self.owner, self.duration = job_id, owner, duration
+        self.lost, self._stopped = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        """Renew until stopped; a failure is retried at the next beat, until the lease would have lapsed."""
+        renewed = time.monotonic()
+        while not self._stopped.wait(self.duration.total_seconds() / 4):
+            try:
+                with database.connection_context():
+                    held = leases.renew(self.job_id, self.owner, self.duration)
+            except Exception as error:  # a database hiccup: the next beat tries again
+                log.warning("renewing the lease of job %s failed: %s", self.job_id, error)
+                held = None
+            if held:
+                renewed = time.monotonic()
+            if held is False or time.monotonic() - renewed >= self.duration.total_seconds():
+                self.lost.set()
+                return
+
+    def stop(self) -> None:
+        """Stop renewing (the run ended)."""
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+
+def _die_with(parent: int):
+    """A preexec function that has the kernel SIGKILL the child when its parent dies (Linux), so the training
+    program never outlives a supervisor that was killed; elsewhere it does nothing."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def arrange() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the request was in place
+            os._exit(1)
+
+    return arrange
 
 
 def _pump(stream, lines: queue.Queue) -> None:

@@ -34,6 +34,8 @@ STATES = {
     "QUEUED": "queued", "NEW_SCRIPT": "queued", "RUNNING": "running", "COMPLETE": "complete", "ERROR": "error",
     "CANCEL_REQUESTED": "cancelled", "CANCEL_ACKNOWLEDGED": "cancelled",
 }
+# The new log events one poll takes at most; the rest wait for the next poll (a few seconds later).
+LOG_EVENTS_PER_POLL = 5000
 NOT_FOUND = (403, 404)  # Kaggle answers 403 ("permission denied") for a kernel or dataset that does not exist
 CANCEL_MESSAGE = (
     "The Studio stopped following this job, but the Kaggle session runs on until it ends: Kaggle's API cannot "
@@ -143,7 +145,7 @@ class KaggleBackend:
         """Create the job's dataset, or a new version of it when the content changed; wait until Kaggle is ready."""
         if ref.get("dataset_sha256") == inputs.dataset_sha256 and ref.get("dataset_version"):
             return {}
-        dataset = f"{self._retrying(lambda: self.owner)}/{kernels.dataset_slug(inputs.job_id)}"
+        dataset = f"{self._retrying(lambda: self.owner)}/{kernels.dataset_slug(inputs.installation_id, inputs.job_id)}"
         self._retrying(lambda: self._ensure_dataset(inputs, dataset))
         version = self._wait_until_ready(dataset)
         return {"dataset": dataset, "dataset_sha256": inputs.dataset_sha256, "dataset_version": version}
@@ -275,9 +277,9 @@ class KaggleBackend:
         """The session's state and the log lines printed since ref's cursor; on error, the program's message."""
         kernel = self._versioned_kernel(ref)
         status = self._retrying(lambda: self.api.kernels_status(kernel))
-        state = STATES.get(status.status.name, "queued")
-        lines, updates = ([], {}) if state == "queued" else self._new_log_lines(kernel, ref)
-        message = None
+        state = STATES.get(status.status.name, "unknown")
+        lines, updates = ([], {}) if state in ("queued", "unknown") else self._new_log_lines(kernel, ref)
+        message = status.status.name if state == "unknown" else None
         if state == "error":
             message = (updates.get("kernel_error") or ref.get("kernel_error") or status.failure_message
                        or "The Kaggle session failed without a message; its log is on kaggle.com.")
@@ -298,15 +300,18 @@ class KaggleBackend:
         return lines, {"log_events": seen + len(events), **({"kernel_error": found} if found else {})}
 
     def _read_log_events(self, kernel: str, seen: int) -> list[dict]:
-        """The log events after the first `seen`, read for at most the log budget (the stream replays from the
-        start, and a running session's stream stays open: a read timeout after a short silence ends it)."""
-        deadline = time.monotonic() + self.patience.log_budget_seconds
-        events, stream = [], self.log_api.kernels_logs_stream(kernel)
+        """The log events after the first `seen`, at most LOG_EVENTS_PER_POLL of them, read for at most the log
+        budget once the cursor is reached. The stream replays from the start, so the events before the cursor are
+        skipped unread and the budget starts after them: a long log still yields its new lines. A running
+        session's stream stays open: a read timeout after a short silence ends it."""
+        deadline, events, stream = None, [], self.log_api.kernels_logs_stream(kernel)
         try:
             for index, event in enumerate(stream):
-                if index >= seen:
-                    events.append(event)
-                if time.monotonic() > deadline:
+                if index < seen:
+                    continue
+                deadline = deadline or time.monotonic() + self.patience.log_budget_seconds
+                events.append(event)
+                if len(events) >= LOG_EVENTS_PER_POLL or time.monotonic() > deadline:
                     break
         except client.CLIENT_ERRORS as error:
             log.info("stopped reading the log of Kaggle kernel %s: %s", kernel, error)

@@ -19,9 +19,10 @@ MACHINE_SHAPE = "NvidiaTeslaT4"  # "GPU T4 x2"; the client warns that the P100 i
 DATASET_LICENSE = "unknown"  # the user's own data: the Studio claims no license for it
 
 
-def dataset_slug(job_id: int) -> str:
-    """The slug of a job's Kaggle dataset (6–50 characters), the same on every attempt."""
-    return f"finetune-studio-job-{job_id}-data"
+def dataset_slug(installation_id: str, job_id: int) -> str:
+    """The slug of a job's Kaggle dataset (6–50 characters), the same on every attempt; the installation's id
+    keeps two Studios on one Kaggle account (or one whose job ids restarted) out of each other's datasets."""
+    return f"studio-{installation_id}-job-{job_id}-data"
 
 
 def kernel_title(inputs: TrainingInputs, run: int = 1) -> str:
@@ -29,7 +30,8 @@ def kernel_title(inputs: TrainingInputs, run: int = 1) -> str:
     program = hashlib.sha256(inputs.training_program.read_bytes()).hexdigest()
     content = json.dumps([inputs.job_id, run, inputs.dataset_sha256, inputs.config, inputs.model_source, program],
                          sort_keys=True)
-    return f"Finetune Studio job {inputs.job_id} {hashlib.sha256(content.encode()).hexdigest()[:8]}"
+    digest = hashlib.sha256(content.encode()).hexdigest()[:8]
+    return f"Finetune Studio {inputs.installation_id} job {inputs.job_id} {digest}"
 
 
 def kernel_slug(title: str) -> str:
@@ -57,7 +59,7 @@ def error_message(lines: list[str]) -> str | None:
 def dataset_metadata(inputs: TrainingInputs, dataset: str) -> dict:
     """dataset-metadata.json of a job's private dataset; its description records the content hash."""
     return {
-        "id": dataset, "title": f"Finetune Studio job {inputs.job_id} data",
+        "id": dataset, "title": f"Finetune Studio {inputs.installation_id} job {inputs.job_id} data",
         "licenses": [{"name": DATASET_LICENSE}], "keywords": [],
         "description": f"Training data of Finetune Studio job {inputs.job_id}, sha256 {inputs.dataset_sha256}",
     }
