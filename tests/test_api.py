@@ -8,7 +8,7 @@ import pytest
 
 from app.api.routes import OPENAPI_PATH
 from app.db import database
-from tests.factories import make_artifact, make_dataset, make_event, make_job
+from tests.support.factories import make_artifact, make_dataset, make_event, make_job
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from app.auth import service
 from app.db import database
 from app.errors import Conflict, ValidationFailed
 from app.models import ApiToken
-from tests.conftest import PASSWORD, csrf_token_from, login
+from tests.support.accounts import PASSWORD, csrf_token_from, login
 
 
 def test_pages_redirect_anonymous_users_to_login(client):

@@ -4,8 +4,10 @@ from __future__ import annotations
 import pytest
 
 from app import create_app
-from tests.conftest import make_settings
-from tests.support.processes import free_port, idle_workers, wait_until, worker_pool
+from tests.support.ports import free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
+from tests.support.workers import idle_workers, worker_pool
 
 
 def health_of(settings):

@@ -5,7 +5,8 @@ import datetime
 
 from rq import Queue, Worker
 
-from tests.support.processes import idle_workers, wait_until, worker_pool
+from tests.support.waiting import wait_until
+from tests.support.workers import idle_workers, worker_pool
 
 
 def test_worker_runs_a_job_with_the_app_and_database(settings, redis, user, tmp_path):

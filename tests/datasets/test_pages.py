@@ -7,10 +7,10 @@ import pytest
 
 from app.db import database
 from app.models import Dataset
-from tests.conftest import csrf_token_from
-from tests.datasets.conftest import bucket_keys
-from tests.datasets.files import as_jsonl, examples
-from tests.factories import make_dataset
+from tests.support.accounts import csrf_token_from
+from tests.support.data import as_jsonl, examples
+from tests.support.datasets import bucket_keys
+from tests.support.factories import make_dataset
 
 EVIL = '<script>alert("owned")</script>'
 
@@ -18,7 +18,7 @@ EVIL = '<script>alert("owned")</script>'
 @pytest.fixture
 def browser(client, owner):
     """A client signed in as the owner, with the CSRF token of its session."""
-    from tests.conftest import login
+    from tests.support.accounts import login
 
     assert login(client, owner.email).status_code == 302
     client.csrf = csrf_token_from(client.get("/datasets").get_data(as_text=True))

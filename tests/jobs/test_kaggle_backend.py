@@ -16,7 +16,8 @@ from slugify import slugify
 from app.jobs import kaggle_kernel
 from app.jobs.backends import BackendError, PollResult
 from app.jobs.kaggle import CANCEL_MESSAGE, KaggleBackend, dataset_slug, kernel_slug, kernel_title
-from tests.jobs.conftest import (
+from tests.kaggle_emulator import KaggleEmulator
+from tests.support.kaggle import (
     KAGGLE_KEY,
     KAGGLE_USER,
     TINY_CONFIG,
@@ -24,8 +25,8 @@ from tests.jobs.conftest import (
     point_client_at,
     training_inputs,
 )
-from tests.kaggle_emulator import KaggleEmulator
-from tests.support.processes import PROJECT_ROOT, wait_until
+from tests.support.processes import PROJECT_ROOT
+from tests.support.waiting import wait_until
 from workers.train import parse_progress_line
 
 FINAL = ("complete", "error", "cancelled")

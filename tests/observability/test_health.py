@@ -8,7 +8,10 @@ from contextlib import contextmanager
 
 from app.ops import health
 from app.queue import get_queue
-from tests.support.processes import free_port, idle_workers, running, stop_group, wait_until, worker_pool
+from tests.support.ports import free_port
+from tests.support.processes import running, stop_group
+from tests.support.waiting import wait_until
+from tests.support.workers import idle_workers, worker_pool
 
 
 @contextmanager

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import csrf_token_from, login
+from tests.support.accounts import csrf_token_from, login
 
 
 def tokens_page_token(client) -> str:

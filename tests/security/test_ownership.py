@@ -7,8 +7,8 @@ import pytest
 
 from app.db import database
 from app.models import ApiToken, Dataset, Job
-from tests.conftest import csrf_token_from, login
-from tests.factories import make_artifact, make_dataset, make_event, make_job
+from tests.support.accounts import csrf_token_from, login
+from tests.support.factories import make_artifact, make_dataset, make_event, make_job
 
 # Routes that need no owner: the public ones and static files.
 UNOWNED_ENDPOINTS = {"static", "auth.login", "auth.logout", "api.openapi", "ops.health_report", "ops.liveness"}

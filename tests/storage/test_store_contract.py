@@ -5,7 +5,6 @@ import hashlib
 import io
 import multiprocessing
 import random
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,8 @@ from app.storage import (
     make_store,
     validate_key,
 )
-from tests.support.seaweed import free_port
+from tests.support.http import fetch
+from tests.support.ports import free_port
 
 MIB = 1024 * 1024
 
@@ -339,10 +339,9 @@ def test_s3_presigned_url_downloads_the_bytes_as_a_named_attachment(s3_store):
 
     url = s3_store.presigned_url("exports/run-7.jsonl", filename="run 7 résumé.jsonl")
 
-    # No proxy handler: the request must go straight to the loopback server.
-    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=10) as response:
-        assert response.read() == b"line one\nline two\n"
-        disposition = response.headers["Content-Disposition"]
+    reply = fetch(url, timeout=10)  # straight to the loopback server, never through a proxy
+    assert reply.status == 200 and reply.body == b"line one\nline two\n"
+    disposition = reply.one("Content-Disposition")
     assert disposition.startswith("attachment")
     assert 'filename="run 7 r_sum_.jsonl"' in disposition
     assert "filename*=UTF-8''run%207%20r%C3%A9sum%C3%A9.jsonl" in disposition

@@ -9,8 +9,9 @@ import pytest
 
 from app.extensions import get_store
 from app.models import Job
-from tests.factories import make_artifact, make_dataset, make_job
-from tests.ui.conftest import counted_queries, htmx, running_job
+from tests.support.database import counted_queries
+from tests.support.factories import make_artifact, make_dataset, make_job, running_job
+from tests.support.pages import htmx
 
 FAST = {"max_steps": "8", "batch_size": "4", "max_seq_length": "64", "logging_steps": "1"}
 
