@@ -149,12 +149,6 @@ def test_form_errors_are_shown_next_to_their_fields(browser, owner, in_db):
     assert field_error(typo_html, "job-dataset") == "Choose the dataset to train on."
 
 
-def test_form_post_without_csrf_token_is_refused(browser, owner, in_db):
-    dataset = in_db(make_dataset, owner)
-    assert browser.post("/jobs", data=form_for(dataset.id)).status_code == 400
-    assert in_db(lambda: Job.select().count()) == 0
-
-
 def test_form_creates_the_job_and_opens_its_page_with_a_flash(browser, owner, in_db):
     dataset = in_db(make_dataset, owner, name="tiny chats")
     response = browser.post("/jobs", data=form_for(dataset.id, csrf_token=browser.csrf))
