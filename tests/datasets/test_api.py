@@ -141,15 +141,6 @@ def test_delete_is_refused_while_an_unfinished_job_uses_the_dataset(app, client,
             assert type(job).get_by_id(job.id).dataset_id is None
 
 
-def test_another_user_cannot_see_preview_or_delete_a_dataset(client, headers, make_user, make_token):
-    body = upload(client, headers, as_jsonl(examples("text"))).get_json()
-    stranger = {"Authorization": f"Bearer {make_token(make_user())}"}
-    for method, url in [("GET", f"/api/v1/datasets/{body['id']}"), ("GET", f"/api/v1/datasets/{body['id']}/preview"),
-                        ("DELETE", f"/api/v1/datasets/{body['id']}")]:
-        assert client.open(url, method=method, headers=stranger).status_code == 404
-    assert client.get(f"/api/v1/datasets/{body['id']}", headers=headers).status_code == 200
-
-
 def test_list_filters_by_name(client, headers):
     for name in ("alpha set", "beta set", "Alpha two"):
         upload(client, headers, as_jsonl(examples("text")), name=name)

@@ -98,11 +98,3 @@ def test_htmx_delete_removes_the_row_and_the_files(app, browser, settings):
     assert response.status_code == 200 and response.get_data() == b""
     assert bucket_keys(settings) == []
     assert browser.get(location).status_code == 404
-
-
-def test_another_users_dataset_page_is_404(app, browser, make_user):
-    with app.app_context(), database.connection_context():
-        theirs = make_dataset(make_user())
-    for url in (f"/datasets/{theirs.id}", f"/datasets/{theirs.id}/report", f"/datasets/{theirs.id}/preview"):
-        assert browser.get(url).status_code == 404
-    assert browser.post(f"/datasets/{theirs.id}/delete", data={"csrf_token": browser.csrf}).status_code == 404
