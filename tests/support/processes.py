@@ -51,7 +51,7 @@ def send_sigterm(process: subprocess.Popen, leader_only: bool = False) -> None:
     """SIGTERM the group of process, or only its leader; nothing when they are gone already."""
     with suppress(ProcessLookupError):
         if leader_only:
-            os.kill(process.pid, signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)  # never to a reused pid: it checks the leader was not reaped
         else:
             os.killpg(process.pid, signal.SIGTERM)
 
