@@ -24,8 +24,9 @@ from app.datasets import service  # noqa: E402
 from app.models import Dataset  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.storage import S3ObjectStore  # noqa: E402
-from tests.support.processes import gunicorn, settings_env  # noqa: E402
 from tests.support.seaweed import seaweed_server  # noqa: E402
+from tests.support.settings import settings_env  # noqa: E402
+from tests.support.web import gunicorn  # noqa: E402
 
 TARGET_BYTES = int(os.environ.get("BENCH_DATASET_MB", "200")) * 1024 * 1024
 MB = 1024 * 1024

@@ -25,7 +25,8 @@ from app.db import database, upgrade  # noqa: E402
 from app.factory import create_app  # noqa: E402
 from app.models import Job, JobEvent, utcnow  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from tests.support.processes import wait_until, worker_pool  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
+from tests.support.workers import worker_pool  # noqa: E402
 
 ROUNDS = 50
 # Any importable function that does nothing will do; the worker imports it by name.

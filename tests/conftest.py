@@ -2,55 +2,23 @@
 from __future__ import annotations
 
 import os
-import re
 import uuid
-from contextlib import contextmanager
-from pathlib import Path
 
-import peewee
-import psycopg2
 import pytest
 from redis import Redis
 
 from app.auth import service as auth_service
 from app.db import database, make_database, upgrade
 from app.factory import create_app
-from app.models import ALL_MODELS
 from app.settings import Settings
+from tests.support.accounts import PASSWORD, login
+from tests.support.database import scratch_postgres_database, truncate_all_tables
 from tests.support.seaweed import seaweed_server
+from tests.support.settings import make_settings
 
-ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-PASSWORD = "correct horse battery"
 REDIS_CLAIM_PREFIX = "studio-tests:claimed-db:"
 REDIS_CLAIM_SECONDS = 2 * 3600
-CSRF_PATTERN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|"X-CSRFToken": "([^"]+)"')
-
-
-def postgres_url(name: str) -> str:
-    """The test server's URL for database name."""
-    return ADMIN_DATABASE_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def admin_execute(sql: str) -> None:
-    """Run one statement on the maintenance database, outside a transaction."""
-    connection = psycopg2.connect(ADMIN_DATABASE_URL)
-    connection.autocommit = True
-    try:
-        connection.cursor().execute(sql)
-    finally:
-        connection.close()
-
-
-@contextmanager
-def scratch_postgres_database():
-    """Create an empty PostgreSQL database with a unique name; yield its URL; drop it."""
-    name = f"studio_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin_execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield postgres_url(name)
-    finally:
-        admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -113,38 +81,10 @@ def redis(redis_url):
     client.close()
 
 
-def make_settings(tmp_path: Path, database_url: str, redis_url: str, **overrides) -> Settings:
-    """Settings for a test app; every field that could leak in from the environment is pinned."""
-    values = dict(
-        studio_env="test",
-        secret_key="test-secret-key-" + "x" * 32,
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        redis_url=redis_url,
-        minio_endpoint="",
-        worker_pool_size=1,
-        log_level="INFO",
-    )
-    values.update(overrides)
-    return Settings(**values)
-
-
 @pytest.fixture
 def settings(tmp_path, postgres_database_url, redis_url, redis) -> Settings:
     """Settings of the test app: PostgreSQL, the test Redis, a local object folder."""
     return make_settings(tmp_path, postgres_database_url, redis_url)
-
-
-def truncate_all_tables() -> None:
-    """Empty every table of the bound database, so the next test starts clean."""
-    db = database.obj
-    with db.connection_context():
-        if isinstance(db, peewee.PostgresqlDatabase):
-            tables = ", ".join(f'"{m._meta.table_name}"' for m in ALL_MODELS)
-            db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-        else:
-            for model in reversed(ALL_MODELS):
-                model.delete().execute()
 
 
 @pytest.fixture
@@ -192,22 +132,33 @@ def make_token(app):
     return make
 
 
-def csrf_token_from(html: str) -> str:
-    """The CSRF token rendered into a page (a hidden field or the htmx headers)."""
-    match = CSRF_PATTERN.search(html)
-    assert match, "no CSRF token on the page"
-    return match.group(1) or match.group(2)
-
-
-def login(client, email: str, password: str = PASSWORD):
-    """Sign in through the login form, CSRF token included; returns the response."""
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
-
-
 @pytest.fixture
 def logged_in(client, user):
     """A client signed in as user."""
     response = login(client, user.email)
     assert response.status_code == 302
     return client
+
+
+@pytest.fixture
+def make_app(tmp_path, postgres_database_url, redis_url, redis):
+    """Build test apps with settings overrides (rate limits, proxies, origins…); their tables are emptied after."""
+    built = []
+
+    def make(**overrides):
+        values = {"database_url": postgres_database_url, "redis_url": redis_url, **overrides}
+        application = create_app(make_settings(tmp_path, values.pop("database_url"), values.pop("redis_url"), **values))
+        application.config.update(TESTING=True)
+        built.append(application)
+        return application
+
+    yield make
+    if built:
+        truncate_all_tables()
+        database.obj.close_all()
+
+
+@pytest.fixture
+def server_settings(tmp_path, postgres_database_url, redis_url, redis):
+    """Settings for a gunicorn started by a test, on this process's database and Redis."""
+    return make_settings(tmp_path, postgres_database_url, redis_url)

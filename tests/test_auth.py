@@ -1,4 +1,4 @@
-"""Accounts: login, logout, CSRF, API tokens and their revocation."""
+"""Accounts: login, logout, API tokens and their revocation (their CSRF checks: tests/security/test_csrf.py)."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +7,7 @@ from app.auth import service
 from app.db import database
 from app.errors import Conflict, ValidationFailed
 from app.models import ApiToken
-from tests.conftest import PASSWORD, csrf_token_from, login
+from tests.support.accounts import PASSWORD, csrf_token_from, login
 
 
 def test_pages_redirect_anonymous_users_to_login(client):
@@ -60,23 +60,11 @@ def test_login_follows_next_only_within_the_site(client, user):
         client.post("/logout", data={"csrf_token": csrf_token_from(client.get("/").get_data(as_text=True))})
 
 
-def test_login_without_csrf_token_is_refused(client, user):
-    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
-    assert response.status_code == 400
-    assert "expired" in response.get_data(as_text=True)
-    assert client.get("/").status_code == 302
-
-
 def test_logout_ends_the_session(logged_in):
     token = csrf_token_from(logged_in.get("/").get_data(as_text=True))
     response = logged_in.post("/logout", data={"csrf_token": token})
     assert response.status_code == 302 and response.headers["Location"] == "/login"
     assert logged_in.get("/").status_code == 302
-
-
-def test_logout_without_csrf_token_is_refused(logged_in):
-    assert logged_in.post("/logout").status_code == 400
-    assert logged_in.get("/").status_code == 200
 
 
 def test_creating_a_token_in_settings_shows_it_once_and_it_works(logged_in, client):
@@ -101,16 +89,6 @@ def test_htmx_token_creation_returns_only_the_panel(logged_in):
     assert "HX-Request" in response.headers["Vary"]
 
 
-def test_htmx_request_without_csrf_header_is_refused(logged_in, user, make_token, app):
-    make_token(user, "victim")
-    with app.app_context(), database.connection_context():
-        token_id = ApiToken.get(ApiToken.name == "victim").id
-    response = logged_in.post(f"/settings/tokens/{token_id}/revoke", headers={"HX-Request": "true"})
-    assert response.status_code == 400
-    with app.app_context(), database.connection_context():
-        assert ApiToken.get_by_id(token_id).revoked_at is None
-
-
 def test_token_name_is_required_and_the_error_sits_by_the_field(logged_in):
     page = logged_in.get("/settings/tokens").get_data(as_text=True)
     response = logged_in.post("/settings/tokens", data={"name": "", "csrf_token": csrf_token_from(page)})
@@ -131,18 +109,6 @@ def test_revoked_token_no_longer_authenticates(logged_in, client, user, make_tok
     refused = client.get("/api/v1/jobs", headers=headers)
     assert refused.status_code == 401
     assert refused.get_json()["error"]["code"] == "unauthorized"
-
-
-def test_another_users_token_cannot_be_revoked(logged_in, make_user, make_token, app):
-    other = make_user()
-    make_token(other, "theirs")
-    with app.app_context(), database.connection_context():
-        token_id = ApiToken.get(ApiToken.name == "theirs").id
-    page = logged_in.get("/settings/tokens").get_data(as_text=True)
-    response = logged_in.post(f"/settings/tokens/{token_id}/revoke", data={"csrf_token": csrf_token_from(page)})
-    assert response.status_code == 404
-    with app.app_context(), database.connection_context():
-        assert ApiToken.get_by_id(token_id).revoked_at is None
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer fts_not-a-real-token", "Basic dXNlcjpwYXNz", "Token x"])

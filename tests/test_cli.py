@@ -8,8 +8,7 @@ from app.auth import service
 from app.db import database
 from app.models import User
 from app.settings import PROJECT_ROOT
-from tests.conftest import make_settings
-from tests.support.processes import settings_env
+from tests.support.settings import make_settings, settings_env
 
 
 def run_cli(app, *args, input=None):

@@ -3,33 +3,21 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 import uuid
 
-from tests.support.processes import free_port, group_alive, running, stop_group, wait_until
-
-
-def fetch(url: str) -> tuple[int, bytes]:
-    """Status and body of a GET, without following redirects; (0, b"") while nothing listens."""
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    try:
-        with urllib.request.build_opener(NoRedirect).open(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""
+from tests.support.http import fetch, status_of
+from tests.support.ports import free_port
+from tests.support.processes import group_alive, running, stop_group
+from tests.support.waiting import wait_until
 
 
 def healthy(base: str) -> bool:
     """Whether the app reports every service up."""
-    status, body = fetch(f"{base}/api/v1/health")
-    return status == 200 and json.loads(body)["status"] == "healthy"
+    try:
+        reply = fetch(base, "/api/v1/health", timeout=5)
+    except OSError:
+        return False
+    return reply.status == 200 and json.loads(reply.body)["status"] == "healthy"
 
 
 def dev_environment(tmp_path) -> dict[str, str]:
@@ -47,12 +35,13 @@ def run_dev_until_healthy(env: dict[str, str], log_path):
     with running(["scripts/dev.sh"], env, log_path) as process:
         wait_until(lambda: healthy(base) or process.poll() is not None, 180, "the dev stack to be healthy")
         assert process.poll() is None, log_path.read_text()
-        assert fetch(f"{base}/")[0] == 302
-        assert fetch(f"{base}/static/vendor/htmx.min.js")[0] == 200
+        assert status_of(base, "/") == 302
+        assert status_of(base, "/static/vendor/htmx.min.js") == 200
         assert "created admin admin@studio.local with password:" in log_path.read_text()
-        stop_group(process)
+        stopped = stop_group(process)
+    assert not stopped.killed, f"the dev script and what it started ignored SIGTERM for {stopped.seconds:.0f} s"
     assert not group_alive(process.pid), "a process started by the dev script outlived it"
-    assert fetch(f"{base}/api/v1/health/live")[0] == 0
+    assert status_of(base, "/api/v1/health/live") is None
 
 
 def test_dev_script_serves_the_studio_on_the_embedded_defaults_and_stops_everything(tmp_path):

@@ -10,8 +10,7 @@ from pydantic import ValidationError
 
 from app.factory import ConfigurationError, create_app
 from app.settings import PROJECT_ROOT, Settings
-from tests.conftest import make_settings
-from tests.support.processes import settings_env
+from tests.support.settings import make_settings, settings_env
 
 
 def test_settings_come_from_environment_variables(monkeypatch):

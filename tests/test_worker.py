@@ -5,7 +5,14 @@ import datetime
 
 from rq import Queue, Worker
 
-from tests.support.processes import idle_workers, wait_until, worker_pool
+from tests.support.processes import group_alive, stop_group
+from tests.support.waiting import wait_until
+from tests.support.workers import idle_workers, worker_pool
+from workers.worker import WAKE_UP_SECONDS
+
+# A worker notices a stop request within WAKE_UP_SECONDS (its blocking wait for work); the rest is slack for a
+# busy machine. A pool that ignores SIGTERM is still running then, and gets SIGKILL.
+STOP_BOUND_SECONDS = 4 * WAKE_UP_SECONDS
 
 
 def test_worker_runs_a_job_with_the_app_and_database(settings, redis, user, tmp_path):
@@ -28,11 +35,16 @@ def test_scheduler_runs_delayed_jobs(settings, redis, tmp_path):
     assert result is not None and result.type == result.Type.SUCCESSFUL, (tmp_path / "worker.log").read_text()
 
 
-def test_pool_runs_the_configured_number_of_workers_and_stops_on_sigterm(settings, redis, tmp_path):
-    with worker_pool(settings, tmp_path / "worker.log", pool_size=2) as process:
+def test_pool_runs_the_configured_number_of_workers_and_stops_by_itself_on_sigterm(settings, redis, tmp_path):
+    log = tmp_path / "worker.log"
+    with worker_pool(settings, log, pool_size=2) as pool:
         wait_until(lambda: idle_workers(redis) == 2, 60, "two workers to wait for work")
-    assert process.returncode is not None
-    wait_until(lambda: Worker.count(connection=redis) == 0, 10, "workers to unregister")
+        stopped = stop_group(pool, STOP_BOUND_SECONDS, leader_only=True)  # `docker stop` tells only PID 1
+    assert not stopped.killed, (f"the pool was still running {STOP_BOUND_SECONDS} s after SIGTERM and needed "
+                                f"SIGKILL:\n{log.read_text()[-2000:]}")
+    assert stopped.returncode == 0, log.read_text()[-2000:]
+    assert not group_alive(pool.pid), "a worker outlived the pool"
+    assert Worker.count(connection=redis) == 0, "every worker unregistered on its way out"
 
 
 def test_training_queue_jobs_are_served_too(settings, redis, tmp_path):

@@ -1,4 +1,4 @@
-"""The dataset pages: upload with CSRF, report polling, preview, search, delete, escaping."""
+"""The dataset pages: upload, report polling, preview, search, delete, escaping (CSRF: tests/security/test_csrf.py)."""
 from __future__ import annotations
 
 import io
@@ -7,10 +7,10 @@ import pytest
 
 from app.db import database
 from app.models import Dataset
-from tests.conftest import csrf_token_from
-from tests.datasets.conftest import bucket_keys
-from tests.datasets.files import as_jsonl, examples
-from tests.factories import make_dataset
+from tests.support.accounts import csrf_token_from, login
+from tests.support.data import as_jsonl, examples
+from tests.support.datasets import bucket_keys
+from tests.support.factories import make_dataset
 
 EVIL = '<script>alert("owned")</script>'
 
@@ -18,16 +18,14 @@ EVIL = '<script>alert("owned")</script>'
 @pytest.fixture
 def browser(client, owner):
     """A client signed in as the owner, with the CSRF token of its session."""
-    from tests.conftest import login
-
     assert login(client, owner.email).status_code == 302
     client.csrf = csrf_token_from(client.get("/datasets").get_data(as_text=True))
     return client
 
 
-def form_upload(client, data: bytes, csrf: str | None, htmx: bool = False, **fields):
+def form_upload(client, data: bytes, csrf: str, htmx: bool = False, **fields):
     """POST the upload form the way a browser does: the token first, the file last."""
-    form = {**({"csrf_token": csrf} if csrf else {}), **fields, "file": (io.BytesIO(data), "upload.jsonl")}
+    form = {"csrf_token": csrf, **fields, "file": (io.BytesIO(data), "upload.jsonl")}
     headers = {"HX-Request": "true"} if htmx else {}
     return client.post("/datasets", data=form, content_type="multipart/form-data", headers=headers)
 
@@ -44,14 +42,6 @@ def test_form_upload_leads_to_the_detail_page_with_statistics_and_preview(browse
     assert "15 chat examples ready to train on" in html
     assert "Messages per example" in html and "What is 3 + 3?" in html
     assert 'hx-trigger="every 2s"' not in html
-
-
-def test_upload_without_csrf_token_is_refused_before_anything_is_stored(app, browser, settings):
-    response = form_upload(browser, as_jsonl(examples("text")), csrf=None)
-    assert response.status_code == 400
-    assert bucket_keys(settings) == []
-    with app.app_context(), database.connection_context():
-        assert Dataset.select().count() == 0
 
 
 def test_htmx_upload_answers_with_a_location_to_open(browser):
@@ -108,17 +98,3 @@ def test_htmx_delete_removes_the_row_and_the_files(app, browser, settings):
     assert response.status_code == 200 and response.get_data() == b""
     assert bucket_keys(settings) == []
     assert browser.get(location).status_code == 404
-
-
-def test_delete_without_csrf_is_refused(browser):
-    location = form_upload(browser, as_jsonl(examples("text")), browser.csrf).headers["Location"]
-    assert browser.delete(location, headers={"HX-Request": "true"}).status_code == 400
-    assert browser.get(location).status_code == 200
-
-
-def test_another_users_dataset_page_is_404(app, browser, make_user):
-    with app.app_context(), database.connection_context():
-        theirs = make_dataset(make_user())
-    for url in (f"/datasets/{theirs.id}", f"/datasets/{theirs.id}/report", f"/datasets/{theirs.id}/preview"):
-        assert browser.get(url).status_code == 404
-    assert browser.post(f"/datasets/{theirs.id}/delete", data={"csrf_token": browser.csrf}).status_code == 404

@@ -8,7 +8,7 @@ import pytest
 
 from app.datasets.readers import detect_file_format
 from app.datasets.validation import MAX_LISTED_PROBLEMS, ValidationOptions, validate
-from tests.datasets.files import as_jsonl, encode, example, examples
+from tests.support.data import as_jsonl, encode, example, examples
 
 RECORD_FORMATS = ("chat", "instruction", "prompt_completion", "text")
 

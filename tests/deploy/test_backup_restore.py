@@ -18,10 +18,11 @@ from app.db import database, make_database, upgrade
 from app.factory import create_app
 from app.models import ALL_MODELS
 from app.settings import PROJECT_ROOT
-from tests.conftest import PASSWORD, admin_execute, login, make_settings, truncate_all_tables
-from tests.datasets.files import as_jsonl, examples
-from tests.factories import make_event, make_job
-from tests.support.processes import settings_env
+from tests.support.accounts import PASSWORD, login
+from tests.support.data import as_jsonl, examples
+from tests.support.database import admin_execute, truncate_all_tables
+from tests.support.factories import make_event, make_job
+from tests.support.settings import make_settings, settings_env
 
 DAY = 24 * 3600
 

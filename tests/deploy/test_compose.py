@@ -6,7 +6,7 @@ import re
 import yaml
 
 from app.settings import PROJECT_ROOT, Settings
-from tests.deploy.conftest import COMPOSE_FILE, REQUIRED_ENV, compose_config
+from tests.support.deploy import COMPOSE_FILE, REQUIRED_ENV, compose_config
 from tests.test_settings import COMPOSE_ONLY_VARIABLES
 
 DATA_SERVICES = {"postgres", "redis", "minio"}

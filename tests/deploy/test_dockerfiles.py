@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import PROJECT_ROOT
-from tests.deploy.conftest import venv_tool
+from tests.support.deploy import venv_tool
 
 APP_DOCKERFILE = PROJECT_ROOT / "Dockerfile.prod"
 NGINX_DOCKERFILE = PROJECT_ROOT / "nginx/Dockerfile"

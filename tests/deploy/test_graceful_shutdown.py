@@ -5,16 +5,14 @@ succeeds once) is tested with real workers in tests/jobs/test_local_jobs.py::tes
 """
 from __future__ import annotations
 
-import os
-import signal
-import sys
 import threading
 import time
 
-from tests.datasets.files import as_jsonl
-from tests.deploy.http import HeldUpload
-from tests.support.processes import free_port, running, settings_env, wait_until
-from tests.support.web_server import fetch
+from tests.support.data import as_jsonl
+from tests.support.http import HeldUpload, fetch
+from tests.support.processes import send_sigterm, wait_stopped
+from tests.support.waiting import wait_until
+from tests.support.web import gunicorn
 
 CONNECTION_ERRORS = ("ConnectionRefusedError", "ConnectionResetError", "RemoteDisconnected", "BrokenPipeError")
 LOADER_THREADS = 4
@@ -56,13 +54,10 @@ class Loader:
 
 
 def test_sigterm_lets_requests_in_flight_finish_and_serves_no_new_ones(app, settings, user, make_token, tmp_path):
-    token = make_token(user)
-    port, log = free_port(), tmp_path / "web.log"
-    args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "wsgi:app"]
-    url = f"http://127.0.0.1:{port}"
+    token, log = make_token(user), tmp_path / "web.log"
     data = as_jsonl([{"text": "x" * 990}] * 500)
-    with running(args, settings_env(settings) | {"WEB_CONCURRENCY": "2"}, log) as server:
-        wait_until(lambda: log.read_text().count("Worker ready") == 2, 60, "both gunicorn workers")
+    with gunicorn(settings, log, workers=2) as server:
+        url = server.url
         uploads = [HeldUpload(url, token, data, f"held-{index}.jsonl") for index in range(3)]
         for upload in uploads:
             upload.start(300 * 1024)  # more than the app reads at once (256 KiB), so it has begun the file
@@ -71,10 +66,11 @@ def test_sigterm_lets_requests_in_flight_finish_and_serves_no_new_ones(app, sett
         with Loader(url) as loader:
             wait_until(lambda: len(loader.outcomes) >= 50, 30, "the load generator to get going")
             signalled_at = time.monotonic()
-            os.kill(server.pid, signal.SIGTERM)
+            send_sigterm(server.process, leader_only=True)  # what `docker stop` does: only PID 1 is told
             wait_until(lambda: "Handling signal: term" in log.read_text(), 10, "gunicorn to begin its shutdown")
             replies = [upload.finish() for upload in uploads]
-            assert server.wait(timeout=40) == 0, log.read_text()[-3000:]
+            stopped = wait_stopped(server.process, 40, signalled_at)
+    assert (stopped.returncode, stopped.killed) == (0, False), log.read_text()[-3000:]
     assert [reply.status for reply in replies] == [201, 201, 201], [reply.body for reply in replies]
     before = [outcome for started, outcome in loader.outcomes if started < signalled_at]
     after = [outcome for started, outcome in loader.outcomes if started >= signalled_at]

@@ -5,8 +5,11 @@ import subprocess
 import sys
 
 from app.settings import PROJECT_ROOT
-from tests.support.processes import free_port, settings_env, wait_until, worker_pool
-from tests.support.web_server import gunicorn_server
+from tests.support.ports import free_port
+from tests.support.settings import settings_env
+from tests.support.waiting import wait_until
+from tests.support.web import gunicorn
+from tests.support.workers import worker_pool
 
 
 def check(process: str, env: dict[str, str]) -> int:
@@ -17,8 +20,8 @@ def check(process: str, env: dict[str, str]) -> int:
 
 def test_web_check_passes_only_while_gunicorn_answers(settings, tmp_path):
     env = settings_env(settings)
-    with gunicorn_server(settings, tmp_path / "web.log") as url:
-        assert check("web", env | {"PORT": url.rsplit(":", 1)[1]}) == 0
+    with gunicorn(settings, tmp_path / "web.log") as web:
+        assert check("web", env | {"PORT": str(web.port)}) == 0
     assert check("web", env | {"PORT": str(free_port())}) == 1
 
 

@@ -7,12 +7,11 @@ import json
 import pytest
 
 from app.security import CONTENT_SECURITY_POLICY
-from tests.datasets.files import as_jsonl
-from tests.deploy.conftest import nginx_test_config, production_nginx, render_site, self_signed_certificate
-from tests.deploy.http import HeldUpload, request
-from tests.observability.conftest import json_lines
-from tests.support.processes import wait_until
-from tests.support.web_server import gunicorn_server
+from tests.support.data import as_jsonl
+from tests.support.http import HeldUpload, fetch
+from tests.support.logs import json_lines
+from tests.support.waiting import wait_until
+from tests.support.web import gunicorn, nginx_test_config, production_nginx, render_site, self_signed_certificate
 
 MIB = 1024 * 1024
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy",
@@ -37,8 +36,8 @@ def token(user, make_token) -> str:
 @pytest.fixture
 def site(app, settings, tmp_path):
     """gunicorn (gunicorn.conf.py, two workers) behind the production nginx site."""
-    with gunicorn_server(settings, tmp_path / "web.log") as upstream, \
-            production_nginx(upstream, tmp_path / "nginx", **LIMITS) as served:
+    with gunicorn(settings, tmp_path / "web.log") as upstream, \
+            production_nginx(upstream.url, tmp_path / "nginx", **LIMITS) as served:
         yield served
 
 
@@ -63,8 +62,8 @@ def test_the_rendered_site_passes_nginx_t_over_http_and_https(tmp_path):
 
 
 def test_static_files_come_from_nginx_compressed_cached_and_with_the_apps_headers(site):
-    plain = request(site.url, "/static/vendor/htmx.min.js", headers={"Accept-Encoding": "gzip"})
-    versioned = request(site.url, "/static/css/studio.css?v=0.1.0")
+    plain = fetch(site.url, "/static/vendor/htmx.min.js", headers={"Accept-Encoding": "gzip"})
+    versioned = fetch(site.url, "/static/css/studio.css?v=0.1.0")
     assert plain.status == versioned.status == 200
     assert plain.one("Content-Encoding") == "gzip" and b"htmx" in gzip.decompress(plain.body)
     assert plain.one("Cache-Control") == "max-age=3600"
@@ -74,12 +73,12 @@ def test_static_files_come_from_nginx_compressed_cached_and_with_the_apps_header
         plain.one(name)
     expected_csp = "; ".join(f"{directive} {value}" for directive, value in CONTENT_SECURITY_POLICY.items())
     assert plain.one("Content-Security-Policy") == expected_csp
-    assert request(site.url, "/static/missing.js").status == 404
+    assert fetch(site.url, "/static/missing.js").status == 404
 
 
 def test_pages_and_api_are_proxied_with_each_security_header_sent_once(site):
-    page = request(site.url, "/login")
-    api = request(site.url, "/api/v1/health/live", headers={"X-Request-ID": "smoke-42"})
+    page = fetch(site.url, "/login")
+    api = fetch(site.url, "/api/v1/health/live", headers={"X-Request-ID": "smoke-42"})
     assert page.status == api.status == 200 and b"csrf_token" in page.body
     for reply in (page, api):
         for name in SECURITY_HEADERS:
@@ -94,7 +93,7 @@ def test_pages_and_api_are_proxied_with_each_security_header_sent_once(site):
 
 
 def test_bodies_are_limited_per_route(site, token):
-    too_big_form = request(site.url, "/login", "POST", body=b"x" * (MIB + 1),
+    too_big_form = fetch(site.url, "/login", "POST", body=b"x" * (MIB + 1),
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert too_big_form.status == 413 and not too_big_form.values("X-Request-ID")
     for name in SECURITY_HEADERS:
@@ -119,11 +118,11 @@ def test_uploads_stream_to_the_app_before_the_body_is_complete(site, settings, t
 
 def test_the_rate_limiter_sees_each_client_address_through_nginx(app, settings, tmp_path):
     limited = settings.model_copy(update={"rate_limit_global": "3/minute"})
-    with gunicorn_server(limited, tmp_path / "web.log") as upstream, \
-            production_nginx(upstream, tmp_path / "nginx") as served:
-        first = [request(served.url, "/login", source="127.0.0.2").status for _ in range(4)]
-        second = [request(served.url, "/login", source="127.0.0.3").status for _ in range(4)]
-        forged = request(served.url, "/login", source="127.0.0.2", headers={"X-Forwarded-For": "127.0.0.9"})
+    with gunicorn(limited, tmp_path / "web.log") as upstream, \
+            production_nginx(upstream.url, tmp_path / "nginx") as served:
+        first = [fetch(served.url, "/login", source="127.0.0.2").status for _ in range(4)]
+        second = [fetch(served.url, "/login", source="127.0.0.3").status for _ in range(4)]
+        forged = fetch(served.url, "/login", source="127.0.0.2", headers={"X-Forwarded-For": "127.0.0.9"})
     assert first == second == [200, 200, 200, 429]
     assert forged.status == 429 and int(forged.one("Retry-After")) >= 1
     clients = {line["client_ip"] for line in json_lines(tmp_path / "web.log") if line.get("path") == "/login"}
@@ -134,19 +133,19 @@ def test_the_acme_challenge_is_answered_from_the_webroot(site):
     challenge = site.folder / "acme/.well-known/acme-challenge"
     challenge.mkdir(parents=True)
     (challenge / "token-123").write_text("token-123.key")
-    reply = request(site.url, "/.well-known/acme-challenge/token-123")
+    reply = fetch(site.url, "/.well-known/acme-challenge/token-123")
     assert reply.status == 200 and reply.body == b"token-123.key"
 
 
 def test_with_a_certificate_http_redirects_and_https_reaches_the_app_without_a_loop(app, settings, tmp_path):
     secure = settings.model_copy(update={"force_https": True})
     certificate = self_signed_certificate(tmp_path / "live")
-    with gunicorn_server(secure, tmp_path / "web.log") as upstream, \
-            production_nginx(upstream, tmp_path / "nginx", NGINX_CERT_DIR=str(certificate)) as served:
-        redirected = request(served.url, "/login?next=/datasets", headers={"Host": "studio.example.com"})
-        health = request(served.url, "/nginx-health")
-        page = request(served.https_url, "/login")
-        static = request(served.https_url, "/static/css/studio.css")
+    with gunicorn(secure, tmp_path / "web.log") as upstream, \
+            production_nginx(upstream.url, tmp_path / "nginx", NGINX_CERT_DIR=str(certificate)) as served:
+        redirected = fetch(served.url, "/login?next=/datasets", headers={"Host": "studio.example.com"})
+        health = fetch(served.url, "/nginx-health")
+        page = fetch(served.https_url, "/login")
+        static = fetch(served.https_url, "/static/css/studio.css")
     assert redirected.status == 301
     assert redirected.one("Location") == "https://studio.example.com/login?next=/datasets"
     assert health.status == 200

@@ -6,8 +6,7 @@ import subprocess
 import pytest
 
 from app.settings import PROJECT_ROOT
-from tests.deploy.conftest import production_nginx
-from tests.support.web_server import gunicorn_server
+from tests.support.web import gunicorn, production_nginx
 
 METRICS_TOKEN = "metrics-token-for-the-smoke-test-0123456789"
 
@@ -26,8 +25,8 @@ def smoke_test(url: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_deployment_behind_nginx_passes_every_check(app, settings, tmp_path):
-    with gunicorn_server(settings, tmp_path / "web.log") as upstream, \
-            production_nginx(upstream, tmp_path / "nginx") as site:
+    with gunicorn(settings, tmp_path / "web.log") as upstream, \
+            production_nginx(upstream.url, tmp_path / "nginx") as site:
         result = smoke_test(site.url, "--metrics-token", METRICS_TOKEN)
     assert result.returncode == 0, result.stdout + result.stderr
     for check in ("liveness", "header Content-Security-Policy", "login page", "static files: cached",
@@ -37,16 +36,16 @@ def test_a_deployment_behind_nginx_passes_every_check(app, settings, tmp_path):
 
 
 def test_gunicorn_alone_passes_but_is_told_its_static_files_are_not_cached(app, settings, tmp_path):
-    with gunicorn_server(settings, tmp_path / "web.log") as url:
-        result = smoke_test(url, "--metrics-token", METRICS_TOKEN)
+    with gunicorn(settings, tmp_path / "web.log") as web:
+        result = smoke_test(web.url, "--metrics-token", METRICS_TOKEN)
     assert result.returncode == 0, result.stdout
     assert "warn  static files: served without caching" in result.stdout
 
 
 def test_open_metrics_and_a_wrong_token_fail_the_smoke_test(app, settings, tmp_path):
     open_metrics = settings.model_copy(update={"metrics_token": ""})
-    with gunicorn_server(open_metrics, tmp_path / "web.log") as url:
-        result = smoke_test(url, "--skip-rate-limit", "--metrics-token", "wrong")
+    with gunicorn(open_metrics, tmp_path / "web.log") as web:
+        result = smoke_test(web.url, "--skip-rate-limit", "--metrics-token", "wrong")
     assert result.returncode == 1
     assert "FAIL  metrics: /api/v1/metrics is open to anyone" in result.stdout
     assert "1 check(s) failed" in result.stdout

@@ -17,7 +17,8 @@ from app.jobs.backends import BackendError, PollResult
 from app.jobs.backends.kaggle import bootstrap
 from app.jobs.backends.kaggle.backend import CANCEL_MESSAGE, KaggleBackend
 from app.jobs.backends.kaggle.kernels import dataset_slug, kernel_script, kernel_slug, kernel_title
-from tests.jobs.conftest import (
+from tests.kaggle_emulator import KaggleEmulator
+from tests.support.kaggle import (
     KAGGLE_KEY,
     KAGGLE_USER,
     TINY_CONFIG,
@@ -25,8 +26,8 @@ from tests.jobs.conftest import (
     point_client_at,
     training_inputs,
 )
-from tests.kaggle_emulator import KaggleEmulator
-from tests.support.processes import PROJECT_ROOT, wait_until
+from tests.support.processes import PROJECT_ROOT
+from tests.support.waiting import wait_until
 from trainer.bundle import bundle_bytes
 from trainer.protocol import parse_progress_line
 

@@ -6,8 +6,11 @@ import pytest
 from app.db import database
 from app.jobs.backends.kaggle.backend import Patience
 from app.models import Job, JobEvent
-from tests.jobs.conftest import KAGGLE_KEY, KAGGLE_USER, job_state, status_events, wait_for_status
-from tests.support.processes import kill_tree, wait_until, worker_pool
+from tests.support.jobs import job_state, status_events, wait_for_status
+from tests.support.kaggle import KAGGLE_KEY, KAGGLE_USER
+from tests.support.processes import kill_tree
+from tests.support.waiting import wait_until
+from tests.support.workers import worker_pool
 
 TEST_ATTEMPTS_BEYOND_CLIENT = Patience().attempts + 1
 TINY = {"max_steps": 4, "batch_size": 2, "gradient_accumulation_steps": 1, "max_seq_length": 64,

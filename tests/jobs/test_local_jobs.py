@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
 
 from app.db import database
 from app.models import Job, JobEvent
-from tests.jobs.conftest import job_state, status_events, wait_for_status
-from tests.support.processes import kill_tree, wait_until, worker_pool
+from tests.support.jobs import job_state, status_events, wait_for_status
+from tests.support.processes import kill_tree, stop_group
+from tests.support.waiting import wait_until
+from tests.support.workers import worker_pool
 
 FAST = {"max_steps": 8, "batch_size": 4, "gradient_accumulation_steps": 1, "max_seq_length": 64,
         "logging_steps": 1, "eval_steps": 100, "save_steps": 4, "lora_r": 4, "lora_alpha": 8, "learning_rate": 0.01}
@@ -155,9 +156,8 @@ def test_warm_shutdown_checkpoints_hands_the_job_back_and_it_resumes(app, client
     job = create_job(client, headers, dataset_id, max_steps=400, save_steps=1000)
     with worker_pool(settings, tmp_path / "worker-1.log", pool_size=2) as pool:
         wait_until(lambda: job_state(client, headers, job["id"])["progress"]["step"] >= 3, 120, "training to run")
-        pool.send_signal(signal.SIGTERM)  # what `docker stop` does: only the pool's main process is told
-        pool.wait(timeout=30)
-    assert pool.returncode == 0, (tmp_path / "worker-1.log").read_text()[-3000:]
+        stopped = stop_group(pool, leader_only=True)  # what `docker stop` does: only the pool's main process is told
+    assert (stopped.returncode, stopped.killed) == (0, False), (tmp_path / "worker-1.log").read_text()[-3000:]
     state = job_state(client, headers, job["id"])
     assert state["status"] == "running" and state["stage"] == "run"
     with worker_pool(settings, tmp_path / "worker-2.log", pool_size=2):

@@ -1,1 +1,1 @@
-"""Observability: JSON logs, Prometheus metrics under gunicorn, detailed health."""
+"""Observability: JSON logs, Prometheus metrics under gunicorn, health."""

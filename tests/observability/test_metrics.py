@@ -10,9 +10,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import counters
 from app.storage import InvalidKey
-from tests.factories import make_job
-from tests.observability.conftest import json_lines
-from tests.support.web_server import fetch, fetch_many, gunicorn_server
+from tests.support.factories import make_job
+from tests.support.http import fetch, fetch_many
+from tests.support.logs import json_lines
+from tests.support.web import gunicorn
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -30,9 +31,9 @@ def promtool_check(text: str) -> subprocess.CompletedProcess:
 
 def test_n_requests_across_two_gunicorn_workers_count_exactly_n(server_settings, tmp_path):
     log = tmp_path / "web.log"
-    with gunicorn_server(server_settings, log, workers=2, web_threads=1, rate_limit_global="10000/minute") as url:
-        fetch_many(url, [{"path": "/login"}] * 40 + [{"path": "/no-such-page"}] * 7)
-        text = fetch(url, "/api/v1/metrics").body.decode()
+    with gunicorn(server_settings, log, workers=2, web_threads=1, rate_limit_global="10000/minute") as web:
+        fetch_many(web.url, [{"path": "/login"}] * 40 + [{"path": "/no-such-page"}] * 7)
+        text = fetch(web.url, "/api/v1/metrics").body.decode()
     found = samples(text)
     login = (("endpoint", "auth.login"), ("method", "GET"), ("status", "200"))
     assert found[("studio_http_request_duration_seconds_count", login)] == 40

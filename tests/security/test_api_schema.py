@@ -9,7 +9,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from app.api.openapi import OPENAPI_PATH
 from app.db import database
-from tests.factories import make_artifact, make_dataset, make_event, make_job
+from tests.support.factories import make_artifact, make_dataset, make_event, make_job
 
 # Enough to walk each operation's parameters and error paths while the whole run stays within seconds.
 EXAMPLES_PER_OPERATION = 30

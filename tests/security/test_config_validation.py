@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from app.factory import ConfigurationError, create_app
 from app.settings import PROJECT_ROOT, Settings
-from tests.conftest import make_settings
-from tests.support.processes import free_port, settings_env
+from tests.support.ports import free_port
+from tests.support.settings import make_settings, settings_env
+from tests.support.web import gunicorn_command
 
 SAFE = dict(studio_env="production", secret_key="Vq3-" + "r4nd0m-" * 6, minio_endpoint="s3:9000",
             minio_user="studio", minio_password="a-long-storage-secret", training_backends="local,kaggle",
@@ -96,10 +97,8 @@ def test_check_config_prints_the_report_in_production_without_a_traceback(tmp_pa
 
 
 def test_gunicorn_refuses_to_start_and_lists_every_problem(tmp_path):
-    args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{free_port()}",
-            "wsgi:app"]
-    result = subprocess.run(args, cwd=PROJECT_ROOT, env=insecure_production_env(tmp_path), capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(gunicorn_command(free_port()), cwd=PROJECT_ROOT, env=insecure_production_env(tmp_path),
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert all(f"- {v}:" in result.stderr for v in ("SECRET_KEY", "DB_PASSWORD", "ALLOWED_ORIGINS"))
     assert "Booting worker" not in result.stderr

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from app.settings import PROJECT_ROOT
-from tests.conftest import login
+from tests.support.accounts import login
 
 
 def policy(response) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Input no honest client sends is refused with a 4xx, never a 5xx."""
 from __future__ import annotations
 
-from tests.conftest import csrf_token_from
+from tests.support.accounts import csrf_token_from
 
 
 def test_nul_in_a_query_parameter_is_a_422_naming_it(client, user, make_token):

@@ -1,4 +1,5 @@
-"""Walk the whole URL map as an intruder: other users' datasets, jobs, events, artifacts and tokens are 404."""
+"""Walk the whole URL map as an intruder: other users' datasets, jobs, events, artifacts and tokens are 404, and
+no list or page shows them."""
 from __future__ import annotations
 
 import re
@@ -7,8 +8,8 @@ import pytest
 
 from app.db import database
 from app.models import ApiToken, Dataset, Job
-from tests.conftest import csrf_token_from, login
-from tests.factories import make_artifact, make_dataset, make_event, make_job
+from tests.support.accounts import csrf_token_from, login
+from tests.support.factories import make_artifact, make_dataset, make_event, make_job
 
 # Routes that need no owner: the public ones and static files.
 UNOWNED_ENDPOINTS = {"static", "auth.login", "auth.logout", "api.openapi", "ops.health_report", "ops.liveness"}
@@ -58,10 +59,13 @@ def test_every_route_with_an_id_answers_404_for_another_users_object(app, victim
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             response = client.open(url_with(rule, victim_objects), method=method, headers=headers)
             assert response.status_code == 404, f"{method} {rule.rule}: {response.status_code}"
+            if rule.rule.startswith("/api/"):
+                assert response.get_json()["error"]["code"] == "not_found", f"{method} {rule.rule}"
             checked.append(f"{method} {rule.rule}")
     assert len(checked) >= 8
     with app.app_context(), database.connection_context():
-        assert Dataset.get_by_id(victim_objects["dataset_id"]) and Job.get_by_id(victim_objects["job_id"])
+        assert Dataset.get_by_id(victim_objects["dataset_id"])
+        assert Job.get_by_id(victim_objects["job_id"]).cancel_requested_at is None
         assert ApiToken.get_by_id(victim_objects["token_id"]).revoked_at is None
 
 
@@ -73,3 +77,10 @@ def test_no_list_or_page_shows_another_users_objects(app, victim_objects, intrud
         body = client.get(rule.rule, headers=headers).get_data(as_text=True)
         assert not [name for name in victim_objects["names"] if name in body], rule.rule
         assert "victim secret log line" not in body and "victim token" not in body, rule.rule
+
+
+def test_the_apis_lists_hold_none_of_another_users_objects(client, victim_objects, intruder):
+    _, headers = intruder
+    assert client.get("/api/v1/datasets", headers=headers).get_json()["data"] == []
+    jobs = client.get("/api/v1/jobs", headers=headers).get_json()
+    assert (jobs["data"], jobs["meta"]["total"]) == ([], 0)

@@ -6,7 +6,7 @@ import json
 from app.api.openapi import OPENAPI_PATH
 from app.auth import service
 from app.security import polling
-from tests.conftest import PASSWORD, csrf_token_from, login
+from tests.support.accounts import PASSWORD, csrf_token_from, login
 
 
 def test_the_global_limit_answers_429_as_json_with_retry_after(make_app):

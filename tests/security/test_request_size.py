@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from app.extensions import csrf
-from tests.support.web_server import fetch, gunicorn_server
+from tests.support.http import fetch
+from tests.support.web import gunicorn
 
 ELEVEN_MB = b"x" * (11 * 1024 * 1024)
 
@@ -36,8 +37,8 @@ def test_the_limit_is_configurable(make_app):
 
 
 def test_gunicorn_refuses_an_11_mb_body_before_reading_it(server_settings, tmp_path):
-    with gunicorn_server(server_settings, tmp_path / "web.log", workers=2) as url:
-        reply = fetch(url, "/login", method="POST", body=ELEVEN_MB,
+    with gunicorn(server_settings, tmp_path / "web.log", workers=2) as web:
+        reply = fetch(web.url, "/login", method="POST", body=ELEVEN_MB,
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
-        assert fetch(url, "/api/v1/health/live").status == 200  # the worker is fine afterwards
+        assert fetch(web.url, "/api/v1/health/live").status == 200  # the worker is fine afterwards
     assert reply.status == 413

@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from app.logs import REDACTED, RedactingFilter, redact, secret_values
-from tests.conftest import csrf_token_from, make_settings
+from tests.support.accounts import csrf_token_from
+from tests.support.settings import make_settings
 
 KAGGLE_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 

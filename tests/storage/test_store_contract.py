@@ -20,7 +20,7 @@ from app.storage import (
     make_store,
     validate_key,
 )
-from tests.support.seaweed import free_port
+from tests.support.ports import free_port
 
 MIB = 1024 * 1024
 

@@ -1,78 +1,73 @@
-"""Run the Studio's own processes (workers, dev command) from tests and wait on real conditions."""
+"""Run programs in process groups of their own, stop them the one way, or kill them as a power loss would."""
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+
+from tests.support.waiting import POLL_INTERVAL
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-POLL_INTERVAL = 0.05
+# How long a group gets to exit on its own after SIGTERM before what is left of it is SIGKILLed.
+STOP_SECONDS = 30.0
 
 
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll condition until it returns something truthy; fail the test with `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(POLL_INTERVAL)
+@dataclass(frozen=True)
+class Stopped:
+    """How a process group ended after SIGTERM."""
 
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def settings_env(settings) -> dict[str, str]:
-    """The environment that makes a child process read exactly the settings of a test app."""
-    env = {key: value for key, value in os.environ.items() if key.upper() not in _setting_names(settings)}
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if value is not None:
-            env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _setting_names(settings) -> set[str]:
-    """The environment variables the settings read."""
-    return {name.upper() for name in type(settings).model_fields}
+    returncode: int
+    seconds: float  # from the signal until the whole group was gone
+    killed: bool  # something of the group was still there after the timeout and got SIGKILL
 
 
 @contextmanager
-def running(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
-    """Run args in a session of its own; on exit SIGTERM the whole group and wait for it."""
+def running(args: list[str], env: dict[str, str], log_path: Path, cwd: Path = PROJECT_ROOT,
+            stop_timeout: float = STOP_SECONDS) -> Iterator[subprocess.Popen]:
+    """Run args in a session of its own, output to log_path; on exit stop its whole group with stop_group."""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:
             yield process
         finally:
-            stop_group(process)
+            stop_group(process, stop_timeout)
 
 
-def stop_group(process: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM the process group of process, then SIGKILL what is left after timeout."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+def stop_group(process: subprocess.Popen, timeout: float = STOP_SECONDS, leader_only: bool = False) -> Stopped:
+    """SIGTERM the group of process (only its leader when leader_only, as `docker stop` tells only PID 1),
+    wait up to timeout for every member to be gone, then SIGKILL what is left."""
+    signalled = time.monotonic()
+    send_sigterm(process, leader_only)
+    return wait_stopped(process, timeout, signalled)
+
+
+def send_sigterm(process: subprocess.Popen, leader_only: bool = False) -> None:
+    """SIGTERM the group of process, or only its leader; nothing when they are gone already."""
+    with suppress(ProcessLookupError):
+        if leader_only:
+            process.send_signal(signal.SIGTERM)  # never to a reused pid: it checks the leader was not reaped
+        else:
+            os.killpg(process.pid, signal.SIGTERM)
+
+
+def wait_stopped(process: subprocess.Popen, timeout: float, since: float | None = None) -> Stopped:
+    """Wait up to timeout for process and every member of its group to be gone, then SIGKILL what is left."""
+    since = time.monotonic() if since is None else since
+    deadline = since + timeout
+    while (process.poll() is None or group_alive(process.pid)) and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL)
+    killed = process.poll() is None or group_alive(process.pid)
+    if killed:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    return Stopped(process.returncode, time.monotonic() - since, killed)
 
 
 def group_alive(pgid: int) -> bool:
@@ -98,55 +93,13 @@ def _in_group(pid: int, pgid: int) -> bool:
     return fields[0] != "Z" and int(fields[2]) == pgid
 
 
-@contextmanager
-def worker_pool(settings, log_path: Path, pool_size: int = 1, extra_env: dict | None = None
-                ) -> Iterator[subprocess.Popen]:
-    """`python -m workers` on the settings' Redis and database, until the context ends."""
-    args = [sys.executable, "-m", "workers", "--pool-size", str(pool_size)]
-    with running(args, {**settings_env(settings), **(extra_env or {})}, log_path) as process:
-        yield process
-
-
-def idle_workers(redis) -> int:
-    """How many RQ workers wait for work: registered, with their signal handlers installed."""
-    from rq import Worker
-
-    return sum(1 for worker in Worker.all(connection=redis) if worker.get_state() == "idle")
-
-
-class Served(NamedTuple):
-    """Where a server listens and the pid of its master process."""
-
-    port: int
-    pid: int
-
-
-@contextmanager
-def gunicorn(settings, log_path: Path, workers: int = 2) -> Iterator[Served]:
-    """The app served by real gunicorn on a free port, once it answers."""
-    import urllib.request
-
-    port = free_port()
-    args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "wsgi:app"]
-
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health/live", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    with running(args, settings_env(settings), log_path) as process:
-        wait_until(lambda: answers() or process.poll() is not None, 60, "gunicorn to answer")
-        assert process.poll() is None, log_path.read_text()
-        yield Served(port, process.pid)
-
-
 def descendants(pid: int) -> list[int]:
     """Every process below pid, whatever session it started (RQ's work horses, training programs)."""
     children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children += [int(child) for child in (task / "children").read_text().split()]
+    with suppress(FileNotFoundError, ProcessLookupError):  # pid may have ended meanwhile
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with suppress(FileNotFoundError, ProcessLookupError):
+                children += [int(child) for child in (task / "children").read_text().split()]
     return children + [grandchild for child in children for grandchild in descendants(child)]
 
 

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import urllib3
+from tests.support.http import status_of
+from tests.support.ports import hold_port
+from tests.support.processes import running
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -53,32 +53,14 @@ def weed_binary() -> Path:
     return Path(found)
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now (it may be taken again once released)."""
-    with closing(socket.socket()) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _reserve_ports(stack: ExitStack, count: int) -> list[int]:
-    """Distinct free ports, held open until stack closes so no two of them coincide."""
-    ports = []
-    while len(ports) < count:
-        probe = stack.enter_context(closing(socket.socket()))
-        probe.bind(("127.0.0.1", 0))
-        ports.append(probe.getsockname()[1])
-    return ports
-
-
 def _reserve_admin_ports(stack: ExitStack) -> tuple[int, int]:
     """An admin port whose port + ADMIN_GRPC_OFFSET is free too, both held until stack closes."""
     while True:
-        (http_port,) = _reserve_ports(stack, 1)
+        http_port = hold_port(stack)
         if http_port + ADMIN_GRPC_OFFSET > MAX_PORT:
             continue
-        grpc_probe = stack.enter_context(closing(socket.socket()))
         try:
-            grpc_probe.bind(("127.0.0.1", http_port + ADMIN_GRPC_OFFSET))
+            hold_port(stack, http_port + ADMIN_GRPC_OFFSET)
         except OSError:
             continue
         return http_port, http_port + ADMIN_GRPC_OFFSET
@@ -87,7 +69,8 @@ def _reserve_admin_ports(stack: ExitStack) -> tuple[int, int]:
 def weed_command(data_dir: Path, socket_dir: Path) -> tuple[list[str], int]:
     """The `weed mini` command line with every port set explicitly, and its S3 port."""
     with ExitStack() as held:
-        ports = dict(zip(_PORT_FLAGS, _reserve_ports(held, len(_PORT_FLAGS)), strict=True))
+        # Distinct: each port stays bound until all are chosen.
+        ports = {flag: hold_port(held) for flag in _PORT_FLAGS}
         ports["admin.port"], ports["admin.port.grpc"] = _reserve_admin_ports(held)
     command = [
         str(weed_binary()), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
@@ -105,37 +88,16 @@ def _log_tail(log_path: Path) -> str:
     return log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
 
 
-def _answers_s3(endpoint: str) -> bool:
-    """Whether the S3 gateway answers an HTTP request (any status, even 403, means it is up)."""
-    try:
-        urllib3.request("GET", f"http://{endpoint}/", timeout=1.0, retries=False)
-    except urllib3.exceptions.HTTPError:
-        return False
-    return True
-
-
 def _wait_until_ready(process: subprocess.Popen, endpoint: str, log_path: Path) -> None:
-    """Poll the S3 port until it answers; raise with the log if weed dies or the deadline passes."""
+    """Poll the S3 port until it answers (any status, even 403, means it is up); raise with the log if weed
+    dies or the deadline passes."""
     deadline = time.monotonic() + START_TIMEOUT
-    while not _answers_s3(endpoint):
+    while status_of(f"http://{endpoint}", "/", timeout=1.0) is None:
         if process.poll() is not None:
             raise RuntimeError(f"weed exited with {process.returncode} on start:\n{_log_tail(log_path)}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"weed silent on {endpoint} for {START_TIMEOUT}s:\n{_log_tail(log_path)}")
         time.sleep(POLL_INTERVAL)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL if weed has not exited within STOP_TIMEOUT."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        # weed 4.48's volume server now and then waits forever on a connection its S3 gateway left open.
-        process.kill()
-        process.wait()
 
 
 @contextmanager
@@ -151,10 +113,7 @@ def seaweed_server(workdir: Path, access_key: str, secret_key: str) -> Iterator[
     # weed mini turns these into its first admin identity, which switches S3 authentication on.
     env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
     endpoint = f"127.0.0.1:{s3_port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-    try:
+    # weed 4.48's volume server now and then waits forever on a connection its S3 gateway left open: STOP_TIMEOUT.
+    with running(command, env, log_path, cwd=workdir, stop_timeout=STOP_TIMEOUT) as process:
         _wait_until_ready(process, endpoint, log_path)
         yield SeaweedServer(endpoint, access_key, secret_key, log_path, process.pid)
-    finally:
-        _stop(process)

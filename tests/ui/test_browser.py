@@ -16,9 +16,11 @@ from playwright.sync_api import expect
 
 from app.db import database
 from app.models import Artifact
-from tests.conftest import PASSWORD
-from tests.support.processes import gunicorn, worker_pool
-from tests.training.conftest import learnable_chats
+from tests.support.accounts import PASSWORD
+from tests.support.data import as_jsonl, learnable_chats
+from tests.support.factories import running_job
+from tests.support.web import gunicorn
+from tests.support.workers import worker_pool
 from tests.ui.browser import (
     MID_RUN,
     Console,
@@ -32,9 +34,8 @@ from tests.ui.browser import (
 TRAINING_MINUTES = 120_000  # ms: a Playwright timeout long enough for the tiny model on a busy 2-core machine
 # Page answers can take seconds while the other test process trains models on the same two cores.
 expect.set_options(timeout=20_000)
-GOOD = "".join(json.dumps(chat) + "\n" for chat in learnable_chats(64)).encode()
-BAD = b"".join([json.dumps(chat).encode() + b"\n" for chat in learnable_chats(2)] + [b'{"messages": [oops\n']
-               + [json.dumps(chat).encode() + b"\n" for chat in learnable_chats(12, seed=1)])
+GOOD = as_jsonl(learnable_chats(64))
+BAD = as_jsonl(learnable_chats(2)) + b'{"messages": [oops\n' + as_jsonl(learnable_chats(12, seed=1))
 
 
 @pytest.fixture
@@ -46,9 +47,9 @@ def settings(s3_settings):
 
 @pytest.fixture
 def web(app, settings, tmp_path):
-    """The app under gunicorn on the test's services; yields its base URL."""
-    with gunicorn(settings, tmp_path / "web.log") as served:
-        yield f"http://127.0.0.1:{served.port}"
+    """The app under gunicorn (gunicorn.conf.py, as in production) on the test's services; yields its base URL."""
+    with gunicorn(settings, tmp_path / "web.log") as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -234,8 +235,6 @@ def test_a_running_job_is_cancelled_only_after_confirmation(client, user, make_t
 
 
 def test_every_page_fits_a_phone_screen(web, client, user, make_token, console, in_db):
-    from tests.ui.conftest import running_job
-
     dataset_id = api_upload(client, {"Authorization": f"Bearer {make_token(user)}"}, "phone dataset")
     job = in_db(running_job, user, steps=40, total=120, evals=2, logs=30, name="a job with a fairly long name")
     pages = {"dashboard": "/", "datasets": "/datasets", "dataset": f"/datasets/{dataset_id}", "jobs": "/jobs",

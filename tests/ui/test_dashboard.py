@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from app.models import Job
-from tests.factories import make_dataset, make_job
-from tests.ui.conftest import counted_queries, htmx, running_job
+from tests.support.database import counted_queries
+from tests.support.factories import make_dataset, make_job, running_job
+from tests.support.pages import htmx
 
 
 def test_a_new_user_is_told_what_to_do_first(browser):

@@ -9,8 +9,9 @@ import pytest
 
 from app.extensions import get_store
 from app.models import Job
-from tests.factories import make_artifact, make_dataset, make_job
-from tests.ui.conftest import counted_queries, htmx, running_job
+from tests.support.database import counted_queries
+from tests.support.factories import make_artifact, make_dataset, make_job, running_job
+from tests.support.pages import htmx
 
 FAST = {"max_steps": "8", "batch_size": "4", "max_seq_length": "64", "logging_steps": "1"}
 
@@ -148,12 +149,6 @@ def test_form_errors_are_shown_next_to_their_fields(browser, owner, in_db):
     assert field_error(typo_html, "job-dataset") == "Choose the dataset to train on."
 
 
-def test_form_post_without_csrf_token_is_refused(browser, owner, in_db):
-    dataset = in_db(make_dataset, owner)
-    assert browser.post("/jobs", data=form_for(dataset.id)).status_code == 400
-    assert in_db(lambda: Job.select().count()) == 0
-
-
 def test_form_creates_the_job_and_opens_its_page_with_a_flash(browser, owner, in_db):
     dataset = in_db(make_dataset, owner, name="tiny chats")
     response = browser.post("/jobs", data=form_for(dataset.id, csrf_token=browser.csrf))
@@ -253,17 +248,6 @@ def test_artifacts_are_listed_with_sizes_and_download_through_the_page_route(app
     assert download.status_code == 200 and download.get_data() == content
     assert 'filename="adapter_model.safetensors"' in download.headers["Content-Disposition"]
     assert browser.get(f"/jobs/{job.id}/artifacts/missing.bin").status_code == 404
-
-
-def test_another_users_job_pages_are_404(browser, make_user, in_db):
-    stranger = make_user()
-    job = in_db(running_job, stranger)
-    in_db(make_artifact, job)
-    for path in (f"/jobs/{job.id}", f"/jobs/{job.id}/progress", f"/jobs/{job.id}/artifacts/adapter_model.safetensors"):
-        assert browser.get(path).status_code == 404, path
-    assert browser.post(f"/jobs/{job.id}/cancel", data={"csrf_token": browser.csrf}).status_code == 404
-    assert job.name not in browser.get("/jobs").get_data(as_text=True)
-    assert in_db(lambda: Job.get_by_id(job.id).cancel_requested_at) is None
 
 
 def test_pages_need_a_signed_in_user(client, owner, in_db):

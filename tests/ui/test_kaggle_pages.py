@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import make_dataset
-from tests.jobs.conftest import KAGGLE_KEY, KAGGLE_USER, point_client_at
 from tests.kaggle_emulator import KaggleEmulator
-from tests.ui.conftest import htmx
+from tests.support.factories import make_dataset
+from tests.support.kaggle import KAGGLE_KEY, KAGGLE_USER, point_client_at
+from tests.support.pages import htmx
 from tests.ui.test_job_pages import form_for
 
 

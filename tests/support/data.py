@@ -1,12 +1,15 @@
-"""Dataset files the tests generate: every record format in every container, good and bad."""
+"""Data the tests generate: records of every format in every container, and chats a tiny model can learn."""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import random
 
 CSV_COLUMNS = {"instruction": ["instruction", "input", "output"], "prompt_completion": ["prompt", "completion"],
                "text": ["text"], "chat": ["messages"]}
+GREETING, COUNTING = "Hello there, friend!", "One, two, three."
+WORDS = ("apple", "river", "stone", "cloud", "maple", "tiger", "ocean", "piano", "lemon", "forest")
 
 
 def example(record_format: str, index: int) -> dict:
@@ -55,3 +58,21 @@ def encode(records: list, file_format: str, record_format: str) -> bytes:
     if file_format == "csv":
         return as_csv(records, record_format)
     return as_json(records) if file_format == "json" else as_jsonl(records)
+
+
+def chats(count: int, answer: str = "hello") -> list[dict]:
+    """Tiny chat records that all get the same answer."""
+    return [{"messages": [{"role": "user", "content": f"say it {index}"}, {"role": "assistant", "content": answer}]}
+            for index in range(count)]
+
+
+# The same chats as tests/training/conftest.py makes (its tests switch to this copy later).
+def learnable_chats(count: int, seed: int = 0) -> list[dict]:
+    """Chats whose assistant answers GREETING to 'greet' prompts and COUNTING to 'count' prompts."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(count):
+        word = rng.choice(WORDS)
+        prompt, answer = rng.choice(((f"Please greet the {word}.", GREETING), (f"Count for the {word}.", COUNTING)))
+        records.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]})
+    return records

@@ -1,12 +1,10 @@
-"""Fixtures of the observability tests (apps and servers as the security tests build them)."""
+"""Read the JSON log lines the Studio's processes (and nginx) write."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
-
-from tests.security.conftest import make_app, server_settings  # noqa: F401  (fixtures used here too)
 
 
 def json_lines(path: Path) -> list[dict]:
