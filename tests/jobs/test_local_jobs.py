@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,3 +171,66 @@ def test_warm_shutdown_checkpoints_hands_the_job_back_and_it_resumes(app, client
     starts = [e.data for e in events if (e.data or {}).get("type") == "start"]
     assert starts[1].get("resumed_from_step", 0) >= 3, "\n".join(e.message for e in events if e.kind != "metric")
     assert any("handed back" in e.message for e in events)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_the_training_program_dies_with_its_supervisor(app, client, headers, dataset_id, settings, tmp_path):
+    # Silent (no progress or checkpoint lines): a program that writes would die of the closed pipe anyway.
+    job = create_job(client, headers, dataset_id, **{**LONG, "logging_steps": 10**6, "save_steps": 10**6})
+    with worker_pool(settings, tmp_path / "worker.log", pool_size=2):
+        [program] = wait_until(lambda: training_processes(settings, job["id"]), 120, "training to start")
+        supervisor = int(Path(f"/proc/{program}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        os.kill(supervisor, signal.SIGKILL)  # the work horse only: the program runs in a session of its own
+        wait_until(lambda: not pid_alive(program), 10, "the training program to die with its supervisor")
+
+
+def test_a_supervisor_that_fails_stops_its_training_program_and_frees_the_lease(app, client, headers, dataset_id,
+                                                                               settings, monkeypatch):
+    from app.jobs import orchestrator
+    from app.jobs.backends.local import LocalRun
+    from app.jobs.context import JobContext
+
+    job_id = create_job(client, headers, dataset_id, **LONG)["id"]
+    started = []
+
+    def record_then_break(self, batch):
+        started.extend(training_processes(settings, job_id))
+        raise RuntimeError("the supervisor broke")
+
+    monkeypatch.setattr(LocalRun, "record", record_then_break)
+    with app.app_context(), database.connection_context():
+        ctx = JobContext.from_app(app)
+        for _ in range(3):  # prepare, submit, run
+            job = Job.get_by_id(job_id)
+            orchestrator.run_step(ctx, job_id, job.stage, job.rq_job_id)
+        job = Job.get_by_id(job_id)
+    assert started and not any(pid_alive(pid) for pid in started), "the training program outlived its supervisor"
+    assert (job.status, job.lease_owner) == ("failed", None)
+    assert job.error == "The run step failed: RuntimeError: the supervisor broke"
+
+
+SUPERVISOR = """
+import subprocess, sys, time
+from app.jobs.backends.local import _die_with
+import os
+child = subprocess.Popen(["sleep", "300"], start_new_session=True, preexec_fn=_die_with(os.getpid()))
+print(child.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_child_started_by_the_local_backend_is_killed_by_the_kernel_when_its_parent_dies(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", SUPERVISOR], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    child = int(parent.stdout.readline())
+    assert pid_alive(child)
+    parent.kill()
+    parent.wait()
+    wait_until(lambda: not pid_alive(child), 10, "the orphaned child to be killed")

@@ -43,11 +43,12 @@ def kaggle_backend_for(data_dir: Path, **credentials: str) -> KaggleBackend:
 
 
 def training_inputs(folder: Path, job_id: int = 7, config: dict | None = None, records: list[dict] | None = None,
-                    model_source: str = "builtin") -> TrainingInputs:
+                    model_source: str = "builtin", installation_id: str = "studio") -> TrainingInputs:
     """A job's inputs: train.jsonl written under folder, hashed, and the real training program (bundled beside)."""
     folder.mkdir(parents=True, exist_ok=True)
     train_file = folder / "train.jsonl"
     train_file.write_text("".join(json.dumps(record) + "\n" for record in records or chats(8)))
     return TrainingInputs(job_id=job_id, config=config or TINY_CONFIG, data_dir=folder,
                           dataset_sha256=hashlib.sha256(train_file.read_bytes()).hexdigest(),
-                          model_source=model_source, training_program=build_bundle(folder.parent / "bundles"))
+                          model_source=model_source, training_program=build_bundle(folder.parent / "bundles"),
+                          installation_id=installation_id)
