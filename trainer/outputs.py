@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -65,5 +66,7 @@ def resolved_arguments(run: Run, stats: dict) -> dict:
 
 
 def write_json(path: Path, value) -> None:
-    """Write value as indented JSON."""
-    path.write_text(json.dumps(value, indent=2, default=str) + "\n")
+    """Write value as indented JSON, atomically: a reader (the Studio's "trained already" check) sees all or none."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(value, indent=2, default=str) + "\n")
+    os.replace(partial, path)

@@ -17,6 +17,7 @@ from app.jobs import reconciler
 from app.jobs.backends.local import HANDBACK_SIGNAL
 from app.jobs.context import JobContext
 from app.logs import job_context
+from app.queue import WORKER_HEARTBEAT_SECONDS
 
 # How long a worker blocks waiting for work. A stop signal delivered to one of RQ's helper threads
 # is only acted on when the main thread wakes up, so this bounds how long a shutdown can hang.
@@ -29,6 +30,7 @@ class StudioWorker(Worker):
     """An RQ worker that builds the Studio app once per worker process."""
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("job_monitoring_interval", WORKER_HEARTBEAT_SECONDS)
         super().__init__(*args, **kwargs)
         # Built after the pool forked this process, so no client crosses a fork; create_app connects nothing.
         self.app = create_app()

@@ -11,9 +11,10 @@ METRIC_KEYS = ("loss", "eval_loss", "learning_rate", "tokens_per_second", "eta_s
 MAX_LOG_EVENTS = 20_000
 
 
-# Series whose points carry a step: a run resumed from a checkpoint reports again the steps after it, which the
-# job recorded already (with the same values: resume is exact), so those are skipped, never stored twice.
-STEPPED = ("progress", "eval")
+# Events that carry a step: a run resumed from a checkpoint reports again the steps after it, which the job
+# recorded already (with the same values: resume is exact), and a replayed progress.jsonl repeats what was read;
+# those are skipped, never stored twice.
+STEPPED = ("start", "progress", "eval", "checkpoint", "done")
 
 
 def apply_output(job: Job, lines: list[str], logged_so_far: int = 0) -> int:

@@ -24,15 +24,15 @@ from app.jobs.events import add_event
 from app.jobs.leases import lease_is_live
 from app.jobs.scheduling import schedule
 from app.models import Dataset, Job, utcnow
-from app.queue import DEFAULT_QUEUE
+from app.queue import DEFAULT_QUEUE, WORKER_HEARTBEAT_SECONDS
 
 log = logging.getLogger(__name__)
 
 ALIVE = ("queued", "started", "scheduled", "deferred")
 RECONCILE_LOCK_KEY = "studio:reconciler-pass"
-# A started step whose worker stopped heartbeating this long ago died with its worker (RQ workers
-# heartbeat at least every 30 s while they work).
-DEAD_AFTER = timedelta(seconds=90)
+# A started step whose worker stopped heartbeating this long ago died with its worker (StudioWorkers
+# heartbeat every WORKER_HEARTBEAT_SECONDS while they work).
+DEAD_AFTER = timedelta(seconds=4 * WORKER_HEARTBEAT_SECONDS)
 # RQ's scheduler moves due jobs every second; one this late has no scheduler left to move it.
 OVERDUE_AFTER = timedelta(seconds=20)
 

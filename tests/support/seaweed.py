@@ -1,6 +1,7 @@
 """Start a throwaway SeaweedFS S3 server on free loopback ports, with authentication switched on."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -67,11 +68,17 @@ def _reserve_admin_ports(stack: ExitStack) -> tuple[int, int]:
 
 
 def weed_command(data_dir: Path, socket_dir: Path) -> tuple[list[str], int]:
-    """The `weed mini` command line with every port set explicitly, and its S3 port."""
-    with ExitStack() as held:
-        # Distinct: each port stays bound until all are chosen.
-        ports = {flag: hold_port(held) for flag in _PORT_FLAGS}
-        ports["admin.port"], ports["admin.port.grpc"] = _reserve_admin_ports(held)
+    """The `weed mini` command line with every port set explicitly, and its S3 port; a server started again on
+    the same folder gets the same ports, so its clients find it where they left it."""
+    chosen = socket_dir / "ports.json"
+    if chosen.is_file():
+        ports = json.loads(chosen.read_text())
+    else:
+        with ExitStack() as held:
+            # Distinct: each port stays bound until all are chosen.
+            ports = {flag: hold_port(held) for flag in _PORT_FLAGS}
+            ports["admin.port"], ports["admin.port.grpc"] = _reserve_admin_ports(held)
+        chosen.write_text(json.dumps(ports))
     command = [
         str(weed_binary()), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         *(f"-{flag}={port}" for flag, port in ports.items()),

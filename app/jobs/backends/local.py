@@ -28,6 +28,7 @@ from app.jobs.backends import CancelOutcome, RunOutcome, register
 from app.jobs.events import move
 from app.jobs.progress import apply_output, last_error_message
 from app.models import Job
+from trainer.protocol import PROGRESS_PREFIX
 
 CHECK_EVERY = 1.0
 BATCH_SECONDS = 0.5
@@ -35,6 +36,10 @@ STOP_GRACE_SECONDS = 20
 # The signal StudioWorker sends its work horse when the worker is asked to stop (warm shutdown).
 HANDBACK_SIGNAL = signal.SIGUSR1
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# The program writes metrics.json last, once every output is saved (trainer/program.py): a run folder holding it
+# has trained to the end, and a run step that was lost after that has nothing left to train.
+COMPLETE_MARKER = "metrics.json"
+PROGRESS_FILE = "progress.jsonl"
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +113,9 @@ class LocalRun:
         previous = signal.signal(HANDBACK_SIGNAL, self.request_handback)
         process = None
         try:
+            self.replay_progress_file()
+            if (self.folder / "output" / COMPLETE_MARKER).is_file():  # trained before this step was lost: done
+                return RunOutcome("trained")
             prepared = inputs.gather(self.ctx, self.job)
             move(self.job, states.RUNNING, f"training on {socket.gethostname()}")
             process = self.start(prepared)
@@ -118,6 +126,14 @@ class LocalRun:
             keeper.stop()
             signal.signal(HANDBACK_SIGNAL, previous)
             leases.release(self.job.id, self.owner)
+
+    def replay_progress_file(self) -> None:
+        """Record what an earlier run of this job printed but its supervisor died before reading: the program
+        also writes every progress line to progress.jsonl, and points recorded already are skipped."""
+        path = self.folder / "output" / PROGRESS_FILE
+        if path.is_file():
+            with path.open() as lines:
+                apply_output(self.job, [PROGRESS_PREFIX + line for line in lines if line.strip()])
 
     def request_handback(self, _signum, _frame) -> None:
         """The worker is stopping: checkpoint and give the job back."""
