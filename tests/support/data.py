@@ -66,7 +66,6 @@ def chats(count: int, answer: str = "hello") -> list[dict]:
             for index in range(count)]
 
 
-# The same chats as tests/training/conftest.py makes (its tests switch to this copy later).
 def learnable_chats(count: int, seed: int = 0) -> list[dict]:
     """Chats whose assistant answers GREETING to 'greet' prompts and COUNTING to 'count' prompts."""
     rng = random.Random(seed)

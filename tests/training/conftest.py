@@ -1,76 +1,11 @@
-"""Fixtures of the training tests: datasets on disk, the program run as a real subprocess, one shared run."""
+"""Fixtures of the training tests: one thread for in-process runs, the bundle, one shared reference run."""
 from __future__ import annotations
-
-import json
-import random
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.support.training import Finished, reference_config, run_job
 from trainer.bundle import build_bundle
-from trainer.config import TINY_MODEL_ID
-from trainer.protocol import parse_progress_line
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# The program as a developer runs it from the checkout; the Studio runs the bundle (the `bundle` fixture).
-MODULE = ("-m", "trainer")
-GREETING, COUNTING = "Hello there, friend!", "One, two, three."
-WORDS = ("apple", "river", "stone", "cloud", "maple", "tiger", "ocean", "piano", "lemon", "forest")
-# A short, learnable run: the answer depends only on the prompt's verb, so the loss can fall close to zero.
-REFERENCE_HYPERPARAMETERS = {
-    "max_steps": 60, "learning_rate": 0.01, "batch_size": 8, "gradient_accumulation_steps": 2,
-    "max_seq_length": 128, "warmup_ratio": 0.05, "lora_r": 8, "lora_alpha": 16, "logging_steps": 5,
-    "eval_steps": 20, "save_steps": 10, "validation_split": 0.1, "seed": 3,
-}
-
-
-def learnable_chats(count: int, seed: int = 0) -> list[dict]:
-    """Chats whose assistant answers GREETING to 'greet' prompts and COUNTING to 'count' prompts."""
-    rng = random.Random(seed)
-    chats = []
-    for _ in range(count):
-        word = rng.choice(WORDS)
-        prompt, answer = rng.choice(((f"Please greet the {word}.", GREETING), (f"Count for the {word}.", COUNTING)))
-        chats.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]})
-    return chats
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    """Write records one JSON object a line, creating the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(record) + "\n" for record in records))
-    return path
-
-
-def make_job(folder: Path, config: dict, records: list[dict] | None = None) -> tuple[Path, Path, Path]:
-    """A config file, a data folder holding train.jsonl, and an output folder path, all under folder."""
-    write_jsonl(folder / "data" / "train.jsonl", learnable_chats(200) if records is None else records)
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder / "config.json", folder / "data", folder / "out"
-
-
-def reference_config(**hyperparameters) -> dict:
-    """The reference run's config, with hyperparameters overridden."""
-    return {"base_model": TINY_MODEL_ID, "method": "lora", "merge_adapter": True,
-            "hyperparameters": {**REFERENCE_HYPERPARAMETERS, **hyperparameters}}
-
-
-@dataclass
-class Finished:
-    """A finished run of the program: exit status, its events in order, its stderr and output folder."""
-
-    returncode: int
-    events: list[dict]
-    stderr: str
-    output: Path
-
-    def of_type(self, event_type: str) -> list[dict]:
-        """The events of one type."""
-        return [event for event in self.events if event["type"] == event_type]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -84,25 +19,6 @@ def one_thread():
 def bundle(tmp_path_factory) -> tuple[str, ...]:
     """The program as the Studio runs it: the bundle, built once per test process."""
     return (str(build_bundle(tmp_path_factory.mktemp("bundle"))),)
-
-
-def command(program: tuple[str, ...], config: Path, data: Path, output: Path) -> list[str]:
-    """The command line that runs the program (the bundle, or MODULE from the project root)."""
-    return [sys.executable, *program, "--config", str(config), "--data", str(data), "--output", str(output)]
-
-
-def run_program(program: tuple[str, ...], config: Path, data: Path, output: Path) -> Finished:
-    """Run the program to the end as a subprocess."""
-    done = subprocess.run(command(program, config, data, output), capture_output=True, text=True, timeout=240,
-                          cwd=PROJECT_ROOT)
-    events = [parse_progress_line(line) for line in done.stdout.splitlines()]
-    assert None not in events, f"stdout holds a line that is not a protocol line:\n{done.stdout}"
-    return Finished(done.returncode, events, done.stderr, output)
-
-
-def run_job(program: tuple[str, ...], folder: Path, config: dict, records: list[dict] | None = None) -> Finished:
-    """Write the job's files under folder and run the program on them."""
-    return run_program(program, *make_job(folder, config, records))
 
 
 @pytest.fixture(scope="session")

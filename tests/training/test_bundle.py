@@ -10,7 +10,7 @@ import subprocess
 import sys
 import zipfile
 
-from tests.training.conftest import PROJECT_ROOT
+from tests.support.training import PROJECT_ROOT
 from trainer.bundle import PACKAGE, build_bundle, bundle_bytes
 
 SOURCES = sorted(path.name for path in PACKAGE.glob("*.py"))

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from tests.training.conftest import write_jsonl
+from tests.support.training import write_jsonl
 from trainer import records
 from trainer.config import Hyperparameters
 from trainer.data import IGNORE_INDEX, Example, collate, pack_examples, prepare_file, split_validation, tokenize_record

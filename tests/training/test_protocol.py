@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from tests.training.conftest import MODULE, PROJECT_ROOT, make_job, reference_config, run_job, run_program
+from tests.support.training import MODULE, PROJECT_ROOT, make_job, reference_config, run_job, run_program
 from trainer.__main__ import describe_failure
 from trainer.protocol import EVENT_TYPES, PROGRESS_KEYS, PROGRESS_PREFIX, Reporter, parse_progress_line
 

@@ -12,9 +12,8 @@ import safetensors.torch
 import torch
 import transformers
 
-from tests.training.conftest import (
-    COUNTING,
-    GREETING,
+from tests.support.data import COUNTING, GREETING
+from tests.support.training import (
     MODULE,
     REFERENCE_HYPERPARAMETERS,
     command,
