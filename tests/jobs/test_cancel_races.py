@@ -11,7 +11,7 @@ from app.jobs.backends import TrainingInputs
 from app.jobs.backends.kaggle.backend import KaggleBackend
 from app.jobs.context import JobContext
 from app.models import Job
-from tests.support.kaggle import KAGGLE_KEY, KAGGLE_USER
+from tests.support.kaggle import with_kaggle
 from tests.support.waiting import wait_until
 
 TINY = {"max_steps": 2, "batch_size": 2, "gradient_accumulation_steps": 1, "max_seq_length": 64,
@@ -21,9 +21,7 @@ TINY = {"max_steps": 2, "batch_size": 2, "gradient_accumulation_steps": 1, "max_
 @pytest.fixture
 def settings(s3_settings, tmp_path):
     """Both backends, alice's Kaggle account, one Kaggle session at a time."""
-    return s3_settings.model_copy(update={
-        "training_backends": "local,kaggle", "kaggle_username": KAGGLE_USER, "kaggle_key": KAGGLE_KEY,
-        "kaggle_max_concurrent": 1, "kaggle_config_dir": tmp_path / "kaggle-config", "rate_limits_enabled": False})
+    return with_kaggle(s3_settings, tmp_path, kaggle_max_concurrent=1)
 
 
 @pytest.fixture

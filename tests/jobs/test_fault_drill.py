@@ -10,7 +10,7 @@ from app.db import database
 from app.faults import ENVIRONMENT, FIRED_DIR
 from app.models import Artifact, Job, JobEvent
 from tests.support.jobs import job_state, status_events, wait_for_status
-from tests.support.kaggle import KAGGLE_KEY, KAGGLE_USER
+from tests.support.kaggle import with_kaggle
 from tests.support.waiting import wait_until
 from tests.support.workers import worker_pool
 
@@ -24,10 +24,7 @@ POINTS = [("local", point) for point in ("run.training", "run.ended", "collect.s
 @pytest.fixture
 def settings(settings, tmp_path):
     """Local storage (the drill reads it), both backends, short leases and reconciler passes."""
-    return settings.model_copy(update={
-        "training_backends": "local,kaggle", "kaggle_username": KAGGLE_USER, "kaggle_key": KAGGLE_KEY,
-        "kaggle_config_dir": tmp_path / "kaggle-config", "rate_limits_enabled": False,
-        "job_lease_seconds": 4, "reconcile_interval": 5})
+    return with_kaggle(settings, tmp_path)
 
 
 @pytest.mark.parametrize("backend, point", POINTS, ids=[f"{backend}-{point}" for backend, point in POINTS])

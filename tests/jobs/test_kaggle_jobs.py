@@ -7,7 +7,7 @@ from app.db import database
 from app.jobs.backends.kaggle.backend import Patience
 from app.models import Job, JobEvent
 from tests.support.jobs import job_state, status_events, wait_for_status
-from tests.support.kaggle import KAGGLE_KEY, KAGGLE_USER
+from tests.support.kaggle import with_kaggle
 from tests.support.processes import kill_tree
 from tests.support.waiting import wait_until
 from tests.support.workers import worker_pool
@@ -20,10 +20,7 @@ TINY = {"max_steps": 4, "batch_size": 2, "gradient_accumulation_steps": 1, "max_
 @pytest.fixture
 def settings(s3_settings, tmp_path):
     """S3 storage, both backends, alice's Kaggle account, two Kaggle jobs at most, no rate limits."""
-    return s3_settings.model_copy(update={
-        "training_backends": "local,kaggle", "kaggle_username": KAGGLE_USER, "kaggle_key": KAGGLE_KEY,
-        "kaggle_max_concurrent": 2, "kaggle_config_dir": tmp_path / "kaggle-config", "rate_limits_enabled": False,
-        "job_lease_seconds": 4, "reconcile_interval": 5})
+    return with_kaggle(s3_settings, tmp_path, kaggle_max_concurrent=2)
 
 
 @pytest.fixture

@@ -52,3 +52,12 @@ def training_inputs(folder: Path, job_id: int = 7, config: dict | None = None, r
                           dataset_sha256=hashlib.sha256(train_file.read_bytes()).hexdigest(),
                           model_source=model_source, training_program=build_bundle(folder.parent / "bundles"),
                           installation_id=installation_id)
+
+
+def with_kaggle(settings: Settings, folder: Path, **overrides) -> Settings:
+    """settings with both backends enabled on alice's account, the client's folder under folder, no rate limits,
+    short leases and reconciler passes (so recoveries happen within a test), and overrides on top."""
+    return settings.model_copy(update={
+        "training_backends": "local,kaggle", "kaggle_username": KAGGLE_USER, "kaggle_key": KAGGLE_KEY,
+        "kaggle_config_dir": folder / "kaggle-config", "rate_limits_enabled": False, "job_lease_seconds": 4,
+        "reconcile_interval": 5, **overrides})
