@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from app.api.openapi import OPENAPI_PATH
-from app.auth import service
+from app.auth import throttle
 from app.security import polling
 from tests.conftest import PASSWORD, csrf_token_from, login
 
@@ -71,11 +71,11 @@ def test_repeated_failures_make_an_account_wait_even_with_the_right_password(mak
     app = make_app()
     victim, other = make_user(), make_user()
     client = app.test_client()
-    codes = [login(client, victim.email, "wrong password!").status_code for _ in range(service.FREE_LOGIN_FAILURES)]
-    assert codes == [422] * service.FREE_LOGIN_FAILURES
+    codes = [login(client, victim.email, "wrong password!").status_code for _ in range(throttle.FREE_LOGIN_FAILURES)]
+    assert codes == [422] * throttle.FREE_LOGIN_FAILURES
     refused = login(client, victim.email, PASSWORD)
     assert refused.status_code == 429
-    assert int(refused.headers["Retry-After"]) == service.FIRST_LOGIN_DELAY_SECONDS
+    assert int(refused.headers["Retry-After"]) == throttle.FIRST_LOGIN_DELAY_SECONDS
     assert "Too many failed sign-ins" in refused.get_data(as_text=True)
     assert login(app.test_client(), other.email).status_code == 302  # other accounts are unaffected
 
@@ -86,7 +86,7 @@ def test_each_further_failure_doubles_the_wait_and_success_forgets_them(make_app
     client = app.test_client()
     waits = []
     for _ in range(3):
-        for _ in range(service.FREE_LOGIN_FAILURES if not waits else 1):
+        for _ in range(throttle.FREE_LOGIN_FAILURES if not waits else 1):
             login(client, user.email, "wrong password!")
         waits.append(int(login(client, user.email).headers["Retry-After"]))
         redis.delete(*redis.keys("login-wait:*"))  # the wait has passed
