@@ -7,15 +7,26 @@ from app.factory import create_app
 from tests.conftest import make_settings
 from tests.support.processes import free_port, idle_workers, wait_until, worker_pool
 
+# The monitor's token: with it, health shows the errors and worker counts anonymous callers do not see.
+METRICS_TOKEN = "metrics-token-Xk29-long-random"
+MONITOR = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
 
 def health_of(settings):
-    """Status code and document of /api/v1/health for an app on settings."""
-    response = create_app(settings).test_client().get("/api/v1/health")
+    """Status code and document of /api/v1/health for an app on settings, as the monitor sees it."""
+    app = create_app(settings.model_copy(update={"metrics_token": METRICS_TOKEN}))
+    response = app.test_client().get("/api/v1/health", headers=MONITOR)
     return response.status_code, response.get_json()
 
 
-def test_health_is_degraded_but_200_without_workers(client):
-    response = client.get("/api/v1/health")
+@pytest.fixture
+def admin_headers(make_user, make_token):
+    """An admin's API token, which shows health in detail."""
+    return {"Authorization": f"Bearer {make_token(make_user(is_admin=True))}"}
+
+
+def test_health_is_degraded_but_200_without_workers(client, admin_headers):
+    response = client.get("/api/v1/health", headers=admin_headers)
     document = response.get_json()
     assert response.status_code == 200
     assert document["status"] == "degraded"
@@ -27,10 +38,10 @@ def test_health_is_degraded_but_200_without_workers(client):
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_health_is_healthy_with_a_running_worker(client, settings, redis, tmp_path):
+def test_health_is_healthy_with_a_running_worker(client, admin_headers, settings, redis, tmp_path):
     with worker_pool(settings, tmp_path / "worker.log"):
         wait_until(lambda: idle_workers(redis) == 1, 60, "a worker to wait for work")
-        response = client.get("/api/v1/health")
+        response = client.get("/api/v1/health", headers=admin_headers)
     assert response.status_code == 200
     assert response.get_json()["status"] == "healthy"
     assert response.get_json()["services"]["workers"]["count"] == 1

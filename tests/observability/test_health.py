@@ -1,4 +1,4 @@
-"""Detailed health: queue depths, Kaggle reachability (cached), and each service stopped in turn."""
+"""Detailed health: who sees what, queue depths, Kaggle reachability (cached), and each service stopped in turn."""
 from __future__ import annotations
 
 import http.server
@@ -24,13 +24,20 @@ def fake_kaggle():
         server.server_close()
 
 
-def health_of(app) -> tuple[int, dict]:
-    """Status code and document of /api/v1/health."""
-    response = app.test_client().get("/api/v1/health")
+METRICS_TOKEN = "metrics-token-Xk29-long-random"
+MONITOR = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+# What anyone may learn of a service: whether it answers, and how fast.
+PUBLIC_FIELDS = {"status", "response_time", "response_time_ms"}
+
+
+def health_of(app, headers: dict | None = None) -> tuple[int, dict]:
+    """Status code and document of /api/v1/health, as the monitor (METRICS_TOKEN) sees it unless told otherwise."""
+    response = app.test_client().get("/api/v1/health", headers=MONITOR if headers is None else headers)
     return response.status_code, response.get_json()
 
 
-def test_health_reports_how_many_jobs_wait_in_each_queue(app):
+def test_health_reports_how_many_jobs_wait_in_each_queue(make_app):
+    app = make_app(metrics_token=METRICS_TOKEN)
     with app.app_context():
         get_queue("default").enqueue("workers.tasks.probe")
         get_queue("default").enqueue("workers.tasks.probe")
@@ -39,12 +46,36 @@ def test_health_reports_how_many_jobs_wait_in_each_queue(app):
     assert document["services"]["redis"]["queues"] == {"default": 2, "training-local": 0}
 
 
+def test_anonymous_health_shows_statuses_and_latencies_but_no_depths_or_errors(make_app):
+    app = make_app(metrics_token=METRICS_TOKEN, training_backends="local,kaggle",
+                   kaggle_api_url=f"http://127.0.0.1:{free_port()}/api/v1")
+    with app.app_context():
+        get_queue("default").enqueue("workers.tasks.probe")
+    for headers in ({}, {"Authorization": "Bearer not-the-metrics-token"}):
+        status, document = health_of(app, headers)
+        assert status == 200 and document["status"] == "degraded"
+        assert {name: set(entry) for name, entry in document["services"].items()} == dict.fromkeys(
+            ("database", "storage", "redis", "workers", "kaggle"), PUBLIC_FIELDS)
+        assert document["services"]["kaggle"]["status"] == document["services"]["workers"]["status"] == "down"
+    health._kaggle_cache.clear()
+
+
+def test_an_admins_token_sees_the_details_and_a_users_token_does_not(make_app, make_user, make_token):
+    app = make_app(metrics_token=METRICS_TOKEN)
+    admin, member = make_token(make_user(is_admin=True)), make_token(make_user())
+    details = health_of(app, {"Authorization": f"Bearer {admin}"})[1]["services"]
+    assert details["redis"]["queues"] == {"default": 0, "training-local": 0}
+    assert details["workers"]["error"] and details["workers"]["count"] == 0
+    public = health_of(app, {"Authorization": f"Bearer {member}"})[1]["services"]
+    assert "queues" not in public["redis"] and set(public["workers"]) == PUBLIC_FIELDS
+
+
 def test_kaggle_is_checked_only_when_it_is_a_backend(app):
     assert "kaggle" not in health_of(app)[1]["services"]
 
 
 def test_kaggle_unreachable_degrades_health_but_keeps_200(make_app):
-    status, document = health_of(make_app(training_backends="local,kaggle",
+    status, document = health_of(make_app(metrics_token=METRICS_TOKEN, training_backends="local,kaggle",
                                           kaggle_api_url=f"http://127.0.0.1:{free_port()}/api/v1"))
     assert status == 200 and document["status"] == "degraded"
     assert document["services"]["kaggle"]["status"] == "down" and document["services"]["kaggle"]["error"]
@@ -52,7 +83,7 @@ def test_kaggle_unreachable_degrades_health_but_keeps_200(make_app):
 
 def test_kaggle_reachability_is_cached_so_health_stays_fast(make_app):
     with fake_kaggle() as url:
-        app = make_app(training_backends="local,kaggle", kaggle_api_url=url)
+        app = make_app(metrics_token=METRICS_TOKEN, training_backends="local,kaggle", kaggle_api_url=url)
         first = health_of(app)[1]["services"]["kaggle"]
     second = health_of(app)[1]["services"]["kaggle"]  # Kaggle is gone, but the answer is remembered
     assert first["status"] == second["status"] == "up"

@@ -17,6 +17,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from app.child_env import training_environment
 from app.jobs import inputs, leases, states
 from app.jobs.backends import CancelOutcome, RunOutcome, register
 from app.jobs.events import move
@@ -115,7 +116,7 @@ class LocalRun:
                    "--data", str(prepared.data_dir), "--output", str(output)]
         # Our own program with our own paths: nothing here comes from a user.
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # noqa: S603
-                                bufsize=1, start_new_session=True, cwd=self.folder)
+                                bufsize=1, start_new_session=True, cwd=self.folder, env=training_environment())
 
     def supervise(self, process: subprocess.Popen) -> tuple[int, str]:
         """Relay output until the process ends; stop it on cancel or hand-back. Returns (code, why)."""
