@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     dataset_max_record_bytes: int = Field(1024 * 1024, ge=1024)
     dataset_inline_validation_bytes: int = Field(8 * 1024 * 1024, ge=0)
 
+    quota_max_active_jobs: int = Field(5, ge=0)
+    quota_max_stored_bytes: int = Field(10 * 1024 ** 3, ge=0)
+    quota_max_uploads_per_day: int = Field(100, ge=0)
+
     @property
     def is_production(self) -> bool:
         """Whether the strict production checks apply."""

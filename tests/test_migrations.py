@@ -6,7 +6,7 @@ import threading
 import pytest
 from playhouse.schema_diff import diff_models
 
-from app.db import make_database, pending_migrations, upgrade
+from app.db import MIGRATIONS_DIR, make_database, pending_migrations, upgrade
 from app.models import ALL_MODELS
 
 
@@ -27,9 +27,14 @@ def fresh_database(fresh_url):
         db.close_all()
 
 
+# Every numbered script of the folder, in order.
+ALL_MIGRATIONS = sorted(path.stem for path in MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
 def test_upgrade_creates_the_schema_then_does_nothing(fresh_database):
-    assert pending_migrations(fresh_database) == ["0001_initial"]
-    assert upgrade(fresh_database) == ["0001_initial"]
+    assert ALL_MIGRATIONS[0] == "0001_initial" and "0004_user_limits" in ALL_MIGRATIONS
+    assert pending_migrations(fresh_database) == ALL_MIGRATIONS
+    assert upgrade(fresh_database) == ALL_MIGRATIONS
     assert upgrade(fresh_database) == []
     assert pending_migrations(fresh_database) == []
 
@@ -67,4 +72,4 @@ def test_concurrent_upgrades_apply_each_migration_once(fresh_url):
     for thread in threads:
         thread.join()
     assert not errors
-    assert sorted(len(applied) for applied in results) == [0, 0, 1]
+    assert sorted(len(applied) for applied in results) == [0, 0, len(ALL_MIGRATIONS)]
