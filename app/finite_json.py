@@ -27,10 +27,12 @@ class FiniteJSONProvider(DefaultJSONProvider):
         found: list[str] = []
 
         def non_finite(text: str) -> _NonFinite:
+            """Note a non-finite number and mark its place."""
             found.append(text)
             return _NonFinite(text)
 
         def number(text: str):
+            """A float, unless it overflows to infinity."""
             value = float(text)
             return value if math.isfinite(value) else non_finite(text)
 

@@ -42,6 +42,7 @@ class QuotaExceeded(StudioError):
     code = "quota_exceeded"
 
     def __init__(self, limit: str, maximum: int, current: int, status: int, message: str, **extra):
+        """Name the limit, its value and the usage it met, answered with status (429 or 409)."""
         super().__init__(message, details={"limit": limit, "max": maximum, "current": current, **extra})
         self.status = status
 

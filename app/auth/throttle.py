@@ -49,6 +49,7 @@ class LoginThrottled(StudioError):
     code = "rate_limited"
 
     def __init__(self, retry_after: int):
+        """Say how many seconds the client must wait."""
         super().__init__(f"Too many failed sign-ins for this account; try again in {retry_after} seconds.",
                          details={"retry_after": retry_after})
         self.retry_after = retry_after
