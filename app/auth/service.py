@@ -71,7 +71,9 @@ def sign_in(redis, email: str, password: str, client: str) -> User | None:
     keys = throttle.attempt_keys(normalize_email(email), client)
     throttle.begin_attempt(redis, keys)
     user = authenticate(email, password)
-    if user is not None:
+    if user is None:
+        throttle.end_failure(redis, keys)
+    else:
         throttle.forget(redis, keys)
     return user
 

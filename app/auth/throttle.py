@@ -25,20 +25,31 @@ DEVICE_COOKIE = "studio_device"
 DEVICE_COOKIE_SECONDS = 365 * 24 * 3600
 _DEVICE_SALT = "login-device"
 
+# The wait (ms) a number of failures earns; ARGV: free failures, first delay (ms), longest delay (ms).
+_DELAY = """
+local function delay(failures)
+  local free = tonumber(ARGV[1])
+  return math.floor(math.min(tonumber(ARGV[2]) * 2 ^ math.min(failures - free, 30), tonumber(ARGV[3])))
+end
+"""
 # Refuse while a wait runs; otherwise count this attempt as a failure *before* the password is checked, and
 # impose the wait it would earn, all in one step: parallel attempts cannot all slip in before the first is
-# counted. A success clears the count afterwards (forget()).
-_BEGIN_ATTEMPT = """
+# counted. A success clears the count afterwards (forget()); a failure restarts the wait (end_failure()).
+_BEGIN_ATTEMPT = _DELAY + """
 local wait = redis.call('PTTL', KEYS[2])
 if wait > 0 then return -wait end
 local failures = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-local free = tonumber(ARGV[1])
-if failures >= free then
-  local delay = math.min(tonumber(ARGV[2]) * 2 ^ math.min(failures - free, 30), tonumber(ARGV[3]))
-  redis.call('SET', KEYS[2], failures, 'PX', math.floor(delay))
+if failures >= tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], failures, 'PX', delay(failures))
 end
 return failures
+"""
+# The wait runs from the end of the failed attempt, as a client sees it, not from its start.
+_END_FAILURE = _DELAY + """
+local failures = tonumber(redis.call('GET', KEYS[2]))
+if failures then redis.call('PEXPIRE', KEYS[2], delay(failures)) end
+return 0
 """
 
 
@@ -66,13 +77,22 @@ def attempt_keys(email: str, client: str) -> list[str]:
     return [f"login-failures:{pair}", f"login-wait:{pair}"]
 
 
+def _args() -> list[int]:
+    """The scripts' arguments: free failures, first and longest delay (ms), memory (s)."""
+    return [FREE_LOGIN_FAILURES, FIRST_LOGIN_DELAY_SECONDS * 1000, MAX_LOGIN_DELAY_SECONDS * 1000,
+            LOGIN_FAILURE_MEMORY_SECONDS]
+
+
 def begin_attempt(redis, keys: list[str]) -> None:
     """Claim one attempt for keys, counted as failed until forget(); LoginThrottled during a wait."""
-    args = [FREE_LOGIN_FAILURES, FIRST_LOGIN_DELAY_SECONDS * 1000, MAX_LOGIN_DELAY_SECONDS * 1000,
-            LOGIN_FAILURE_MEMORY_SECONDS]
-    outcome = int(redis.eval(_BEGIN_ATTEMPT, len(keys), *keys, *args))
+    outcome = int(redis.eval(_BEGIN_ATTEMPT, len(keys), *keys, *_args()))
     if outcome < 0:
         raise LoginThrottled(math.ceil(-outcome / 1000))
+
+
+def end_failure(redis, keys: list[str]) -> None:
+    """The attempt failed: its wait, if it earned one, starts now."""
+    redis.eval(_END_FAILURE, len(keys), *keys, *_args())
 
 
 def forget(redis, keys: list[str]) -> None:
