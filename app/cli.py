@@ -1,4 +1,4 @@
-"""Command-line tools: `flask --app wsgi db|users|tokens|check-config …`."""
+"""Command-line tools: `flask --app wsgi db|users|tokens|check-config …` (users: create, ensure-admin, limits)."""
 from __future__ import annotations
 
 import sys
@@ -8,7 +8,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app import db
-from app.auth import service
+from app.auth import quotas, service
 from app.errors import StudioError
 from app.models import User
 
@@ -65,6 +65,33 @@ def users_ensure_admin():
         email = current_app.extensions["settings"].admin_email
         service.create_user(email, password, is_admin=True)
     click.echo(f"created admin {email} with password: {password}\n(shown once; sign in and keep it safe)")
+
+
+def _limit_value(_ctx, _param, value: str | None):
+    """A limit option: a whole number, `default` (the installation's), or not given (unchanged)."""
+    if value is None or value == "default":
+        return value
+    if not value.isdigit():
+        raise click.BadParameter("use a whole number of 0 or more, or 'default'")
+    return int(value)
+
+
+@users_cli.command("limits")
+@click.argument("email")
+@click.option("--max-active-jobs", callback=_limit_value, help="Jobs queued or running at once (or 'default').")
+@click.option("--max-stored-bytes", callback=_limit_value, help="Bytes of datasets and artifacts (or 'default').")
+@click.option("--max-uploads-per-day", callback=_limit_value, help="Uploads in any 24 hours (or 'default').")
+def users_limits(email: str, **given):
+    """Show a user's quotas, setting those given first."""
+    changes = {name: None if value == "default" else value for name, value in given.items() if value is not None}
+    settings = current_app.extensions["settings"]
+    with db.database.connection_context():
+        user = _or_exit(lambda: service.find_user(email))
+        if changes:
+            user = _or_exit(lambda: quotas.set_limits(user.id, changes))
+        for name, entry in quotas.limits_view(user, settings).items():
+            origin = "this user's" if entry["overridden"] else "default"
+            click.echo(f"{name}: {entry['value']} ({origin})")
 
 
 @tokens_cli.command("create")

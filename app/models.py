@@ -32,6 +32,10 @@ class User(BaseModel):
     is_active = peewee.BooleanField(default=True)
     created_at = peewee.DateTimeField(default=utcnow)
     last_login_at = peewee.DateTimeField(null=True)
+    # Quotas set by an admin; NULL means the installation's default (QUOTA_* settings, app/auth/quotas.py).
+    max_active_jobs = peewee.IntegerField(null=True)
+    max_stored_bytes = peewee.BigIntegerField(null=True)
+    max_uploads_per_day = peewee.IntegerField(null=True)
 
     # Flask-Login's user protocol.
     is_authenticated = True

@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.error_handlers import error_response
 from app.errors import ValidationFailed
+from app.finite_json import FiniteJSONProvider
 
 # Pico CSS draws its form icons as data: SVG images; everything else comes from the Studio itself.
 CONTENT_SECURITY_POLICY = {
@@ -26,6 +27,8 @@ CONTENT_SECURITY_POLICY = {
 PERMISSIONS_POLICY = {feature: "()" for feature in
                       ("browsing-topics", "camera", "geolocation", "microphone", "payment", "usb")}
 STATE_CHANGING_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
+# Views with a budget of their own, outside the global one.
+OWN_BUDGETS = ("polling", "probe")
 CORS_OPTIONS = {
     "methods": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
     "allow_headers": ["Authorization", "Content-Type", "X-Request-ID"],
@@ -54,15 +57,16 @@ def polling(view):
 
 
 def probe(view):
-    """Mark a view that monitors call (health, metrics): never rate-limited, never redirected to HTTPS."""
-    view.rate_budget = "unlimited"
+    """Mark a view that monitors call (health, metrics): RATE_LIMIT_PROBES per client, never redirected to HTTPS."""
+    view.rate_budget = "probe"
     view.talisman_view_options = {"force_https": False}
     return view
 
 
 def init_app(app: Flask) -> None:
-    """Trust the configured proxies, then add security headers, rate limits and CORS to app."""
+    """Refuse non-finite JSON numbers, trust the configured proxies, add security headers, rate limits and CORS."""
     settings = app.extensions["settings"]
+    app.json = FiniteJSONProvider(app)
     app.wsgi_app = trust_proxies(app.wsgi_app, settings.trusted_proxies)
     Talisman(app, force_https=settings.force_https, force_https_permanent=True,
              strict_transport_security=settings.force_https, session_cookie_secure=settings.force_https,
@@ -97,11 +101,15 @@ def make_limiter(settings) -> Limiter:
     """Limits counted in Redis, so every gunicorn worker and every host shares one budget per client."""
     limiter = Limiter(
         key_func=client_key,
-        application_limits=[ApplicationLimit(settings.rate_limit_global, exempt_when=lambda: budget() == "polling")],
+        application_limits=[ApplicationLimit(settings.rate_limit_global,
+                                             exempt_when=lambda: budget() in OWN_BUDGETS)],
         default_limits=[
             Limit(settings.rate_limit_expensive, methods=STATE_CHANGING_METHODS,
                   exempt_when=lambda: budget() != "expensive"),
             Limit(settings.rate_limit_polling, exempt_when=lambda: budget() != "polling"),
+            # One budget for every probe of a client: a monitor polling health and metrics shares it.
+            Limit(settings.rate_limit_probes, exempt_when=lambda: budget() != "probe", scope="probes",
+                  shared=True),
         ],
         storage_uri=settings.redis_url, storage_options=LIMITER_REDIS_OPTIONS,
         # A moving window admits exactly the limit in any minute, with no burst at a window's edge.
@@ -112,12 +120,11 @@ def make_limiter(settings) -> Limiter:
         in_memory_fallback_enabled=True, swallow_errors=True,
         enabled=settings.rate_limits_enabled,
     )
-    limiter.request_filter(lambda: budget() == "unlimited")
     return limiter
 
 
 def budget() -> str | None:
-    """The rate budget the requested view was marked with (expensive, polling, unlimited), if any."""
+    """The rate budget the requested view was marked with (expensive, polling, probe), if any."""
     view = current_app.view_functions.get(request.endpoint or "")
     return getattr(view, "rate_budget", None)
 

@@ -69,12 +69,14 @@ class Settings(BaseSettings):
     admin_email: str = "admin@studio.local"
 
     force_https: bool = False
+    allow_insecure_http: bool = False
     trusted_proxies: int = Field(0, ge=0, le=10)
     allowed_origins: str = ""
     rate_limits_enabled: bool = True
     rate_limit_global: str = "100/minute"
     rate_limit_expensive: str = "10/minute"
     rate_limit_polling: str = "300/minute"
+    rate_limit_probes: str = "120/minute"
     flask_debug: bool = False
 
     training_backends: str = "local"
@@ -92,6 +94,10 @@ class Settings(BaseSettings):
     dataset_max_bytes: int = Field(512 * 1024 * 1024, ge=1024)
     dataset_max_record_bytes: int = Field(1024 * 1024, ge=1024)
     dataset_inline_validation_bytes: int = Field(8 * 1024 * 1024, ge=0)
+
+    quota_max_active_jobs: int = Field(5, ge=0)
+    quota_max_stored_bytes: int = Field(10 * 1024 ** 3, ge=0)
+    quota_max_uploads_per_day: int = Field(100, ge=0)
 
     @property
     def is_production(self) -> bool:
@@ -143,7 +149,7 @@ class Settings(BaseSettings):
         """Whether the Kaggle client can authenticate."""
         return bool(self.kaggle_api_token or (self.kaggle_username and self.kaggle_key))
 
-    @field_validator("rate_limit_global", "rate_limit_expensive", "rate_limit_polling")
+    @field_validator("rate_limit_global", "rate_limit_expensive", "rate_limit_polling", "rate_limit_probes")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         """A limit Flask-Limiter understands, such as 100/minute or "10 per second"."""
@@ -209,6 +215,9 @@ class Settings(BaseSettings):
             found.append("FLASK_DEBUG: debug mode must be off in production (its debugger runs any code)")
         if not self.rate_limits_enabled:
             found.append("RATE_LIMITS_ENABLED: rate limits must stay on in production")
+        if not self.force_https and not self.allow_insecure_http:
+            found.append("FORCE_HTTPS: production serves sessions over HTTPS only (Secure cookie, HSTS); set it "
+                         "to true behind TLS, or ALLOW_INSECURE_HTTP=true to run on plain HTTP knowingly")
         if self.metrics_token and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
             found.append(f"METRICS_TOKEN: use at least {MIN_METRICS_TOKEN_LENGTH} random characters")
         if not self.queue_names:

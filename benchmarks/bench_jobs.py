@@ -81,7 +81,8 @@ def first_status_event(job_id: int, status: str) -> datetime.datetime:
 def prepare_app(work: Path):
     """The app on SQLite with a user, a token and a ready dataset."""
     settings = Settings(studio_env="test", secret_key="b" * 40, data_dir=work, redis_url=REDIS_URL,
-                        rate_limits_enabled=False, worker_queues="default", log_level="WARNING")
+                        rate_limits_enabled=False, worker_queues="default", log_level="WARNING",
+                        quota_max_active_jobs=ROUNDS)  # its jobs never leave the training queue
     app = create_app(settings)
     upgrade()
     with app.app_context(), database.connection_context():

@@ -15,10 +15,25 @@
 #   --keep N           keep the N newest backups (default 7)
 #   --max-age-days D   also delete backups older than D days, never the newest (default 30; 0: no limit)
 #
-# A backup is a folder named like 20261128T020000Z holding database.dump (pg_dump's custom format),
-# objects.tar (the bucket, from `python -m scripts.objects export`), objects.sha256 (the objects'
-# checksums) and backup.info. It is written as .partial-* and renamed only once complete.
+# Environment: STUDIO_BACKUP_HOOK, a command run after each phase with its name (objects, database), for
+# notifications or tests; the backup fails if it fails.
+#
+# A backup is a folder named like 20261128T020000Z, readable by its owner alone (0700, files 0600):
+#   objects.tar       every object of the bucket (`python -m scripts.objects export`), taken FIRST
+#   database.dump     pg_dump's custom format, taken SECOND: every object a row of it names either existed
+#                     during the export above or was written after it...
+#   referenced.keys   ...so the keys its rows point to are listed,
+#   objects-late.tar  and those the first export lacks are exported now (the backup fails, naming them,
+#                     if one is gone: a row would point to nothing after a restore)
+#   objects.sha256    the checksum of every object in both tars
+#   backup.info       sizes and counts
+#   manifest.sha256        the checksum of every file above; restore.sh checks it before touching anything
+# It is written as .partial-* and renamed only once complete.
 set -euo pipefail
+# Backups hold every secret the database does (password hashes, token hashes, Kaggle datasets): private.
+umask 077
+# One byte order for sort and comm.
+export LC_ALL=C
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=backup_lib.sh
 . "$root/scripts/backup_lib.sh"
@@ -47,19 +62,32 @@ partial="$dest/.partial-$stamp"
 mkdir "$partial"
 trap 'rm -rf "$partial"' EXIT
 
-say "dumping the database"
-dump_database >"$partial/database.dump"
 say "exporting the objects"
 run_objects export >"$partial/objects.tar"
 tar -xOf "$partial/objects.tar" objects.sha256 >"$partial/objects.sha256"
+run_hook objects
+say "dumping the database"
+dump_database >"$partial/database.dump"
+run_hook database
+say "listing the objects its rows point to"
+mapfile -t tables < <(run_objects tables)
+[ "${#tables[@]}" -gt 0 ] || die "could not learn which tables point to objects"
+referenced_data "${tables[@]}" <"$partial/database.dump" | run_objects referenced >"$partial/referenced.keys"
+say "exporting the objects written since the first export"
+comm -23 <(sort -u "$partial/referenced.keys") <(cut -c67- "$partial/objects.sha256" | sort -u) \
+  | run_objects export --keys-from-stdin >"$partial/objects-late.tar"
+tar -xOf "$partial/objects-late.tar" objects.sha256 >>"$partial/objects.sha256"
 objects=$(wc -l <"$partial/objects.sha256")
 {
   echo "created: $stamp"
   echo "mode: $mode"
   echo "database_bytes: $(wc -c <"$partial/database.dump")"
   echo "objects: $objects"
-  echo "objects_bytes: $(wc -c <"$partial/objects.tar")"
+  echo "objects_bytes: $(($(wc -c <"$partial/objects.tar") + $(wc -c <"$partial/objects-late.tar")))"
+  echo "referenced_objects: $(wc -l <"$partial/referenced.keys")"
 } >"$partial/backup.info"
+(cd "$partial" && sha256sum -- objects.tar database.dump referenced.keys objects-late.tar objects.sha256 \
+  backup.info >manifest.sha256)
 mv "$partial" "$dest/$stamp"
 trap - EXIT
 say "backup complete: $dest/$stamp ($objects objects)"

@@ -71,12 +71,27 @@ dump_database() {
   fi
 }
 
+# referenced_data TABLE...: the rows of these tables as SQL (COPY blocks), from a custom-format dump on stdin.
+referenced_data() {
+  local table options=(--data-only --file=-)
+  for table in "$@"; do options+=(--table="$table"); done
+  if [ "$mode" = compose ]; then
+    # No database: pg_restore only reads the dump and writes SQL.
+    compose exec -T postgres pg_restore "${options[@]}"
+  else
+    pg_restore "${options[@]}"
+  fi
+}
+
 # restore_database FORCE: pg_restore a custom-format dump from stdin (FORCE=1 drops what the dump holds first).
 restore_database() {
   local options=(--no-owner --no-privileges --exit-on-error --single-transaction)
   [ "$1" = 1 ] && options+=(--clean --if-exists)
   if [ "$mode" = compose ]; then
-    in_postgres pg_restore "${options[@]}"
+    # As the superuser, but creating everything as the app's own role (STUDIO_DB_USER), which must own it.
+    # shellcheck disable=SC2016
+    compose exec -T postgres sh -c 'exec pg_restore -U "$POSTGRES_USER" -d "$POSTGRES_DB" --role="$STUDIO_DB_USER" "$@"' \
+      pg_restore "${options[@]}"
   else
     use_direct_database
     pg_restore "${database_args[@]}" "${options[@]}"
@@ -106,6 +121,14 @@ run_objects() {
     fi
     (cd "$root" && "$python" -m scripts.objects "$@")
   fi
+}
+
+# run_hook PHASE: run STUDIO_BACKUP_HOOK (a command, split on spaces) with the phase that just ended, if set.
+run_hook() {
+  [ -n "${STUDIO_BACKUP_HOOK:-}" ] || return 0
+  local hook
+  read -ra hook <<<"$STUDIO_BACKUP_HOOK"
+  "${hook[@]}" "$1" || die "STUDIO_BACKUP_HOOK failed after the $1 phase"
 }
 
 # prune_backups DEST KEEP MAX_AGE_DAYS: keep the KEEP newest backups, minus those older than MAX_AGE_DAYS

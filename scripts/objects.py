@@ -1,8 +1,11 @@
 """The object half of backup.sh and restore.sh: the Studio's bucket to a tar stream and back, with checksums.
 
     python -m scripts.objects export > objects.tar     # objects/<key> entries, then objects.sha256
+    python -m scripts.objects export --keys-from-stdin < keys > late.tar   # just these; fails if one is gone
     python -m scripts.objects import [--force] < objects.tar
     python -m scripts.objects count                    # objects in the bucket
+    python -m scripts.objects tables                   # the tables whose rows point to objects
+    python -m scripts.objects referenced < data.sql    # the keys they point to (pg_restore --data-only output)
 
 The bucket and its credentials come from the app's own settings (MINIO_ENDPOINT, MINIO_USER,
 MINIO_PASSWORD, MINIO_BUCKET, MINIO_SECURE, MINIO_REGION), so it runs wherever the app runs: inside the
@@ -18,9 +21,10 @@ import argparse
 import hashlib
 import io
 import logging
+import re
 import sys
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import urllib3
@@ -34,6 +38,9 @@ MANIFEST = "objects.sha256"
 PREFIX = "objects/"
 CONTENT_TYPE_HEADER = "STUDIO.content_type"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# The columns that hold object keys: a restore must find in the bucket every object they name.
+REFERENCES = {"dataset": ("object_key", "normalized_key"), "artifact": ("object_key",)}
+COPY_HEADER = re.compile(r'^COPY (?:"?\w+"?\.)?"?(\w+)"? \((.*)\) FROM stdin;$')
 
 log = logging.getLogger("scripts.objects")
 
@@ -83,19 +90,46 @@ def bucket_keys(client: Minio, bucket: str) -> Iterator[str]:
         yield found.object_name
 
 
-def export_objects(client: Minio, bucket: str, out: BinaryIO) -> int:
-    """Write every object of the bucket, then the checksum manifest, as a tar stream to out; the object count."""
-    lines = []
+def export_objects(client: Minio, bucket: str, out: BinaryIO, keys: Iterable[str] | None = None) -> int:
+    """Write the objects, then the checksum manifest, as a tar stream to out; the object count.
+
+    Every object of the bucket (one deleted meanwhile is skipped), or exactly the given keys: those are
+    objects rows point to, so one that is gone fails the export, naming it.
+    """
+    lines, gone = [], []
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for key in bucket_keys(client, bucket):
+        for key in bucket_keys(client, bucket) if keys is None else keys:
             digest = _add_object(tar, client, bucket, validate_key(key))
             if digest:
                 lines.append(f"{digest}  {key}\n")
+            else:
+                gone.append(key)
         manifest = "".join(lines).encode()
         info = tarfile.TarInfo(MANIFEST)
         info.size = len(manifest)
         tar.addfile(info, io.BytesIO(manifest))
+    if keys is not None and gone:
+        raise RestoreError("rows of the database point to objects that are gone (deleted while the backup ran, "
+                           "or lost before it): " + ", ".join(gone))
     return len(lines)
+
+
+def referenced_keys(lines: Iterable[str]) -> Iterator[str]:
+    """The object keys in the REFERENCES columns of pg_restore's data-only SQL (its COPY blocks)."""
+    columns: list[int] | None = None
+    for line in lines:
+        line = line.rstrip("\n")
+        if columns is None:
+            header = COPY_HEADER.match(line)
+            if header and header.group(1) in REFERENCES:
+                names = [name.strip().strip('"') for name in header.group(2).split(",")]
+                columns = [names.index(column) for column in REFERENCES[header.group(1)]]
+        elif line == "\\.":
+            columns = None
+        else:
+            fields = line.split("\t")
+            # Keys never hold a tab or a backslash (validate_key), so COPY's text needs no unescaping.
+            yield from (validate_key(fields[index]) for index in columns if fields[index] != "\\N")
 
 
 def _add_object(tar: tarfile.TarFile, client: Minio, bucket: str, key: str) -> str | None:
@@ -171,24 +205,34 @@ def _compare(expected: dict[str, str] | None, uploaded: dict[str, str]) -> None:
         raise RestoreError("the restored objects do not match the backup:\n  " + "\n  ".join(problems))
 
 
+def run_command(args: argparse.Namespace, settings: Settings) -> None:
+    """Carry out one command; raises on failure."""
+    if args.command == "tables":
+        sys.stdout.writelines(f"{table}\n" for table in REFERENCES)
+    elif args.command == "referenced":
+        sys.stdout.writelines(f"{key}\n" for key in sorted(set(referenced_keys(sys.stdin))))
+    elif args.command == "export":
+        keys = [line.strip() for line in sys.stdin if line.strip()] if args.keys_from_stdin else None
+        count = export_objects(make_client(settings), settings.minio_bucket, sys.stdout.buffer, keys)
+        log.info("exported %d object(s) from bucket %s", count, settings.minio_bucket)
+    elif args.command == "import":
+        count = import_objects(make_client(settings), settings.minio_bucket, sys.stdin.buffer, force=args.force)
+        log.info("restored %d object(s) into bucket %s, checksums verified", count, settings.minio_bucket)
+    else:
+        print(sum(1 for _ in bucket_keys(make_client(settings), settings.minio_bucket)))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; 0 on success, 1 with a message on stderr otherwise."""
     parser = argparse.ArgumentParser(prog="python -m scripts.objects", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["export", "import", "count"])
+    parser.add_argument("command", choices=["export", "import", "count", "tables", "referenced"])
     parser.add_argument("--force", action="store_true", help="import into a bucket that already holds objects")
+    parser.add_argument("--keys-from-stdin", action="store_true", help="export only the keys read from stdin")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="objects: %(message)s", stream=sys.stderr)
     settings = Settings()
     try:
-        client = make_client(settings)
-        if args.command == "export":
-            count = export_objects(client, settings.minio_bucket, sys.stdout.buffer)
-            log.info("exported %d object(s) from bucket %s", count, settings.minio_bucket)
-        elif args.command == "import":
-            count = import_objects(client, settings.minio_bucket, sys.stdin.buffer, force=args.force)
-            log.info("restored %d object(s) into bucket %s, checksums verified", count, settings.minio_bucket)
-        else:
-            print(sum(1 for _ in bucket_keys(client, settings.minio_bucket)))
+        run_command(args, settings)
     except (RestoreError, S3Error, tarfile.TarError, ValueError) as error:
         log.error("%s", error)
         return 1

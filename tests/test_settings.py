@@ -40,7 +40,7 @@ def test_database_url_is_built_from_parts_with_escaped_password():
 
 def test_production_lists_every_problem_and_refuses_to_start(tmp_path):
     settings = make_settings(tmp_path, "postgresql://studio:changeme@db/x", "redis://127.0.0.1:6379/0",
-                             studio_env="production", secret_key="short", minio_endpoint="s3:9000",
+                             studio_env="production", secret_key="short", minio_endpoint="s3:9000", force_https=True,
                              minio_password="minioadmin")
     problems = settings.problems()
     assert [p.split(":")[0] for p in problems] == ["SECRET_KEY", "DB_PASSWORD", "MINIO_PASSWORD"]
@@ -51,7 +51,7 @@ def test_production_lists_every_problem_and_refuses_to_start(tmp_path):
 
 def test_a_safe_production_configuration_starts(tmp_path):
     settings = make_settings(tmp_path, "postgresql://studio:Xk29-long-random@db/x", "redis://r:6379/0",
-                             studio_env="production", secret_key="k" * 48)
+                             studio_env="production", secret_key="k" * 48, force_https=True)
     assert settings.problems() == []
     assert create_app(settings).name == "app"
 
@@ -65,7 +65,7 @@ def test_check_config_command_prints_the_report(tmp_path):
 
 
 # Variables that only docker-compose.prod.yml reads.
-COMPOSE_ONLY_VARIABLES = {"REDIS_PASSWORD", "DOMAIN"}
+COMPOSE_ONLY_VARIABLES = {"REDIS_PASSWORD", "DOMAIN", "DB_ADMIN_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
 
 
 def test_every_setting_is_documented_in_env_example():

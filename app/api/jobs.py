@@ -59,8 +59,8 @@ def list_jobs():
 
 @bp.get("/backends")
 def list_backends():
-    """The training backends: enabled, configured, jobs running, and their GPU quota this week."""
-    return jsonify(data=capacity.backend_summaries(get_job_context()))
+    """The training backends: enabled, configured, the user's jobs running, and their GPU quota this week."""
+    return jsonify(data=capacity.backend_summaries(get_job_context(), current_api_user()))
 
 
 @bp.get("/jobs/<int:job_id>")

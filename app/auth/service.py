@@ -4,14 +4,14 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
-import math
 import re
 import secrets
 
 import peewee
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.errors import Conflict, NotFound, StudioError, ValidationFailed
+from app.auth import throttle
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import ApiToken, User, utcnow
 
 MIN_PASSWORD_LENGTH = 10
@@ -19,27 +19,9 @@ TOKEN_PREFIX = "fts_"  # noqa: S105 (a marker that makes leaked tokens recognisa
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
 # Recording every use would write on every API call; once a minute is precise enough.
 LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
-# Checked when the email is unknown, so a wrong email costs the same time as a wrong password.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
-# Sign-in slow-down per account: a few typos cost nothing; from the FREE_LOGIN_FAILURES-th failure on,
-# the account waits before its next attempt, twice as long after each further failure, up to the cap.
-FREE_LOGIN_FAILURES = 4
-FIRST_LOGIN_DELAY_SECONDS = 2
-MAX_LOGIN_DELAY_SECONDS = 15 * 60
-# Failures are forgotten this long after the last one.
-LOGIN_FAILURE_MEMORY_SECONDS = 60 * 60
-
-
-class LoginThrottled(StudioError):
-    """The account failed to sign in too often recently; it must wait."""
-
-    status = 429
-    code = "rate_limited"
-
-    def __init__(self, retry_after: int):
-        super().__init__(f"Too many failed sign-ins for this account; try again in {retry_after} seconds.",
-                         details={"retry_after": retry_after})
-        self.retry_after = retry_after
+# Checked when the email is unknown or the account inactive, so that every sign-in does the same work:
+# one hash of the kind and cost new passwords get (werkzeug's default).
+_DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
 
 
 def normalize_email(email: str) -> str:
@@ -69,44 +51,31 @@ def create_user(email: str, password: str, is_admin: bool = False) -> User:
 
 
 def authenticate(email: str, password: str) -> User | None:
-    """The active user with these credentials, or None."""
+    """The active user with these credentials, or None; always exactly one password hash checked."""
     user = User.get_or_none(User.email == normalize_email(email))
-    if user is None:
+    if user is None or not user.is_active:
         check_password_hash(_DUMMY_HASH, password or "")
         return None
-    if not user.is_active or not check_password_hash(user.password_hash, password or ""):
+    if not check_password_hash(user.password_hash, password or ""):
         return None
     User.update(last_login_at=utcnow()).where(User.id == user.id).execute()
     return user
 
 
-def sign_in(redis, email: str, password: str) -> User | None:
-    """authenticate(), refusing an account that is waiting after repeated failures (LoginThrottled)."""
-    keys = _login_throttle_keys(email)
-    wait_ms = redis.pttl(keys["wait"])
-    if wait_ms > 0:
-        raise LoginThrottled(math.ceil(wait_ms / 1000))
+def sign_in(redis, email: str, password: str, client: str) -> User | None:
+    """authenticate(), unless this client must wait after repeated failures on the account (LoginThrottled).
+
+    client names where the attempt comes from (throttle.client_id): a stranger's failures elsewhere never
+    count against it.
+    """
+    keys = throttle.attempt_keys(normalize_email(email), client)
+    throttle.begin_attempt(redis, keys)
     user = authenticate(email, password)
     if user is None:
-        _record_login_failure(redis, keys)
+        throttle.end_failure(redis, keys)
     else:
-        redis.delete(*keys.values())
+        throttle.forget(redis, keys)
     return user
-
-
-def _login_throttle_keys(email: str) -> dict[str, str]:
-    """Redis keys of an account's failure count and wait; hashed, so Redis holds no email address."""
-    digest = hashlib.sha256(normalize_email(email).encode()).hexdigest()
-    return {"failures": f"login-failures:{digest}", "wait": f"login-wait:{digest}"}
-
-
-def _record_login_failure(redis, keys: dict[str, str]) -> None:
-    """Count a failed sign-in and impose the wait it has earned."""
-    failures = redis.incr(keys["failures"])
-    redis.expire(keys["failures"], LOGIN_FAILURE_MEMORY_SECONDS)
-    if failures >= FREE_LOGIN_FAILURES:
-        delay = min(FIRST_LOGIN_DELAY_SECONDS * 2 ** (failures - FREE_LOGIN_FAILURES), MAX_LOGIN_DELAY_SECONDS)
-        redis.set(keys["wait"], failures, ex=delay)
 
 
 def generate_password() -> str:

@@ -5,6 +5,7 @@ import logging
 
 from flask import current_app, request
 
+from app.auth.quotas import check_upload
 from app.datasets import service
 from app.datasets.upload import FORM_OVERHEAD_BYTES, receive
 from app.errors import PayloadTooLarge
@@ -26,6 +27,7 @@ def accept_upload(owner: User, before_file=None) -> Dataset:
     if (request.content_length or 0) > limit + FORM_OVERHEAD_BYTES:
         raise PayloadTooLarge(f"The file is larger than the dataset limit of {limit} bytes.",
                               details={"field": "file", "limit_bytes": limit})
+    check_upload(owner, settings, get_queue().connection, request.content_length)  # the owner's quotas
     # Lift Flask's global body limit for this request only; the file part is bounded by FilePart.
     request.max_content_length = limit + FORM_OVERHEAD_BYTES
     fields, stored = receive(request.stream, request.content_type, limit,

@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from app.jobs import backends, states
 from app.jobs.backends import BackendError
 from app.jobs.context import JobContext
-from app.models import Job
+from app.models import Job, User
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +20,13 @@ QUOTA_SECONDS = 300
 QUOTA_FAILURE_SECONDS = 60
 
 
-def backend_summaries(ctx: JobContext) -> list[dict]:
-    """Each backend the Studio knows (the enabled ones first), whether it takes jobs and how busy it is."""
-    running = dict(Job.select(Job.backend, peewee.fn.COUNT(Job.id)).where(Job.status == states.RUNNING)
+def backend_summaries(ctx: JobContext, owner: User) -> list[dict]:
+    """Each backend the Studio knows (the enabled ones first), whether it takes jobs and how many of owner's run.
+
+    Only the owner's own jobs are counted: other users' activity is theirs to know.
+    """
+    running = dict(Job.select(Job.backend, peewee.fn.COUNT(Job.id))
+                   .where((Job.status == states.RUNNING) & (Job.owner == owner.id))
                    .group_by(Job.backend).tuples())
     enabled = ctx.settings.backend_names
     return [_summary(ctx, name, name in enabled, running.get(name, 0))

@@ -5,6 +5,8 @@ import logging
 
 from redis.exceptions import RedisError
 
+from app.auth import quotas
+from app.db import database
 from app.jobs import service, states
 from app.jobs.context import JobContext
 from app.jobs.scheduling import schedule
@@ -14,8 +16,11 @@ log = logging.getLogger(__name__)
 
 
 def submit_job(ctx: JobContext, owner: User, request: service.JobRequest) -> Job:
-    """Create the job and enqueue its first step; without Redis the reconciler enqueues it later."""
-    job = service.create_job(owner, request, ctx.enabled_backends())
+    """Create the job within the owner's quota and enqueue its first step; without Redis the reconciler does."""
+    # One transaction with the owner's row locked: parallel submissions see each other's jobs.
+    with database.atomic():
+        quotas.claim_active_job(owner, ctx.settings)
+        job = service.create_job(owner, request, ctx.enabled_backends())
     try:
         schedule(ctx, job, states.PREPARE)
     except RedisError as error:

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 STARTED_AT = time.monotonic()
 # A service in this set being down makes the Studio unhealthy (503); the others only degrade it.
 REQUIRED_SERVICES = ("database", "storage", "redis")
+# What anonymous callers learn of each service: whether it answers and how fast, never depths or errors.
+PUBLIC_FIELDS = ("status", "response_time", "response_time_ms")
 # Kaggle is probed at most this often per process, so health stays fast and Kaggle is not hammered.
 KAGGLE_CHECK_TTL_SECONDS = 60
 KAGGLE_TIMEOUT_SECONDS = 3
@@ -128,6 +130,13 @@ def report(checks: dict[str, Callable | ServiceHealth]) -> tuple[dict, int]:
     if "workers" in services and services["workers"].status != "up":
         document["services"]["workers"]["count"] = 0
     return document, 503 if status == "unhealthy" else 200
+
+
+def public_view(document: dict) -> dict:
+    """The health document with each service reduced to its status and latency, for anonymous callers."""
+    services = {name: {field: entry[field] for field in PUBLIC_FIELDS if field in entry}
+                for name, entry in document["services"].items()}
+    return {**document, "services": services}
 
 
 def format_uptime(seconds: float) -> str:

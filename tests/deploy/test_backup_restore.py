@@ -16,8 +16,9 @@ from minio import Minio
 
 from app.db import database, make_database, upgrade
 from app.factory import create_app
-from app.models import ALL_MODELS
+from app.models import ALL_MODELS, Dataset
 from app.settings import PROJECT_ROOT
+from scripts.objects import REFERENCES
 from tests.support.accounts import PASSWORD, login
 from tests.support.data import as_jsonl, examples
 from tests.support.database import admin_execute, truncate_all_tables
@@ -25,6 +26,9 @@ from tests.support.factories import make_event, make_job
 from tests.support.settings import make_settings, settings_env
 
 DAY = 24 * 3600
+BACKUP_FILES = {"objects.tar", "database.dump", "objects-late.tar", "objects.sha256", "referenced.keys",
+                "backup.info", "manifest.sha256"}
+HOOK = f"{sys.executable} -m tests.deploy.backup_hook"
 
 
 @pytest.fixture
@@ -63,7 +67,8 @@ def fill_with_a_studio(settings) -> str:
                                content_type="multipart/form-data")
         assert response.status_code == 201, response.get_json()
     with app.app_context(), database.connection_context():
-        job = make_job(owner, status="succeeded")
+        # On an uploaded dataset: every row of the Studio points to objects that exist.
+        job = make_job(owner, Dataset.get(Dataset.name == "text"), status="succeeded")
         for step in range(5):
             make_event(job, kind="metric", message=f"step {step}", data={"step": step, "loss": 1.0 / (step + 1)})
     database.obj.close_all()
@@ -107,23 +112,22 @@ def wipe(settings) -> None:
     client.remove_bucket(settings.minio_bucket)
 
 
-def script(name: str, settings, *args: str) -> subprocess.CompletedProcess:
-    """Run scripts/NAME in direct mode with the settings in its environment."""
-    env = settings_env(settings) | {"PYTHON": sys.executable}
+def script(name: str, settings, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run scripts/NAME in direct mode with the settings in its environment, under a permissive umask."""
+    env = settings_env(settings) | {"PYTHON": sys.executable, "PYTHONPATH": str(PROJECT_ROOT), **env}
     return subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / name), *args], env=env, capture_output=True,
-                          text=True, timeout=180)
+                          text=True, timeout=180, preexec_fn=lambda: os.umask(0o022))
 
 
 def test_backup_then_wipe_then_restore_gives_back_every_row_and_object(source, tmp_path):
     token = fill_with_a_studio(source)
     rows, objects = row_counts(source), object_checksums(source)
-    assert rows["dataset"] == 4 and rows["job_event"] == 5 and len(objects) >= 3, rows
+    assert rows["dataset"] == 3 and rows["job_event"] == 5 and len(objects) >= 3, rows
 
     backed_up = script("backup.sh", source, "--dest", str(tmp_path / "backups"))
     assert backed_up.returncode == 0, backed_up.stderr
     (folder,) = (tmp_path / "backups").iterdir()
-    assert {path.name for path in folder.iterdir()} == {"database.dump", "objects.tar", "objects.sha256",
-                                                        "backup.info"}
+    assert {path.name for path in folder.iterdir()} == BACKUP_FILES
     manifest = dict(reversed(line.split("  ", 1)) for line in (folder / "objects.sha256").read_text().splitlines())
     assert manifest == objects
 
@@ -145,7 +149,7 @@ def assert_the_studio_works(settings, token: str) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     datasets = client.get("/api/v1/datasets", headers=headers).get_json()["data"]
     uploaded = [dataset for dataset in datasets if dataset["file_format"] == "jsonl"]
-    assert len(datasets) == 4 and len(uploaded) == 3
+    assert len(datasets) == len(uploaded) == 3
     for dataset in uploaded:
         preview = client.get(f"/api/v1/datasets/{dataset['id']}/preview?limit=100", headers=headers).get_json()
         assert len(preview["data"]) == dataset["example_count"]
@@ -189,6 +193,7 @@ def test_an_object_changed_in_the_backup_fails_the_restore(source, tmp_path):
     assert script("backup.sh", source, "--dest", str(tmp_path / "backups")).returncode == 0
     (folder,) = (tmp_path / "backups").iterdir()
     tamper_with_first_object(folder / "objects.tar")
+    reseal(folder)  # even with a manifest rewritten to match, each object's own checksum gives it away
     wipe(source)
     restored = script("restore.sh", source, str(folder))
     assert restored.returncode != 0 and "checksum differs" in restored.stderr
@@ -220,3 +225,103 @@ def test_old_backups_are_pruned_by_count_and_by_age(source, tmp_path):
     left = sorted(path.name for path in backups.iterdir())
     # Kept: the new backup and the newest old one; the two oldest are beyond the count, the third too old.
     assert len(left) == 2 and left[0] == names[3] and left[1] > names[3]
+
+
+def one_backup(settings, tmp_path, **env: str) -> Path:
+    """Back up into tmp_path/backups; the backup's folder."""
+    result = script("backup.sh", settings, "--dest", str(tmp_path / "backups"), **env)
+    assert result.returncode == 0, result.stderr
+    (folder,) = (tmp_path / "backups").iterdir()
+    return folder
+
+
+def dangling_references(settings) -> list[str]:
+    """Object keys that rows point to but the bucket lacks."""
+    db = make_database(settings.resolved_database_url)
+    with db.connection_context():
+        keys = [key for (key,) in db.execute_sql(
+            "SELECT object_key FROM dataset UNION SELECT normalized_key FROM dataset UNION "
+            "SELECT object_key FROM artifact") if key]
+    db.close_all()
+    present = set(object_checksums(settings))
+    return sorted(set(keys) - present)
+
+
+def test_backup_files_are_readable_by_their_owner_alone(source, tmp_path):
+    fill_with_a_studio(source)
+    folder = one_backup(source, tmp_path)
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert {path.name: path.stat().st_mode & 0o777 for path in folder.iterdir()} == dict.fromkeys(BACKUP_FILES,
+                                                                                               0o600)
+
+
+def test_uploads_and_deletions_while_the_backup_runs_restore_without_a_row_missing_its_object(source, tmp_path):
+    fill_with_a_studio(source)
+    folder = one_backup(source, tmp_path, STUDIO_BACKUP_HOOK=HOOK, BACKUP_SCENARIO="busy")
+    with tarfile.open(folder / "objects-late.tar") as late:
+        assert [member.name for member in late if member.isfile()] == ["objects/datasets/added-during-backup/original",
+                                                                       "objects.sha256"]
+    wipe(source)
+    restored = script("restore.sh", source, str(folder))
+    assert restored.returncode == 0, restored.stderr
+    assert dangling_references(source) == []
+    db = make_database(source.resolved_database_url)
+    with db.connection_context():
+        names = {name for (name,) in db.execute_sql("SELECT name FROM dataset")}
+    db.close_all()
+    # The upload landed between the object export and the dump: its row and its object are both back.
+    assert "added during the backup" in names and "chat" not in names
+
+
+def test_a_backup_refuses_to_finish_when_an_object_its_dump_needs_is_gone(source, tmp_path):
+    fill_with_a_studio(source)
+    result = script("backup.sh", source, "--dest", str(tmp_path / "backups"), STUDIO_BACKUP_HOOK=HOOK,
+                    BACKUP_SCENARIO="vanish")
+    assert result.returncode != 0 and "datasets/added-during-backup/original" in result.stderr
+    assert [path.name for path in (tmp_path / "backups").iterdir()] == []
+
+
+def flip_a_byte(path: Path) -> None:
+    """Change one byte in the middle of a file."""
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 1
+    path.write_bytes(bytes(content))
+
+
+def drop_from_object_list(folder: Path) -> None:
+    """Leave one referenced object out of objects.sha256, with manifest.sha256 rewritten to match."""
+    referenced = (folder / "referenced.keys").read_text().split()
+    lines = (folder / "objects.sha256").read_text().splitlines(keepends=True)
+    (folder / "objects.sha256").write_text("".join(line for line in lines if not line.endswith(f"  {referenced[0]}\n")))
+    reseal(folder)
+
+
+def reseal(folder: Path) -> None:
+    """Rewrite manifest.sha256 to match the files as they are now, as a forger would."""
+    names = [line.split("  ", 1)[1] for line in (folder / "manifest.sha256").read_text().splitlines()]
+    sums = [f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n" for name in names]
+    (folder / "manifest.sha256").write_text("".join(sums))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda folder: flip_a_byte(folder / "database.dump"), "manifest.sha256"),
+    (lambda folder: (folder / "objects-late.tar").unlink(), "objects-late.tar"),
+    (lambda folder: (folder / "manifest.sha256").unlink(), "manifest.sha256"),
+    (lambda folder: flip_a_byte(folder / "referenced.keys"), "manifest.sha256"),
+    (drop_from_object_list, "lacks"),
+], ids=["changed dump", "missing late objects", "missing manifest", "changed key list", "object left out"])
+def test_restore_refuses_a_backup_that_its_manifest_does_not_vouch_for_and_touches_nothing(source, tmp_path,
+                                                                                          damage, message):
+    fill_with_a_studio(source)
+    folder = one_backup(source, tmp_path)
+    damage(folder)
+    wipe(source)
+    refused = script("restore.sh", source, str(folder))
+    assert refused.returncode != 0 and message in refused.stderr, refused.stderr
+    assert table_count(source) == 0 and object_checksums(source) == {}
+
+
+def test_the_backup_knows_every_column_that_holds_an_object_key():
+    columns = {(model._meta.table_name, field.column_name) for model in ALL_MODELS
+               for field in model._meta.sorted_fields if field.name.endswith("_key")}
+    assert columns == {(table, column) for table, names in REFERENCES.items() for column in names}

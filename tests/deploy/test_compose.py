@@ -11,7 +11,10 @@ from tests.test_settings import COMPOSE_ONLY_VARIABLES
 
 DATA_SERVICES = {"postgres", "redis", "minio"}
 LONG_RUNNING = {"postgres", "redis", "minio", "web", "worker", "nginx"}
-ONE_SHOT = {"migrate", "certbot"}
+ONE_SHOT = {"migrate", "certbot", "minio-init"}
+APP_SERVICES = {"migrate", "web", "worker"}
+# An exact release: 16.6-alpine, 7.4.1-alpine, v2.11.0, RELEASE.2024-11-07T00-52-20Z; never latest or a major alone.
+EXACT_TAG = re.compile(r"^[\w./-]+:(v?\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?|RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ)$")
 GIB = 1024 ** 3
 # The VM has 12 GB; the system, Docker and the page cache keep at least 3 of them.
 MEMORY_BUDGET = 9 * GIB
@@ -68,7 +71,8 @@ def test_services_start_after_what_they_need_is_healthy(compose):
     for name in ("web", "worker"):
         conditions = {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
         assert conditions == {**dict.fromkeys(DATA_SERVICES, "service_healthy"),
-                              "migrate": "service_completed_successfully"}, name
+                              "migrate": "service_completed_successfully",
+                              "minio-init": "service_completed_successfully"}, name
     assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
 
 
@@ -79,10 +83,11 @@ def test_memory_limits_fit_a_12_gb_vm(compose):
     assert sum(limits[name] for name in LONG_RUNNING) <= MEMORY_BUDGET
 
 
-def test_data_lives_in_named_volumes(compose):
+def test_data_lives_in_named_volumes_and_checkout_files_are_mounted_read_only(compose):
     for name in ("postgres", "redis", "minio", "worker"):
         volumes = compose["services"][name]["volumes"]
-        assert volumes and all(volume["type"] == "volume" for volume in volumes), name
+        assert any(volume["type"] == "volume" for volume in volumes), name
+        assert all(volume["type"] == "volume" or volume.get("read_only") for volume in volumes), name
 
 
 def test_web_runs_in_production_behind_one_trusted_proxy_with_a_metrics_token(compose):
@@ -121,5 +126,57 @@ def test_every_variable_the_compose_file_uses_is_a_setting_or_documented():
     interpolated = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", text))
     assert interpolated <= documented, interpolated - documented
     app_variables = set(raw["x-app"]["environment"]) | set(raw["services"]["web"]["environment"]) - {"<<"}
-    assert app_variables <= settings, app_variables - settings
+    # The data services' secrets, blanked for the apps (env_file hands them all of .env).
+    blanked = {name for name, value in raw["x-app"]["environment"].items() if value == ""} - {"DATABASE_URL"}
+    assert blanked == {"DB_ADMIN_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "REDIS_PASSWORD"}
+    assert app_variables - blanked <= settings, app_variables - blanked - settings
     assert interpolated >= COMPOSE_ONLY_VARIABLES
+
+
+def test_every_image_pulled_is_pinned_to_an_exact_release(compose):
+    pulled = {name: service["image"] for name, service in compose["services"].items() if "build" not in service}
+    assert {"postgres", "redis", "minio", "minio-init", "certbot"} <= set(pulled)
+    loose = {name: image for name, image in pulled.items() if not EXACT_TAG.match(image)}
+    assert loose == {}
+
+
+def test_the_app_uses_its_own_storage_user_created_by_a_one_shot_with_a_bucket_policy(compose):
+    services = compose["services"]
+    assert services["minio"]["environment"]["MINIO_ROOT_USER"] == REQUIRED_ENV["MINIO_ROOT_USER"]
+    init = services["minio-init"]
+    assert init["image"].startswith("minio/mc:") and init["restart"] == "no"
+    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
+    script = " ".join(init.get("entrypoint") or []) + " " + " ".join(init.get("command") or [])
+    for step in ("admin user add", "admin policy create", "admin policy attach", "s3:GetObject"):
+        assert step in script, step
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        assert env["MINIO_USER"] == REQUIRED_ENV["MINIO_USER"] != REQUIRED_ENV["MINIO_ROOT_USER"], name
+
+
+def test_the_app_connects_as_a_database_role_that_is_not_the_superuser(compose):
+    services = compose["services"]
+    postgres = services["postgres"]
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == REQUIRED_ENV["DB_ADMIN_PASSWORD"]
+    assert postgres["environment"]["STUDIO_DB_USER"] == services["web"]["environment"]["DB_USER"]
+    assert postgres["environment"]["POSTGRES_USER"] != postgres["environment"]["STUDIO_DB_USER"]
+    mounts = {volume["target"]: volume for volume in postgres["volumes"]}
+    assert mounts["/docker-entrypoint-initdb.d/10-studio-role.sh"]["source"].endswith("scripts/postgres_role.sh")
+    assert mounts["/docker-entrypoint-initdb.d/10-studio-role.sh"].get("read_only") is True
+
+
+def test_the_apps_never_receive_the_storage_or_database_superuser_secrets(compose):
+    root_secrets = {REQUIRED_ENV["MINIO_ROOT_PASSWORD"], REQUIRED_ENV["DB_ADMIN_PASSWORD"]}
+    for name in APP_SERVICES:
+        values = {str(value) for value in compose["services"][name]["environment"].values()}
+        assert not any(secret in value for secret in root_secrets for value in values), name
+
+
+def test_no_secret_appears_on_any_command_line(compose):
+    secrets = {value for key, value in REQUIRED_ENV.items() if "PASSWORD" in key or "TOKEN" in key}
+    for name, service in compose["services"].items():
+        lines = [*(service.get("entrypoint") or []), *(service.get("command") or []),
+                 *(service.get("healthcheck", {}).get("test") or [])]
+        assert not [secret for secret in secrets if any(secret in line for line in lines)], name
+    redis = " ".join(compose["services"]["redis"]["command"])
+    assert "requirepass" in redis and "--requirepass" not in redis

@@ -121,3 +121,15 @@ def test_dockerignore_keeps_out_secrets_but_not_what_the_images_copy():
             if instruction == "COPY" and "--from=" not in arguments:
                 for source in [a for a in arguments.split() if not a.startswith("--")][:-1]:
                     assert not excluded(source), f"{dockerfile.name}: {source} is in .dockerignore"
+
+
+@pytest.mark.parametrize("dockerfile", [APP_DOCKERFILE, NGINX_DOCKERFILE], ids=["app", "nginx"])
+def test_every_base_image_is_pinned_to_an_exact_release(dockerfile):
+    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile.read_text(), re.MULTILINE))
+    named = set(stages(dockerfile))
+    for instruction, arguments in instructions(dockerfile):
+        if instruction == "FROM":
+            image = next(word for word in arguments.split() if not word.startswith("--"))
+            image = re.sub(r"\$\{(\w+)\}", lambda match: defaults[match.group(1)], image)
+            if image not in named:
+                assert re.match(r"^[\w./-]+:\d+\.\d+\.\d+(-[a-z0-9.-]+)?$", image), image

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from app.factory import ConfigurationError, create_app
 from app.settings import PROJECT_ROOT, Settings
+from tests.support.accounts import PASSWORD, csrf_token_from
 from tests.support.ports import free_port
 from tests.support.settings import make_settings, settings_env
 from tests.support.web import gunicorn_command
@@ -16,7 +17,7 @@ from tests.support.web import gunicorn_command
 SAFE = dict(studio_env="production", secret_key="Vq3-" + "r4nd0m-" * 6, minio_endpoint="s3:9000",
             minio_user="studio", minio_password="a-long-storage-secret", training_backends="local,kaggle",
             kaggle_username="someone", kaggle_key="0123456789abcdef0123456789abcdef",
-            allowed_origins="https://studio.example.com")
+            allowed_origins="https://studio.example.com", force_https=True)
 DATABASE = "postgresql://studio:a-long-db-secret@db:5432/studio"
 
 
@@ -44,6 +45,7 @@ def test_the_safe_baseline_has_no_problem(tmp_path):
     ({"kaggle_key": ""}, "KAGGLE_KEY"),
     ({"kaggle_username": "", "kaggle_key": ""}, "KAGGLE_KEY"),
     ({"rate_limits_enabled": False}, "RATE_LIMITS_ENABLED"),
+    ({"force_https": False}, "FORCE_HTTPS"),
 ])
 def test_each_insecure_setting_is_refused_with_its_own_message(tmp_path, overrides, variable):
     settings = production_settings(tmp_path, **overrides)
@@ -56,6 +58,35 @@ def test_each_insecure_setting_is_refused_with_its_own_message(tmp_path, overrid
 
 def test_kaggle_credentials_may_be_a_single_api_token(tmp_path):
     assert production_settings(tmp_path, kaggle_username="", kaggle_key="", kaggle_api_token="KGAT_x").problems() == []
+
+
+def test_plain_http_in_production_needs_an_explicit_opt_in(tmp_path):
+    assert production_settings(tmp_path, force_https=False, allow_insecure_http=True).problems() == []
+
+
+PLAIN_HTTP = {"force_https": False, "allow_insecure_http": True}
+
+
+@pytest.mark.parametrize("overrides, secure", [({}, True), (PLAIN_HTTP, False)])
+def test_production_session_and_device_cookies_are_secure_behind_https(tmp_path, postgres_database_url, redis_url,
+                                                                         make_user, overrides, secure):
+    values = {**SAFE, "minio_endpoint": "", "training_backends": "local", **overrides}
+    settings = make_settings(tmp_path, postgres_database_url.replace("postgres@", "postgres:unused-Xk29@"),
+                             redis_url, **values)
+    app = create_app(settings)
+    app.config.update(TESTING=True)
+    account = make_user()
+    client = app.test_client()
+    token = csrf_token_from(client.get("/login", base_url="https://localhost").get_data(as_text=True))
+    form = {"email": account.email, "password": PASSWORD, "csrf_token": token}
+    # Over HTTPS, Flask-WTF also checks that the form came from this site.
+    response = client.post("/login", data=form, base_url="https://localhost",
+                           headers={"Referer": "https://localhost/login"})
+    assert response.status_code == 302
+    session = client.get_cookie("studio_session", domain="localhost")
+    device = client.get_cookie("studio_device", domain="localhost", path="/login")
+    assert session.secure is secure and device.secure is secure
+    assert session.http_only and device.http_only
 
 
 def test_every_problem_is_listed_at_once(tmp_path):

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from app.db import database
-from app.models import ApiToken, Dataset, Job
+from app.models import ApiToken, Dataset, Job, User
 from tests.support.accounts import csrf_token_from, login
 from tests.support.factories import make_artifact, make_dataset, make_event, make_job
 
@@ -27,7 +27,7 @@ def victim_objects(app, make_user, make_token):
         artifact = make_artifact(job)
         token = ApiToken.get(ApiToken.user == victim.id)
     return {"dataset_id": dataset.id, "job_id": job.id, "token_id": token.id, "name": artifact.name,
-            "names": [dataset.name, job.name]}
+            "user_id": victim.id, "names": [dataset.name, job.name]}
 
 
 @pytest.fixture
@@ -57,9 +57,12 @@ def test_every_route_with_an_id_answers_404_for_another_users_object(app, victim
         if rule.endpoint in UNOWNED_ENDPOINTS or not rule.arguments:
             continue
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            response = client.open(url_with(rule, victim_objects), method=method, headers=headers)
-            assert response.status_code == 404, f"{method} {rule.rule}: {response.status_code}"
-            if rule.rule.startswith("/api/"):
+            response = client.open(url_with(rule, victim_objects), method=method, headers=headers,
+                                   json={"max_active_jobs": 0} if method == "PATCH" else None)
+            # Admin routes say "not for you" to everyone else, whatever the object: there is nothing to hide.
+            expected = 403 if rule.rule.startswith("/api/v1/admin/") else 404
+            assert response.status_code == expected, f"{method} {rule.rule}: {response.status_code}"
+            if expected == 404 and rule.rule.startswith("/api/"):
                 assert response.get_json()["error"]["code"] == "not_found", f"{method} {rule.rule}"
             checked.append(f"{method} {rule.rule}")
     assert len(checked) >= 8
@@ -67,6 +70,7 @@ def test_every_route_with_an_id_answers_404_for_another_users_object(app, victim
         assert Dataset.get_by_id(victim_objects["dataset_id"])
         assert Job.get_by_id(victim_objects["job_id"]).cancel_requested_at is None
         assert ApiToken.get_by_id(victim_objects["token_id"]).revoked_at is None
+        assert User.get_by_id(victim_objects["user_id"]).max_active_jobs is None
 
 
 def test_no_list_or_page_shows_another_users_objects(app, victim_objects, intruder):

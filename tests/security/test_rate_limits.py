@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from app.api.openapi import OPENAPI_PATH
-from app.auth import service
+from app.auth import throttle
 from app.security import polling
 from tests.support.accounts import PASSWORD, csrf_token_from, login
 
@@ -29,11 +29,20 @@ def test_the_global_limit_is_one_budget_for_every_endpoint_and_pages_get_a_page(
     assert response.mimetype == "text/html" and "Too many requests" in response.get_data(as_text=True)
 
 
-def test_health_probes_and_static_files_are_never_limited(make_app):
+def test_probes_spend_their_own_budget_and_static_files_none(make_app):
     client = make_app(rate_limit_global="2/minute").test_client()
     for url in ("/api/v1/health/live", "/api/v1/health", "/static/css/studio.css") * 3:
         assert client.get(url).status_code in (200, 503), url
     assert client.get("/login").status_code == 200
+
+
+def test_health_and_metrics_are_rate_limited_per_client_like_other_probes(make_app):
+    client = make_app(rate_limit_probes="3/minute").test_client()
+    assert [client.get("/api/v1/health").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert client.get("/api/v1/metrics").status_code == 429  # one budget for every probe of a client
+    other = make_app(rate_limit_probes="3/minute").test_client()
+    other.environ_base["REMOTE_ADDR"] = "198.51.100.9"
+    assert other.get("/api/v1/health").status_code == 200
 
 
 def test_login_posts_are_expensive_but_showing_the_form_is_not(make_app):
@@ -71,11 +80,11 @@ def test_repeated_failures_make_an_account_wait_even_with_the_right_password(mak
     app = make_app()
     victim, other = make_user(), make_user()
     client = app.test_client()
-    codes = [login(client, victim.email, "wrong password!").status_code for _ in range(service.FREE_LOGIN_FAILURES)]
-    assert codes == [422] * service.FREE_LOGIN_FAILURES
+    codes = [login(client, victim.email, "wrong password!").status_code for _ in range(throttle.FREE_LOGIN_FAILURES)]
+    assert codes == [422] * throttle.FREE_LOGIN_FAILURES
     refused = login(client, victim.email, PASSWORD)
     assert refused.status_code == 429
-    assert int(refused.headers["Retry-After"]) == service.FIRST_LOGIN_DELAY_SECONDS
+    assert int(refused.headers["Retry-After"]) == throttle.FIRST_LOGIN_DELAY_SECONDS
     assert "Too many failed sign-ins" in refused.get_data(as_text=True)
     assert login(app.test_client(), other.email).status_code == 302  # other accounts are unaffected
 
@@ -86,7 +95,7 @@ def test_each_further_failure_doubles_the_wait_and_success_forgets_them(make_app
     client = app.test_client()
     waits = []
     for _ in range(3):
-        for _ in range(service.FREE_LOGIN_FAILURES if not waits else 1):
+        for _ in range(throttle.FREE_LOGIN_FAILURES if not waits else 1):
             login(client, user.email, "wrong password!")
         waits.append(int(login(client, user.email).headers["Retry-After"]))
         redis.delete(*redis.keys("login-wait:*"))  # the wait has passed
@@ -95,14 +104,10 @@ def test_each_further_failure_doubles_the_wait_and_success_forgets_them(make_app
     assert redis.keys("login-*") == []
 
 
-# Operations marked @probe, which no limit applies to.
-PROBES = ("/health", "/health/live", "/metrics")
-
-
 def test_the_api_document_tells_clients_of_every_limited_operation_about_429():
     document = json.loads(OPENAPI_PATH.read_text())
     undocumented = [f"{method.upper()} {path}" for path, operations in document["paths"].items()
                     for method, operation in operations.items()
-                    if path not in PROBES and "429" not in operation["responses"]]
+                    if "429" not in operation["responses"]]
     assert undocumented == []
     assert "Retry-After" in document["components"]["responses"]["RateLimited"]["headers"]

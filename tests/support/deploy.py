@@ -11,7 +11,9 @@ from tests.support.processes import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.prod.yml"
 # What a newcomer's .env holds at least: the variables the compose file insists on.
-REQUIRED_ENV = {"DB_PASSWORD": "db-Xk29-long-random", "REDIS_PASSWORD": "redis-Xk29-long-random",
+REQUIRED_ENV = {"DB_PASSWORD": "db-Xk29-long-random", "DB_ADMIN_PASSWORD": "db-admin-Xk29-long-random",
+                "REDIS_PASSWORD": "redis-Xk29-long-random",
+                "MINIO_ROOT_USER": "minio-root", "MINIO_ROOT_PASSWORD": "minio-root-Xk29-long-random",
                 "MINIO_USER": "studio", "MINIO_PASSWORD": "minio-Xk29-long-random",
                 "METRICS_TOKEN": "metrics-token-Xk29-long-random", "DOMAIN": "studio.example.com"}
 

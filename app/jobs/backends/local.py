@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from app import faults
+from app.child_env import training_environment
 from app.db import database
 from app.jobs import inputs, leases, states
 from app.jobs.backends import CancelOutcome, RunOutcome, register
@@ -146,7 +147,7 @@ class LocalRun:
                    "--data", str(prepared.data_dir), "--output", str(output)]
         # Our own program with our own paths: nothing here comes from a user.
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # noqa: S603
-                                bufsize=1, start_new_session=True, cwd=self.folder,
+                                bufsize=1, start_new_session=True, cwd=self.folder, env=training_environment(),
                                 preexec_fn=_die_with(os.getpid()))
 
     def supervise(self, process: subprocess.Popen, keeper: LeaseKeeper) -> tuple[int, str]:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.auth import service
+from app.auth import service, throttle
 from app.extensions import get_redis
 from app.htmx import is_htmx
-from app.security import expensive
+from app.security import client_key, expensive
 from app.web.auth.forms import ConfirmForm, LoginForm, TokenForm
 
 bp = Blueprint("auth", __name__)
@@ -24,17 +24,31 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = service.sign_in(get_redis(), form.email.data, form.password.data)
-        except service.LoginThrottled as throttled:
+            user = service.sign_in(get_redis(), form.email.data, form.password.data, login_client(form.email.data))
+        except throttle.LoginThrottled as throttled:
             form.password.errors.append(throttled.message)
             return render_template("auth/login.html", form=form), 429, {"Retry-After": str(throttled.retry_after)}
         if user is not None:
             session.clear()  # nothing from before the login survives into the signed-in session
             login_user(user)
-            return redirect(safe_next_url(request.args.get("next")))
+            return remember_device(redirect(safe_next_url(request.args.get("next"))), user.email)
         form.password.errors.append("Wrong email or password.")
     status = 422 if form.errors else 200
     return render_template("auth/login.html", form=form), status
+
+
+def login_client(email: str) -> str:
+    """Who a sign-in attempt counts against: this browser, if it signed in to the account before, else its address."""
+    return throttle.client_id(current_app.secret_key, request.cookies.get(throttle.DEVICE_COOKIE), email,
+                              client_key())
+
+
+def remember_device(response, email: str):
+    """Give the browser a device cookie for the account, so a stranger's failures never slow it down."""
+    response.set_cookie(throttle.DEVICE_COOKIE, throttle.device_cookie(current_app.secret_key, email),
+                        max_age=throttle.DEVICE_COOKIE_SECONDS, path=url_for("auth.login"), httponly=True,
+                        secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax")
+    return response
 
 
 @bp.route("/logout", methods=["POST"])
