@@ -86,21 +86,12 @@ def test_at_most_the_configured_number_of_kaggle_jobs_run_at_once(
         for job in jobs:
             wait_for_status(client, headers, job["id"], {"succeeded", "failed"}, timeout=400)
     assert {job_state(client, headers, job["id"])["status"] for job in jobs} == {"succeeded"}
-    assert most_running_at_once(app) == 2
-    assert kaggle_emulator.peak_running <= 2
+    # A slot is a Kaggle session: held from the push until Kaggle says it ended (a job collecting its outputs
+    # has given its slot back already), so the sessions Kaggle ran at once are what the cap bounds.
+    assert kaggle_emulator.peak_running == 2
     with app.app_context(), database.connection_context():
         waited = JobEvent.select().where(JobEvent.message.startswith("waiting for a free slot")).count()
     assert waited >= 1, "some jobs had to wait for a slot"
-
-
-def most_running_at_once(app) -> int:
-    """The most jobs that were running together, replayed from their status events in order."""
-    running, most = 0, 0
-    with app.app_context(), database.connection_context():
-        for event in JobEvent.select().where(JobEvent.kind == "status").order_by(JobEvent.id):
-            running += (event.data["to"] == "running") - (event.data.get("from") == "running")
-            most = max(most, running)
-    return most
 
 
 def test_cancel_of_a_submitted_kaggle_job_tells_the_session_runs_on(
