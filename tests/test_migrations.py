@@ -6,8 +6,10 @@ import threading
 import pytest
 from playhouse.schema_diff import diff_models
 
-from app.db import make_database, pending_migrations, upgrade
+from app.db import MIGRATIONS_DIR, make_database, pending_migrations, upgrade
 from app.models import ALL_MODELS
+
+MIGRATION_FILES = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -28,8 +30,9 @@ def fresh_database(fresh_url):
 
 
 def test_upgrade_creates_the_schema_then_does_nothing(fresh_database):
-    assert pending_migrations(fresh_database) == ["0001_initial"]
-    assert upgrade(fresh_database) == ["0001_initial"]
+    pending = pending_migrations(fresh_database)
+    assert pending[0] == "0001_initial" and pending == sorted(pending) == [path.stem for path in MIGRATION_FILES]
+    assert upgrade(fresh_database) == pending
     assert upgrade(fresh_database) == []
     assert pending_migrations(fresh_database) == []
 
@@ -67,4 +70,4 @@ def test_concurrent_upgrades_apply_each_migration_once(fresh_url):
     for thread in threads:
         thread.join()
     assert not errors
-    assert sorted(len(applied) for applied in results) == [0, 0, 1]
+    assert sorted(len(applied) for applied in results) == [0, 0, len(MIGRATION_FILES)]

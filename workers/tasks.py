@@ -23,17 +23,19 @@ def probe() -> dict:
 
 
 def validate_dataset(dataset_id: int) -> str:
-    """Validate a stored upload; storage errors propagate so RQ retries, anything else fails the dataset."""
+    """Validate a stored upload; storage errors propagate so RQ retries (a bounded number of attempts in all),
+    anything else fails the dataset."""
     dataset = Dataset.get_or_none(Dataset.id == dataset_id)
     if dataset is None:
         return "deleted"
     try:
-        return datasets.run_validation(dataset, get_store(), get_settings().dataset_max_record_bytes).status
-    except StorageError:
+        outcome = datasets.run_validation(dataset, get_store(), get_settings().dataset_max_record_bytes)
+    except StorageError:  # RQ retries; the attempts counted on the row bound the retries of every source
         raise
     except Exception as error:  # a bug must not leave the dataset 'processing' forever
         log.exception("validating dataset %s crashed", dataset_id)
-        return datasets.fail_validation(dataset, f"Validation failed unexpectedly ({type(error).__name__}).").status
+        outcome = datasets.fail_validation(dataset, f"Validation failed unexpectedly ({type(error).__name__}).")
+    return outcome.status if outcome is not None else "deleted"
 
 
 def run_job_step(job_id: int, stage: str) -> str:
