@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     dataset_max_record_bytes: int = Field(1024 * 1024, ge=1024)
     dataset_inline_validation_bytes: int = Field(8 * 1024 * 1024, ge=0)
 
+    sweep_grace_seconds: int = Field(24 * 3600, ge=0)
+    sweep_kaggle_datasets: bool = False
+
     @property
     def is_production(self) -> bool:
         """Whether the strict production checks apply."""

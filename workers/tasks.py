@@ -7,6 +7,7 @@ import os
 from flask import current_app
 from rq import get_current_job
 
+from app import sweeper
 from app.datasets import service as datasets
 from app.extensions import get_settings, get_store
 from app.jobs import orchestrator
@@ -36,6 +37,11 @@ def validate_dataset(dataset_id: int) -> str:
         log.exception("validating dataset %s crashed", dataset_id)
         outcome = datasets.fail_validation(dataset, f"Validation failed unexpectedly ({type(error).__name__}).")
     return outcome.status if outcome is not None else "deleted"
+
+
+def sweep_leftovers() -> dict:
+    """The sweep scheduled daily and at worker start (app/sweeper.py); what it removed, by kind."""
+    return sweeper.sweep(JobContext.from_app(current_app))
 
 
 def run_job_step(job_id: int, stage: str) -> str:
