@@ -43,7 +43,7 @@ def _header(line: int, raw: bytes) -> tuple[list[str] | None, RawRecord | None]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         return None, problem_record(line, "encoding", f"not valid UTF-8 (byte {error.start + 1} of the row)", True)
-    if _width(text) > MAX_VALUES:
+    if len(text) >= 2 * MAX_VALUES and _width(text) > MAX_VALUES:
         return None, problem_record(line, "csv", f"the header has more than {MAX_VALUES} columns", fatal=True)
     fields, found = _fields(line, text)
     if found is not None:
@@ -57,8 +57,9 @@ def _row(line: int, raw: bytes, header: list[str]) -> RawRecord:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         return problem_record(line, "encoding", f"not valid UTF-8 (byte {error.start + 1} of the row)")
-    # Estimated before parsing, so a row of half a million fields is never split into as many strings.
-    width = _width(text)
+    # Estimated before parsing, so a row of half a million fields is never split into as many strings (a
+    # row shorter than two characters per field cannot hold more than the limit).
+    width = _width(text) if len(text) >= 2 * MAX_VALUES else 0
     if width <= MAX_VALUES:
         fields, found = _fields(line, text)
         if found is not None:
@@ -118,9 +119,11 @@ class _RowSplitter:
 
     def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes | None]]:
         """The rows that end in this chunk."""
-        start = 0
+        # The next quote and newline are found once and reused by the rows before them: searching the rest
+        # of a 1 MiB chunk again for every short row made reading a CSV of tiny rows quadratic.
+        start, quote, newline = 0, chunk.find(b'"'), chunk.find(b"\n")
         while True:
-            end = self._row_end(chunk, start)
+            end, quote, newline = self._row_end(chunk, start, quote, newline)
             self._keep(chunk, start, len(chunk) if end < 0 else end)
             if end < 0:
                 self.row_newlines += chunk.count(b"\n", start)
@@ -131,22 +134,23 @@ class _RowSplitter:
         if chunk:
             self.before, self.closed_at = chunk[-1], -1 if self.closed_at == len(chunk) - 1 else -2
 
-    def _row_end(self, chunk: bytes, position: int) -> int:
-        """The index of the first newline outside quotes from position; -1 when the row goes on past chunk."""
-        newline = chunk.find(b"\n", position)
+    def _row_end(self, chunk: bytes, position: int, quote: int, newline: int) -> tuple[int, int, int]:
+        """The first newline outside quotes from position (-1: the row goes on past the chunk), with the next
+        quote and newline (as passed in: -1 for none left in the chunk)."""
         while True:
-            quote = chunk.find(b'"', position)
+            if 0 <= quote < position:
+                quote = chunk.find(b'"', position)
+            if 0 <= newline < position:
+                newline = chunk.find(b"\n", position)
             if not self.quoted and (quote < 0 or 0 <= newline < quote):
-                return newline
+                return newline, quote, newline
             if quote < 0:
-                return -1
+                return -1, quote, newline
             if self.quoted:
                 self.quoted, self.closed_at = False, quote
             else:
                 self.quoted = self._opens_field(chunk, quote)
             position = quote + 1
-            if 0 <= newline < position:
-                newline = chunk.find(b"\n", position)
 
     def _opens_field(self, chunk: bytes, quote: int) -> bool:
         """Whether a quote outside quoted text starts a quoted field (or, right after one closed, continues it)."""

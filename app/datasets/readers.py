@@ -178,6 +178,8 @@ class _JsonArrayReader:
             return RawRecord(line, value=json.loads(text))
         except json.JSONDecodeError as error:
             return self._syntax_problem(line, error, text)
+        except RecursionError:
+            return problem_record(line, "too_deep", "the record is nested too deeply")
 
     def _container_end(self) -> int | None:
         """Where the object or array at the cursor ends, reading more text as needed; None past the limit or at

@@ -22,6 +22,10 @@ UP_TO_BRACKET = re.compile(r'(?:[^"\[\]{}]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re
 
 def shape_problem(text: str) -> tuple[str, str] | None:
     """(kind, message) when the JSON text holds too many values or nests too deeply to be parsed; else None."""
+    # A value takes at least two characters with its separator, so a shorter text holds fewer values than the
+    # limit, and json.loads measures its nesting safely (RecursionError, then records.depth): skip the scan.
+    if len(text) < 2 * MAX_VALUES:
+        return None
     bare = STRING.sub('""', text)
     containers = bare.count("{") + bare.count("[")
     # Fewer containers than the limit cannot nest deeper than it: most records skip the walk below.
