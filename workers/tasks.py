@@ -24,14 +24,14 @@ def probe() -> dict:
 
 
 def validate_dataset(dataset_id: int) -> str:
-    """Validate a stored upload; storage errors propagate so RQ retries (a bounded number of attempts in all),
-    anything else fails the dataset."""
+    """Validate a stored upload; storage errors propagate so RQ retries, anything else fails the dataset."""
+    # The attempts counted on the row bound the retries of every source (RQ's, the reconciler's).
     dataset = Dataset.get_or_none(Dataset.id == dataset_id)
     if dataset is None:
         return "deleted"
     try:
         outcome = datasets.run_validation(dataset, get_store(), get_settings().dataset_max_record_bytes)
-    except StorageError:  # RQ retries; the attempts counted on the row bound the retries of every source
+    except StorageError:
         raise
     except Exception as error:  # a bug must not leave the dataset 'processing' forever
         log.exception("validating dataset %s crashed", dataset_id)

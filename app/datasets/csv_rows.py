@@ -135,8 +135,7 @@ class _RowSplitter:
             self.before, self.closed_at = chunk[-1], -1 if self.closed_at == len(chunk) - 1 else -2
 
     def _row_end(self, chunk: bytes, position: int, quote: int, newline: int) -> tuple[int, int, int]:
-        """The first newline outside quotes from position (-1: the row goes on past the chunk), with the next
-        quote and newline (as passed in: -1 for none left in the chunk)."""
+        """(first newline outside quotes from position or -1, next quote, next newline); -1: none in chunk."""
         while True:
             if 0 <= quote < position:
                 quote = chunk.find(b'"', position)

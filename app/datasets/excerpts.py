@@ -7,8 +7,8 @@ MARKER = "… [{} more characters]"
 
 
 def excerpt(record: dict, budget: int = EXCERPT_CHARS) -> tuple[dict, bool]:
-    """The record with its texts cut to budget characters in all (chat messages past it left out), and whether
-    anything was cut."""
+    """(the record with its texts cut to budget characters in all, whether anything was cut)."""
+    # Chat messages past the budget are left out; the last one shown may be cut.
     if "messages" in record:
         return _chat_excerpt(record["messages"], budget)
     shown, cut = {}, False

@@ -182,8 +182,7 @@ class _JsonArrayReader:
             return problem_record(line, "too_deep", "the record is nested too deeply")
 
     def _container_end(self) -> int | None:
-        """Where the object or array at the cursor ends, reading more text as needed; None past the limit or at
-        the end of the file."""
+        """Where the object or array at the cursor ends, reading on as needed; None past the limit or the file."""
         while True:
             end = value_end(self.buffer, self.pos)
             if end is not None:

@@ -131,8 +131,8 @@ def enqueue_validation(queue: Queue, dataset_id: int, meta: dict | None = None) 
 
 
 def run_validation(dataset: Dataset, store: ObjectStore, max_record_bytes: int) -> Dataset | None:
-    """Validate the stored file, store its canonical JSONL and index, and record the outcome, at most
-    MAX_VALIDATION_ATTEMPTS times; the row as it is now (None once deleted), a no-op when nothing is to do."""
+    """Validate the stored file, store its canonical JSONL and index, record the outcome; the row now or None."""
+    # At most MAX_VALIDATION_ATTEMPTS attempts; a dataset no longer processing (done, deleting) is left alone.
     attempt = _claim_attempt(dataset.id)
     if attempt is None:
         return _give_up_if_exhausted(dataset.id)
@@ -148,8 +148,8 @@ def run_validation(dataset: Dataset, store: ObjectStore, max_record_bytes: int) 
 
 
 def _claim_attempt(dataset_id: int) -> int | None:
-    """Count one more attempt of a dataset still processing; its number, or None (done, deleted, or out of
-    attempts). The conditional update is what serialises validation with deletion."""
+    """Count one more attempt of a dataset still processing; its number, or None (done, deleted, out of them)."""
+    # A conditional update, like the outcome's: this is what serialises validation with deletion.
     claimed = Dataset.update(validation_attempts=Dataset.validation_attempts + 1, updated_at=utcnow()).where(
         (Dataset.id == dataset_id) & (Dataset.status == "processing")
         & (Dataset.validation_attempts < MAX_VALIDATION_ATTEMPTS)).execute()
@@ -245,12 +245,9 @@ def list_datasets(owner: User, search: str, page: int, per_page: int) -> Page:
 
 
 def delete_dataset(dataset: Dataset, store: ObjectStore) -> None:
-    """Delete the row and its stored files; Conflict while an unfinished job uses it.
-
-    The row is marked deleting first, which no validation can save over (they save only while it is
-    processing); its files are then deleted from what the row points to now, and the row last, so that a
-    storage failure leaves a row that a retry, or the sweeper, finishes.
-    """
+    """Delete the row and its stored files; Conflict while an unfinished job uses it, 503 if storage fails."""
+    # Marked deleting first, which no validation saves over (they save only while processing); the files go
+    # by what the row points to then, the row last, so a storage failure leaves a row to retry or sweep.
     users = Job.select(Job.id).where(
         ((Job.dataset == dataset.id) | (Job.validation_dataset == dataset.id)) & Job.status.in_(states.ACTIVE))
     job_ids = [job.id for job in users]

@@ -37,8 +37,8 @@ def shape_problem(text: str) -> tuple[str, str] | None:
 
 
 def _nests_too_deep(bare: str) -> bool:
-    """Whether the brackets of a text without strings nest deeper than MAX_DEPTH, judged from its first
-    MAX_VALUES brackets (a longer text is refused as too complex anyway)."""
+    """Whether the brackets of a text without strings nest deeper than MAX_DEPTH (in its first MAX_VALUES)."""
+    # A text with more brackets than that is refused as too complex anyway.
     level = 0
     for count, found in enumerate(BRACKET.finditer(bare)):
         level += 1 if found.group() in "[{" else -1

@@ -109,8 +109,8 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE, offset: int = 0,
                     length: int | None = None) -> ChunkIterator:
-        """The object's bytes from offset (length of them, or all the rest) in chunks; nothing from or past its
-        end; raises ObjectNotFound at call time, not on first iteration."""
+        """The object's bytes from offset (length of them, or the rest) in chunks; ObjectNotFound at call time."""
+        # A range from or past the end is empty, not an error.
 
     @abc.abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -118,8 +118,7 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     def remove_incomplete_uploads(self, older_than: datetime) -> int:
-        """Discard the parts of uploads begun before older_than that never completed (their writer died);
-        returns how many were discarded."""
+        """Discard the uploads begun before older_than that never completed (their writer died); how many."""
 
     @abc.abstractmethod
     def stat(self, key: str) -> ObjectInfo:

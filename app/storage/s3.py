@@ -129,8 +129,7 @@ class S3ObjectStore(ObjectStore):
 
     def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE, offset: int = 0,
                     length: int | None = None) -> ChunkIterator:
-        """Stream the object's body (a ranged GET past offset 0 or with a length); the connection goes back to
-        the pool when done."""
+        """Stream the object's body (a ranged GET); the connection goes back to the pool when done."""
         key = validate_key(key)
         if length == 0:  # minio reads a length of 0 as "to the end"
             self.stat(key)

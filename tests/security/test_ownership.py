@@ -26,7 +26,7 @@ def victim_objects(app, make_user, make_token):
         artifact = make_artifact(job)
         token = ApiToken.get(ApiToken.user == victim.id)
     return {"dataset_id": dataset.id, "job_id": job.id, "token_id": token.id, "name": artifact.name,
-            "names": [dataset.name, job.name]}
+            "position": 0, "names": [dataset.name, job.name]}
 
 
 @pytest.fixture
