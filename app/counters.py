@@ -23,7 +23,20 @@ REDIS_METRICS = {
                                                   STORAGE_BUCKETS),
     "studio_storage_operation_errors": ("counter", "Object-storage operations that failed, by operation", None),
     "studio_kaggle_api_calls": ("counter", "Calls to the Kaggle API, by operation and outcome", None),
+    "studio_sweeper_removed": ("counter", "Leftovers the sweeper removed, by kind", None),
+    "studio_sweeper_failures": ("counter", "Parts of a sweep that failed, by kind", None),
 }
+
+
+def record_sweep(redis, removed: dict[str, int], failed: list[str]) -> None:
+    """Count what one sweep removed, and the parts of it that failed."""
+    for kind, count in removed.items():
+        if count:
+            increment(redis, "studio_sweeper_removed", {"kind": kind}, count)
+    for kind in failed:
+        increment(redis, "studio_sweeper_failures", {"kind": kind})
+
+
 def record_storage_operation(redis, operation: str, seconds: float, failed: bool) -> None:
     """Count one object-storage operation."""
     labels = {"operation": operation}

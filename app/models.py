@@ -93,11 +93,15 @@ class Dataset(OwnedModel):
     status = peewee.CharField(max_length=16, default="processing")
     object_key = peewee.CharField(max_length=512, null=True)
     normalized_key = peewee.CharField(max_length=512, null=True)
+    # Where each canonical record starts in the normalized file (8-byte offsets), so a page is a ranged read.
+    index_key = peewee.CharField(max_length=512, null=True)
     size_bytes = peewee.BigIntegerField(default=0)
     sha256 = peewee.CharField(max_length=64, null=True)
     example_count = peewee.IntegerField(null=True)
     stats = peewee.JSONField(null=True)
     validation_errors = peewee.JSONField(null=True)
+    # Counted as each attempt starts, so a validation that keeps failing ends (app/datasets/service.py).
+    validation_attempts = peewee.IntegerField(default=0)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 

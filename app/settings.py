@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     quota_max_stored_bytes: int = Field(10 * 1024 ** 3, ge=0)
     quota_max_uploads_per_day: int = Field(100, ge=0)
 
+    sweep_grace_seconds: int = Field(24 * 3600, ge=0)
+    sweep_kaggle_datasets: bool = False
+
     @property
     def is_production(self) -> bool:
         """Whether the strict production checks apply."""

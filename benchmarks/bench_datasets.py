@@ -1,8 +1,17 @@
-"""Dataset ingest: a ~200 MB chat JSONL uploaded through the real HTTP endpoint vs a raw object-store PUT.
+"""Datasets: the memory of validating worst-case files, then ingest of a ~200 MB chat JSONL.
 
-Runs gunicorn (one worker) on SQLite + a SeaweedFS S3 server + the local Redis, uploads the file with
-a streamed request body, and prints throughput as a ratio to a raw PUT of the same bytes measured in
-the same run, the web worker's peak memory, and the validation speed.
+Memory: each worst-case file (one huge row, one huge field, deep nesting, many tiny records…) is validated
+in a fresh subprocess by the same pass the Studio runs (readers, checks, statistics, the canonical file and
+its record index, on local temp files), and its peak RSS is printed against the largest record allowed
+(DATASET_MAX_RECORD_BYTES). Peak RSS is the kernel's high-water mark of that process (VmHWM), less its RSS
+just before validating; getrusage's ru_maxrss would carry the parent's peak across exec.
+
+Ingest: gunicorn (one worker) on SQLite + a SeaweedFS S3 server + the local Redis; the file is uploaded with
+a streamed request body, and throughput is printed as a ratio to a raw PUT of the same bytes measured in the
+same run, with the web worker's peak memory and the validation speed.
+
+    python benchmarks/bench_datasets.py            # both
+    python benchmarks/bench_datasets.py --memory   # the memory table only
 """
 from __future__ import annotations
 
@@ -15,12 +24,16 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from app.datasets import service  # noqa: E402
+from app.datasets.record_index import IndexWriter  # noqa: E402
+from app.datasets.validation import ValidationOptions, to_jsonl_line, validate  # noqa: E402
 from app.models import Dataset  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.storage import S3ObjectStore  # noqa: E402
@@ -30,6 +43,72 @@ from tests.support.web import gunicorn  # noqa: E402
 
 TARGET_BYTES = int(os.environ.get("BENCH_DATASET_MB", "200")) * 1024 * 1024
 MB = 1024 * 1024
+WORST_CASE_BYTES = int(os.environ.get("BENCH_WORST_CASE_MB", "20")) * MB
+RECORD_LIMIT = Settings.model_fields["dataset_max_record_bytes"].default
+
+
+def repeated(unit: bytes, total: int) -> Iterator[bytes]:
+    """unit repeated to about total bytes, in 1 MiB pieces."""
+    block = unit * (MB // len(unit))
+    return (block for _ in range(total // len(block)))
+
+
+def worst_cases(size: int, limit: int) -> dict[str, tuple[str, Callable[[], Iterable[bytes]]]]:
+    """The files that cost validation most, by name: (file format, a function yielding its bytes)."""
+    depth = (limit - 40) // 2
+    deep = b'{"text": "a", "x": ' + b"[" * depth + b"]" * depth + b"}\n"
+    wide = b'{"text": "a", "x": [' + b"{}," * ((limit - 40) // 3) + b"{}]}\n"
+    at_limit = b'{"text": "' + b"y" * (limit - 20) + b'"}\n'
+    return {
+        "one huge CSV row (many fields)": ("csv", lambda: chain([b"text\n"], repeated(b"a,", size), [b"\n"])),
+        "one huge CSV field": ("csv", lambda: chain([b'text\n"'], repeated(b"a", size), [b'"\n'])),
+        "one huge JSONL line": ("jsonl", lambda: chain([b'{"text": "'], repeated(b"x", size), [b'"}\n'])),
+        "one huge JSON-array item": ("json", lambda: chain([b'[{"text": "'], repeated(b"x", size), [b'"}]'])),
+        "deep nesting (JSONL lines at the limit)": ("jsonl", lambda: [deep] * (size // len(deep))),
+        "many tiny values in one record": ("jsonl", lambda: [wide] * (size // len(wide))),
+        "valid records at the limit": ("jsonl", lambda: [at_limit] * (size // len(at_limit))),
+        "many tiny records (JSONL)": ("jsonl", lambda: (b'{"text": "%d"}\n' % i for i in range(size // 16))),
+        "many tiny records (CSV)": ("csv", lambda: chain([b"text\n"], (b"%d\n" % i for i in range(size // 8)))),
+    }
+
+
+def process_memory_kb(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak) of this process, in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def measure_validation(path: Path, file_format: str, limit: int) -> None:
+    """(In a fresh subprocess) validate one file as the Studio does and print its memory and timing as JSON."""
+    options = ValidationOptions(file_format=file_format, max_record_bytes=limit)
+    before, started = process_memory_kb("VmRSS"), time.perf_counter()
+    with path.open("rb") as source, tempfile.TemporaryFile() as records, tempfile.TemporaryFile() as index:
+        writer = IndexWriter(records, index)
+        report = validate(iter(lambda: source.read(MB), b""), options, lambda record: writer.add(to_jsonl_line(record)))
+    kinds = sorted(report.counts)
+    print(json.dumps({"before_kb": before, "peak_kb": process_memory_kb("VmHWM"), "valid": report.valid,
+                      "seconds": time.perf_counter() - started, "problems": kinds}))
+
+
+def memory_table(size: int = WORST_CASE_BYTES, limit: int = RECORD_LIMIT) -> None:
+    """Validate every worst-case file in its own process; print peak RSS against the record limit."""
+    print(f"\nValidation memory — worst-case files of ~{size / MB:.0f} MB, largest record allowed {limit / MB:.0f} MiB")
+    print(f"{'file':40} {'MB':>6} {'peak RSS':>9} {'growth':>8} {'× record':>8} {'seconds':>8}  outcome")
+    with tempfile.TemporaryDirectory(prefix="bench-worst-") as folder:
+        for name, (file_format, pieces) in worst_cases(size, limit).items():
+            path = Path(folder) / f"worst.{file_format}"
+            with path.open("wb") as out:
+                for piece in pieces():
+                    out.write(piece)
+            found = json.loads(subprocess.run(
+                [sys.executable, __file__, "--measure", str(path), file_format, str(limit)],
+                cwd=PROJECT_ROOT, check=True, capture_output=True, text=True).stdout)
+            growth = (found["peak_kb"] - found["before_kb"]) * 1024
+            outcome = f"{found['valid']} valid" + (f"; {', '.join(found['problems'])}" if found["problems"] else "")
+            print(f"{name:40} {path.stat().st_size / MB:6.1f} {found['peak_kb'] / 1024:7.1f}MB "
+                  f"{growth / MB:6.1f}MB {growth / limit:8.1f} {found['seconds']:8.1f}  {outcome}")
 
 
 def write_chat_jsonl(path: Path) -> int:
@@ -107,7 +186,17 @@ def flask_command(env: dict, *args: str) -> str:
 
 
 def main() -> None:
-    """Run the measurements and print the table."""
+    """The memory table, then (unless --memory) the ingest measurements; --measure is one memory subprocess."""
+    if sys.argv[1:2] == ["--measure"]:
+        measure_validation(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+        return
+    memory_table()
+    if sys.argv[1:2] != ["--memory"]:
+        ingest()
+
+
+def ingest() -> None:
+    """Run the ingest measurements and print their table."""
     with tempfile.TemporaryDirectory(prefix="bench-datasets-") as folder:
         work = Path(folder)
         data = work / "chat.jsonl"

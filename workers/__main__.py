@@ -4,14 +4,16 @@ from __future__ import annotations
 import argparse
 import logging
 
+from rq import Queue
 from rq.worker_pool import WorkerPool
 
+from app import sweeper
 from app.db import database
 from app.factory import create_app
 from app.jobs import reconciler
 from app.jobs.context import JobContext
 from app.logs import configure_logging
-from app.queue import redis_client
+from app.queue import DEFAULT_QUEUE, redis_client
 from app.settings import Settings
 from workers.worker import StudioWorker
 
@@ -38,6 +40,7 @@ def main() -> None:
     logging.getLogger(__name__).info("starting %d worker(s) on %s", args.pool_size, ", ".join(queues))
     if not args.burst:
         reconcile_at_start(settings)
+        schedule_sweeps_at_start(settings)
     pool.start(burst=args.burst, logging_level=settings.log_level)
 
 
@@ -49,6 +52,14 @@ def reconcile_at_start(settings: Settings) -> None:
             reconciler.reconcile(JobContext.from_app(app))
     except Exception:  # the database or Redis may still be starting; the next pass or restart retries
         logging.getLogger(__name__).exception("reconciling at start failed")
+
+
+def schedule_sweeps_at_start(settings: Settings) -> None:
+    """Have the pool sweep leftovers now, and daily (app/sweeper.py); never fatal."""
+    try:
+        sweeper.schedule_sweeps(Queue(DEFAULT_QUEUE, connection=redis_client(settings.redis_url)))
+    except Exception:  # Redis may still be starting; the next start schedules them
+        logging.getLogger(__name__).exception("scheduling the sweeps failed")
 
 
 if __name__ == "__main__":

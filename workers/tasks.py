@@ -7,6 +7,7 @@ import os
 from flask import current_app
 from rq import get_current_job
 
+from app import sweeper
 from app.datasets import service as datasets
 from app.extensions import get_settings, get_store
 from app.jobs import orchestrator
@@ -24,16 +25,23 @@ def probe() -> dict:
 
 def validate_dataset(dataset_id: int) -> str:
     """Validate a stored upload; storage errors propagate so RQ retries, anything else fails the dataset."""
+    # The attempts counted on the row bound the retries of every source (RQ's, the reconciler's).
     dataset = Dataset.get_or_none(Dataset.id == dataset_id)
     if dataset is None:
         return "deleted"
     try:
-        return datasets.run_validation(dataset, get_store(), get_settings().dataset_max_record_bytes).status
+        outcome = datasets.run_validation(dataset, get_store(), get_settings().dataset_max_record_bytes)
     except StorageError:
         raise
     except Exception as error:  # a bug must not leave the dataset 'processing' forever
         log.exception("validating dataset %s crashed", dataset_id)
-        return datasets.fail_validation(dataset, f"Validation failed unexpectedly ({type(error).__name__}).").status
+        outcome = datasets.fail_validation(dataset, f"Validation failed unexpectedly ({type(error).__name__}).")
+    return outcome.status if outcome is not None else "deleted"
+
+
+def sweep_leftovers() -> dict:
+    """The sweep scheduled daily and at worker start (app/sweeper.py); what it removed, by kind."""
+    return sweeper.sweep(JobContext.from_app(current_app))
 
 
 def run_job_step(job_id: int, stage: str) -> str:

@@ -1,4 +1,4 @@
-"""Dataset routes of the API: upload, list, read, preview, delete."""
+"""Dataset routes of the API: upload, list, read, preview, one whole record, delete."""
 from __future__ import annotations
 
 from flask import jsonify, request, url_for
@@ -6,7 +6,7 @@ from flask import jsonify, request, url_for
 from app.api import schemas
 from app.api.auth import current_api_user
 from app.api.blueprint import bp
-from app.datasets import service
+from app.datasets import previews, service
 from app.datasets.intake import accept_upload
 from app.extensions import get_store
 from app.models import Dataset
@@ -43,13 +43,23 @@ def get_dataset(dataset_id: int):
 
 @bp.get("/datasets/<int:dataset_id>/preview")
 def preview_dataset(dataset_id: int):
-    """A page of the dataset's records in their canonical form."""
+    """A page of the dataset's records in canonical form, long ones cut short with a link to the whole record."""
     dataset = Dataset.get_owned(dataset_id, current_api_user())
     offset = int_arg(request.args, "offset", 0, minimum=0)
     limit = int_arg(request.args, "limit", 20, maximum=MAX_PREVIEW)
-    records = service.preview(dataset, get_store(), offset, limit)
-    meta = {"offset": offset, "limit": limit, "total": dataset.example_count or 0, "format": dataset.format}
-    return jsonify(data=records, meta=meta)
+    page = previews.preview(dataset, get_store(), offset, limit)
+    truncated = [{"index": position, "href": url_for("api.get_dataset_record", dataset_id=dataset.id,
+                                                     position=position)} for position in page.truncated]
+    meta = {"offset": offset, "limit": limit, "total": dataset.example_count or 0, "format": dataset.format,
+            "truncated": truncated}
+    return jsonify(data=page.records, meta=meta)
+
+
+@bp.get("/datasets/<int:dataset_id>/records/<int:position>")
+def get_dataset_record(dataset_id: int, position: int):
+    """One canonical record, whole (position counts from 0, as the preview's offset does)."""
+    dataset = Dataset.get_owned(dataset_id, current_api_user())
+    return jsonify(index=position, record=previews.whole_record(dataset, get_store(), position))
 
 
 @bp.delete("/datasets/<int:dataset_id>")

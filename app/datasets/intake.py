@@ -45,7 +45,7 @@ def start_validation(dataset: Dataset, settings) -> Dataset:
     """Validate a small file during the request; hand a large one (or a storage hiccup) to a worker."""
     if dataset.size_bytes <= settings.dataset_inline_validation_bytes:
         try:
-            return service.run_validation(dataset, get_store(), settings.dataset_max_record_bytes)
+            return service.run_validation(dataset, get_store(), settings.dataset_max_record_bytes) or dataset
         except StorageError as error:
             log.warning("inline validation of dataset %s failed, queueing it: %s", dataset.id, error)
     # The job's log lines then carry the id of the request that started it.

@@ -2,39 +2,18 @@
 from __future__ import annotations
 
 import codecs
-import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+
+from app.datasets.csv_rows import read_csv
+from app.datasets.raw import Problem, RawRecord, problem_record
+from app.datasets.shape import shape_problem, value_end
+
+__all__ = ["FILE_FORMATS", "Problem", "RawRecord", "detect_file_format", "read_records", "split_lines"]
 
 FILE_FORMATS = ("jsonl", "json", "csv")
 SNIFF_BYTES = 8192
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """What is wrong with a record (or the whole file), where."""
-
-    line: int
-    kind: str
-    message: str
-
-    def as_dict(self) -> dict:
-        """The problem as the validation report lists it."""
-        return {"line": self.line, "kind": self.kind, "message": self.message}
-
-
-@dataclass(frozen=True)
-class RawRecord:
-    """One record as read: a parsed value, or the problem that prevented parsing it."""
-
-    line: int
-    value: object = None
-    problem: Problem | None = None
-    # A fatal problem ends the file: nothing after it can be read reliably.
-    fatal: bool = False
 
 
 def detect_file_format(head: bytes, filename: str = "") -> str:
@@ -60,15 +39,16 @@ def read_jsonl(chunks: Iterator[bytes], max_record_bytes: int) -> Iterator[RawRe
     """One JSON value per line; blank lines are skipped; a bad line does not stop the others."""
     for line_number, raw in split_lines(chunks, max_record_bytes):
         if raw is None:
-            yield _problem(line_number, "too_long", f"the line is longer than {max_record_bytes} bytes")
+            yield problem_record(line_number, "too_long", f"the line is longer than {max_record_bytes} bytes")
             continue
         try:
             text = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
         except UnicodeDecodeError as error:
-            yield _problem(line_number, "encoding", f"not valid UTF-8 (byte {error.start + 1} of the line)")
+            yield problem_record(line_number, "encoding", f"not valid UTF-8 (byte {error.start + 1} of the line)")
             continue
         if text.strip():
-            yield parse_json(line_number, text)
+            found = shape_problem(text)
+            yield parse_json(line_number, text) if found is None else problem_record(line_number, *found)
 
 
 def split_lines(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
@@ -97,14 +77,10 @@ def parse_json(line_number: int, text: str) -> RawRecord:
     try:
         return RawRecord(line_number, value=json.loads(text))
     except json.JSONDecodeError as error:
-        return _problem(line_number + error.lineno - 1, "json", f"invalid JSON: {error.msg} (column {error.colno})")
+        line = line_number + error.lineno - 1
+        return problem_record(line, "json", f"invalid JSON: {error.msg} (column {error.colno})")
     except RecursionError:
-        return _problem(line_number, "too_deep", "the record is nested too deeply")
-
-
-def _problem(line: int, kind: str, message: str, fatal: bool = False) -> RawRecord:
-    """A record that could not be read."""
-    return RawRecord(line, problem=Problem(line, kind, message), fatal=fatal)
+        return problem_record(line_number, "too_deep", "the record is nested too deeply")
 
 
 def decoded(chunks: Iterator[bytes]) -> Iterator[str]:
@@ -125,7 +101,7 @@ def read_json_array(chunks: Iterator[bytes], max_record_bytes: int) -> Iterator[
     try:
         yield from reader.items()
     except UnicodeDecodeError:
-        yield _problem(reader.line, "encoding", "the file is not valid UTF-8 from this line on", fatal=True)
+        yield problem_record(reader.line, "encoding", "the file is not valid UTF-8 from this line on", fatal=True)
 
 
 class _JsonArrayReader:
@@ -158,7 +134,8 @@ class _JsonArrayReader:
     def items(self) -> Iterator[RawRecord]:
         """Each item with the line it starts on; a syntax error ends the file."""
         if self.peek() != "[":
-            yield _problem(self.line, "json", "a JSON file must hold one array of records: expected '['", fatal=True)
+            yield problem_record(self.line, "json", "a JSON file must hold one array of records: expected '['",
+                                 fatal=True)
             return
         self.pos += 1
         if self.peek() == "]":
@@ -166,7 +143,7 @@ class _JsonArrayReader:
         else:
             yield from self._items_until_close()
         if self.peek():
-            yield _problem(self.line, "json", "unexpected content after the closing ']'", fatal=True)
+            yield problem_record(self.line, "json", "unexpected content after the closing ']'", fatal=True)
 
     def _items_until_close(self) -> Iterator[RawRecord]:
         """Items separated by commas up to the closing bracket."""
@@ -180,12 +157,47 @@ class _JsonArrayReader:
             if separator == "]":
                 return
             if separator != ",":
-                yield _problem(self.line, "json", "expected ',' or ']' after a record", fatal=True)
+                yield problem_record(self.line, "json", "expected ',' or ']' after a record", fatal=True)
                 return
             self.peek()
 
     def _next_item(self) -> RawRecord:
-        """Decode the value at the cursor, reading more text while it is incomplete."""
+        """The value at the cursor: an object or array is measured before it is parsed, a scalar decoded."""
+        if self.pos >= len(self.buffer) or self.buffer[self.pos] not in "[{":
+            return self._next_scalar()
+        line, end = self.line, self._container_end()
+        if end is None:
+            return self._unfinished(line)
+        text = self.buffer[self.pos:end]
+        self.line += text.count("\n")
+        self.pos = end
+        found = shape_problem(text)
+        if found is not None:  # its end is known, so the items after it can still be read
+            return problem_record(line, *found)
+        try:
+            return RawRecord(line, value=json.loads(text))
+        except json.JSONDecodeError as error:
+            return self._syntax_problem(line, error, text)
+        except RecursionError:
+            return problem_record(line, "too_deep", "the record is nested too deeply")
+
+    def _container_end(self) -> int | None:
+        """Where the object or array at the cursor ends, reading on as needed; None past the limit or the file."""
+        while True:
+            end = value_end(self.buffer, self.pos)
+            if end is not None:
+                return end if end - self.pos <= self.max_chars else None
+            if len(self.buffer) - self.pos > self.max_chars or not self.fill():
+                return None
+
+    def _unfinished(self, line: int) -> RawRecord:
+        """The fatal problem of a record that is over the limit or cut off by the end of the file."""
+        if self.eof:
+            return problem_record(line, "json", "invalid JSON: the file ends inside this record", fatal=True)
+        return problem_record(line, "too_long", f"the record is longer than {self.max_chars} characters", fatal=True)
+
+    def _next_scalar(self) -> RawRecord:
+        """Decode the scalar at the cursor, reading more text while it is incomplete."""
         line = self.line
         while True:
             try:
@@ -193,11 +205,11 @@ class _JsonArrayReader:
             except json.JSONDecodeError as error:
                 if self._incomplete(error) and self.fill():
                     continue
-                return self._syntax_problem(line, error)
-            except RecursionError:
-                return _problem(line, "too_deep", "the record is nested too deeply", fatal=True)
+                if len(self.buffer) - self.pos > self.max_chars:
+                    return self._unfinished(line)
+                return self._syntax_problem(line, error, self.buffer[self.pos:])
             if end - self.pos > self.max_chars:
-                return _problem(line, "too_long", f"the record is longer than {self.max_chars} characters", fatal=True)
+                return self._unfinished(line)
             self.line += self.buffer.count("\n", self.pos, end)
             self.pos = end
             return RawRecord(line, value=value)
@@ -208,62 +220,8 @@ class _JsonArrayReader:
         at_end = error.pos >= len(self.buffer) - 1 or error.msg.startswith("Unterminated string")
         return within_limit and at_end and not self.eof
 
-    def _syntax_problem(self, line: int, error: json.JSONDecodeError) -> RawRecord:
-        """The fatal problem for a value that cannot be decoded."""
-        if len(self.buffer) - self.pos > self.max_chars:
-            return _problem(line, "too_long", f"the record is longer than {self.max_chars} characters", fatal=True)
-        error_line = line + self.buffer.count("\n", self.pos, error.pos)
+    def _syntax_problem(self, line: int, error: json.JSONDecodeError, text: str) -> RawRecord:
+        """The fatal problem of a value that cannot be decoded, on the line of the error."""
+        error_line = line + text.count("\n", 0, error.pos)
         message = error.msg.removesuffix(" starting at")
-        return _problem(error_line, "json", f"invalid JSON: {message}", fatal=True)
-
-
-class _ChunkStream(io.RawIOBase):
-    """A readable binary stream over an iterator of byte chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]):
-        """Read from chunks."""
-        self.chunks, self.pending = chunks, b""
-
-    def readable(self) -> bool:
-        """Always readable."""
-        return True
-
-    def readinto(self, target) -> int:
-        """Copy the next bytes into target."""
-        while not self.pending:
-            self.pending = next(self.chunks, None)
-            if self.pending is None:
-                self.pending = b""
-                return 0
-        size = min(len(target), len(self.pending))
-        target[:size], self.pending = self.pending[:size], self.pending[size:]
-        return size
-
-
-def read_csv(chunks: Iterator[bytes], max_record_bytes: int) -> Iterator[RawRecord]:
-    """Rows as dicts keyed by the header row; line numbers are the file's physical lines."""
-    text = io.TextIOWrapper(io.BufferedReader(_ChunkStream(chunks)), encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
-    # The limit is process-wide in the csv module; every reader in the Studio wants the same bound.
-    csv.field_size_limit(max_record_bytes)
-    try:
-        yield from _csv_rows(reader)
-    except UnicodeDecodeError:
-        yield _problem(reader.line_num + 1, "encoding", "the file is not valid UTF-8 from this line on", fatal=True)
-    except csv.Error as error:
-        yield _problem(reader.line_num, "csv", f"unreadable CSV: {error}", fatal=True)
-
-
-def _csv_rows(reader) -> Iterator[RawRecord]:
-    """Zip each row with the header; a row of the wrong width is a problem."""
-    header = next(reader, None)
-    if header is None:
-        return
-    header = [name.strip() for name in header]
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            yield _problem(reader.line_num, "csv", f"the row has {len(row)} columns; the header has {len(header)}")
-            continue
-        yield RawRecord(reader.line_num, value=dict(zip(header, row, strict=True)))
+        return problem_record(error_line, "json", f"invalid JSON: {message}", fatal=True)

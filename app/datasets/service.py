@@ -1,7 +1,6 @@
 """Datasets: store an upload, validate it (now or in a worker), list, preview and delete; no Flask here."""
 from __future__ import annotations
 
-import json
 import logging
 import re
 import tempfile
@@ -11,7 +10,7 @@ from pathlib import PurePosixPath
 
 from rq import Queue, Retry
 
-from app.datasets import readers
+from app.datasets import readers, record_index
 from app.datasets.upload import FilePart
 from app.datasets.validation import ValidationOptions, to_jsonl_line, validate
 from app.errors import Conflict, ServiceUnavailable, ValidationFailed
@@ -24,10 +23,11 @@ log = logging.getLogger(__name__)
 
 VALIDATE_TASK = "workers.tasks.validate_dataset"
 VALIDATION_RETRIES = Retry(max=3, interval=[10, 60, 300])
+# RQ's three retries make four attempts per enqueue; the reconciler's re-enqueue gets one more, and then the
+# dataset ends invalid instead of being retried forever.
+MAX_VALIDATION_ATTEMPTS = 5
 MAX_NAME_LENGTH = 200
 DEFAULT_MAX_SEQ_LENGTH = 2048
-# Canonical lines are bounded by DATASET_MAX_RECORD_BYTES; this only guards against a corrupt object.
-PREVIEW_MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -130,80 +130,144 @@ def enqueue_validation(queue: Queue, dataset_id: int, meta: dict | None = None) 
                   meta=meta or {})
 
 
-def run_validation(dataset: Dataset, store: ObjectStore, max_record_bytes: int) -> Dataset:
-    """Validate the stored file, store its canonical JSONL, and record the outcome; a no-op when done."""
-    if dataset.status != "processing":
+def run_validation(dataset: Dataset, store: ObjectStore, max_record_bytes: int) -> Dataset | None:
+    """Validate the stored file, store its canonical JSONL and index, record the outcome; the row now or None."""
+    # At most MAX_VALIDATION_ATTEMPTS attempts; a dataset no longer processing (done, deleting) is left alone.
+    attempt = _claim_attempt(dataset.id)
+    if attempt is None:
+        return _give_up_if_exhausted(dataset.id)
+    try:
+        report, written = _validate_into_storage(dataset, store, max_record_bytes)
+    except StorageError as error:
+        _note_failed_attempt(dataset.id, attempt, error)
+        raise
+    if not _record_outcome(dataset, report, written):
+        # Deleted (or finished by another attempt) meanwhile: what this attempt wrote must not outlive it.
+        _discard_unreferenced(store, dataset.id, written)
+    return Dataset.get_or_none(Dataset.id == dataset.id)
+
+
+def _claim_attempt(dataset_id: int) -> int | None:
+    """Count one more attempt of a dataset still processing; its number, or None (done, deleted, out of them)."""
+    # A conditional update, like the outcome's: this is what serialises validation with deletion.
+    claimed = Dataset.update(validation_attempts=Dataset.validation_attempts + 1, updated_at=utcnow()).where(
+        (Dataset.id == dataset_id) & (Dataset.status == "processing")
+        & (Dataset.validation_attempts < MAX_VALIDATION_ATTEMPTS)).execute()
+    return Dataset.select(Dataset.validation_attempts).where(Dataset.id == dataset_id).scalar() if claimed else None
+
+
+def _give_up_if_exhausted(dataset_id: int) -> Dataset | None:
+    """End a dataset whose attempts are spent as invalid, naming the last failure; the row as it is."""
+    dataset = Dataset.get_or_none(Dataset.id == dataset_id)
+    if dataset is None or dataset.status != "processing":
         return dataset
-    chosen = (dataset.stats or {}).get("options", {})
-    options = ValidationOptions(file_format=dataset.file_format, max_record_bytes=max_record_bytes,
-                                skip_invalid=chosen.get("skip_invalid", False),
-                                max_seq_length=chosen.get("max_seq_length", DEFAULT_MAX_SEQ_LENGTH))
+    last = (dataset.validation_errors or {}).get("last_attempt_error") or "the worker stopped before it ended"
+    message = f"Validation did not finish after {dataset.validation_attempts} attempts; the last failure: {last}"
+    return _finish_unvalidated(dataset, "attempts", message)
+
+
+def _note_failed_attempt(dataset_id: int, attempt: int, error: StorageError) -> None:
+    """Remember why an attempt failed, for the message of the last one."""
+    log.warning("validation attempt %d of dataset %s failed: %s", attempt, dataset_id, error)
+    Dataset.update(validation_errors={"last_attempt_error": str(error)}).where(
+        (Dataset.id == dataset_id) & (Dataset.status == "processing")).execute()
+
+
+def _validate_into_storage(dataset: Dataset, store: ObjectStore, max_record_bytes: int):
+    """One validation pass; the canonical file and its index stored when usable. (report, keys written)"""
+    options = _validation_options(dataset, max_record_bytes)
     normalized_key = f"{dataset.object_key.rsplit('/', 1)[0]}/normalized.jsonl"
-    with tempfile.TemporaryFile(prefix="studio-normalized-") as canonical:
+    index_key = record_index.index_key_for(normalized_key)
+    with tempfile.TemporaryFile(prefix="studio-normalized-") as canonical, \
+            tempfile.TemporaryFile(prefix="studio-index-") as index:
+        writer = record_index.IndexWriter(canonical, index)
         with store.iter_chunks(dataset.object_key) as chunks:
-            report = validate(chunks, options, lambda record: canonical.write(to_jsonl_line(record)))
-        if report.ready:
-            canonical.seek(0)
-            store.put(normalized_key, canonical, content_type="application/x-ndjson")
-    return _record_outcome(dataset, report, normalized_key if report.ready else None)
+            report = validate(chunks, options, lambda record: writer.add(to_jsonl_line(record)))
+        if not report.ready:
+            return report, {}
+        writer.close()
+        written = {"normalized_key": normalized_key, "index_key": index_key}
+        for key, source, content_type in ((normalized_key, canonical, "application/x-ndjson"),
+                                          (index_key, index, "application/octet-stream")):
+            source.seek(0)
+            store.put(key, source, content_type=content_type)
+        return report, written
 
 
-def _record_outcome(dataset: Dataset, report, normalized_key: str | None) -> Dataset:
-    """Save what validation found on the dataset's row."""
-    dataset.status = "ready" if report.ready else "invalid"
-    dataset.format = report.record_format
-    dataset.example_count = report.valid
-    dataset.stats = {**report.stats, "options": (dataset.stats or {}).get("options", {})}
-    dataset.validation_errors = report.as_dict()
-    dataset.normalized_key = normalized_key
-    dataset.updated_at = utcnow()
-    dataset.save()
-    return dataset
+def _validation_options(dataset: Dataset, max_record_bytes: int) -> ValidationOptions:
+    """How to read the dataset: its file format and the options chosen at upload."""
+    chosen = (dataset.stats or {}).get("options", {})
+    return ValidationOptions(file_format=dataset.file_format, max_record_bytes=max_record_bytes,
+                             skip_invalid=chosen.get("skip_invalid", False),
+                             max_seq_length=chosen.get("max_seq_length", DEFAULT_MAX_SEQ_LENGTH))
 
 
-def fail_validation(dataset: Dataset, message: str) -> Dataset:
+def _record_outcome(dataset: Dataset, report, written: dict) -> bool:
+    """Save what validation found, only while the row is still processing; whether it was saved."""
+    values = dict(status="ready" if report.ready else "invalid", format=report.record_format,
+                  example_count=report.valid, validation_errors=report.as_dict(), updated_at=utcnow(),
+                  stats={**report.stats, "options": (dataset.stats or {}).get("options", {})},
+                  normalized_key=written.get("normalized_key"), index_key=written.get("index_key"))
+    saved = Dataset.update(**values).where((Dataset.id == dataset.id) & (Dataset.status == "processing")).execute()
+    if saved:
+        for name, value in values.items():
+            setattr(dataset, name, value)
+    return bool(saved)
+
+
+def _discard_unreferenced(store: ObjectStore, dataset_id: int, written: dict) -> None:
+    """Delete the objects an attempt wrote unless the dataset (still there, not being deleted) points at them."""
+    row = Dataset.get_or_none(Dataset.id == dataset_id)
+    kept = {row.normalized_key, row.index_key} if row is not None and row.status != "deleting" else set()
+    discard_objects(store, *(key for key in written.values() if key not in kept))
+
+
+def fail_validation(dataset: Dataset, message: str) -> Dataset | None:
     """Mark a dataset invalid when validation itself could not run to its end."""
-    dataset.status = "invalid"
-    dataset.validation_errors = {"errors": [{"line": None, "kind": "internal", "message": message}],
-                                 "error_counts": {"internal": 1}, "invalid_records": 0, "dropped": 0,
-                                 "truncated": False, "fatal": True}
-    dataset.updated_at = utcnow()
-    dataset.save()
-    return dataset
+    return _finish_unvalidated(dataset, "internal", message)
+
+
+def _finish_unvalidated(dataset: Dataset, kind: str, message: str) -> Dataset | None:
+    """End a still-processing dataset as invalid with one file-level problem; the row as it is now."""
+    report = {"errors": [{"line": None, "kind": kind, "message": message}], "error_counts": {kind: 1},
+              "invalid_records": 0, "dropped": 0, "truncated": False, "fatal": True}
+    Dataset.update(status="invalid", validation_errors=report, updated_at=utcnow()).where(
+        (Dataset.id == dataset.id) & (Dataset.status == "processing")).execute()
+    return Dataset.get_or_none(Dataset.id == dataset.id)
 
 
 def list_datasets(owner: User, search: str, page: int, per_page: int) -> Page:
-    """The owner's datasets, newest first, whose name contains search (case-insensitive)."""
-    query = Dataset.select().where(Dataset.owner == owner.id)
+    """The owner's datasets, newest first, whose name contains search (case-insensitive); none being deleted."""
+    query = Dataset.select().where((Dataset.owner == owner.id) & (Dataset.status != "deleting"))
     if search:
         query = query.where(Dataset.name.contains(search))
     return paginate(query.order_by(Dataset.created_at.desc(), Dataset.id.desc()), page, per_page)
 
 
-def preview(dataset: Dataset, store: ObjectStore, offset: int, limit: int) -> list[dict]:
-    """Up to limit canonical records from offset; none while the dataset is not ready."""
-    if dataset.status != "ready" or not dataset.normalized_key:
-        return []
-    taken = []
-    with store.iter_chunks(dataset.normalized_key) as chunks:
-        for index, (_line, raw) in enumerate(readers.split_lines(chunks, PREVIEW_MAX_LINE_BYTES)):
-            if index >= offset + limit:
-                break
-            if index >= offset and raw:
-                taken.append(json.loads(raw))
-    return taken
-
-
 def delete_dataset(dataset: Dataset, store: ObjectStore) -> None:
-    """Delete the row and its stored files; Conflict while an unfinished job uses it."""
+    """Delete the row and its stored files; Conflict while an unfinished job uses it, 503 if storage fails."""
+    # Marked deleting first, which no validation saves over (they save only while processing); the files go
+    # by what the row points to then, the row last, so a storage failure leaves a row to retry or sweep.
     users = Job.select(Job.id).where(
-        ((Job.dataset == dataset.id) | (Job.validation_dataset == dataset.id))
-        & Job.status.in_(states.ACTIVE)
-    )
+        ((Job.dataset == dataset.id) | (Job.validation_dataset == dataset.id)) & Job.status.in_(states.ACTIVE))
     job_ids = [job.id for job in users]
     if job_ids:
         raise Conflict("The dataset is used by a job that has not finished; cancel it or wait.",
                        details={"jobs": job_ids})
-    keys = (dataset.object_key, dataset.normalized_key)
-    dataset.delete_instance()
-    discard_objects(store, *keys)
+    Dataset.update(status="deleting", updated_at=utcnow()).where(Dataset.id == dataset.id).execute()
+    finish_deletion(dataset.id, store)
+
+
+def finish_deletion(dataset_id: int, store: ObjectStore) -> None:
+    """Delete the files of a dataset marked deleting, then its row; ServiceUnavailable when storage fails."""
+    row = Dataset.get_or_none(Dataset.id == dataset_id)
+    if row is None:
+        return
+    try:
+        for key in filter(None, (row.object_key, row.normalized_key, row.index_key)):
+            store.delete(key)
+    except StorageError as error:
+        log.error("deleting the files of dataset %s failed: %s", dataset_id, error)
+        raise ServiceUnavailable("Object storage failed while deleting the dataset's files; it stays marked for "
+                                 "deletion: try again (the daily sweep also finishes it).") from error
+    Dataset.delete().where(Dataset.id == dataset_id).execute()

@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 
 from app.datasets import readers
 from app.datasets.readers import Problem, RawRecord
+from app.datasets.shape import shape_problem
 from app.datasets.stats import StatsAccumulator
 from trainer import records
 
 MIN_EXAMPLES = 10
 MAX_LISTED_PROBLEMS = 100
+# A message quotes keys and values of the record; a record's keys can be as long as the record itself.
+MAX_MESSAGE_CHARS = 300
 
 
 @dataclass
@@ -43,6 +46,8 @@ class ValidationReport:
     def add_problem(self, problem: Problem, record_counted: bool = True) -> None:
         """Record a problem; the first MAX_LISTED_PROBLEMS are kept in full, all are counted."""
         if len(self.problems) < MAX_LISTED_PROBLEMS:
+            if len(problem.message) > MAX_MESSAGE_CHARS:
+                problem = Problem(problem.line, problem.kind, problem.message[:MAX_MESSAGE_CHARS - 1] + "…")
             self.problems.append(problem)
         self.counts[problem.kind] += 1
         self.invalid += record_counted
@@ -101,8 +106,9 @@ class _RecordJudge:
         if raw.problem is not None:
             self.report.add_problem(raw.problem)
             return None
-        value = records.from_csv_row(raw.value) if self.file_format == "csv" else raw.value
-        found = self._problems(raw.line, value)
+        found = self._cell_problems(raw.value)
+        value = records.from_csv_row(raw.value) if self.file_format == "csv" and not found else raw.value
+        found = found or self._problems(raw.line, value)
         if found:
             # A CSV header that fits no format is reported where it is: on line 1.
             line = 1 if self.stop else raw.line
@@ -112,6 +118,12 @@ class _RecordJudge:
             return None
         self.report.valid += 1
         return records.canonical(value, self.report.record_format)
+
+    def _cell_problems(self, value) -> list[tuple[str, str]]:
+        """A CSV messages cell that would be too costly to parse as JSON."""
+        cell = value.get("messages") if self.file_format == "csv" else None
+        found = shape_problem(cell) if isinstance(cell, str) else None
+        return [found] if found else []
 
     def _problems(self, line: int, value) -> list[tuple[str, str]]:
         """What is wrong with one parsed value."""
@@ -131,7 +143,7 @@ class _RecordJudge:
 
     def _unknown_format(self, line: int, value: dict) -> list[tuple[str, str]]:
         """The problem of a record in no known format; a CSV header that fits none ends the file."""
-        keys = ", ".join(sorted(value)[:10]) or "none"
+        keys = ", ".join(key[:40] for key in sorted(value)[:10]) or "none"
         if self.file_format == "csv" and self.report.valid == 0 and self.report.invalid == 0:
             self.stop = True
             return [("missing_columns", f"the header has columns {keys}; expected {records.EXPECTED}")]

@@ -13,13 +13,14 @@ from app.storage.base import (
     ObjectStore,
     StorageError,
     validate_key,
+    validate_prefix,
 )
 from app.storage.local import LocalObjectStore
 from app.storage.s3 import PART_SIZE, S3ObjectStore
 
 __all__ = ["CHUNK_SIZE", "MAX_KEY_LENGTH", "PART_SIZE", "TEMP_PREFIX", "ChunkIterator", "InvalidKey",
            "LocalObjectStore", "ObjectInfo", "ObjectNotFound", "ObjectStore", "S3ObjectStore", "StorageError",
-           "make_store", "validate_key"]
+           "make_store", "validate_key", "validate_prefix"]
 
 
 def make_store(settings) -> ObjectStore:

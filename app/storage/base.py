@@ -54,6 +54,13 @@ def validate_key(key: str) -> str:
     return key
 
 
+def validate_prefix(prefix: str) -> str:
+    """Return prefix unchanged when it is "" or the start of a valid key ("datasets/"), else InvalidKey."""
+    if prefix:
+        validate_key(prefix.removesuffix("/"))
+    return prefix
+
+
 class ChunkIterator:
     """The bytes of one object in chunks; releases its file or connection when exhausted or closed."""
 
@@ -100,8 +107,18 @@ class ObjectStore(abc.ABC):
         """Store the stream under key, replacing any object there; length -1 means unknown."""
 
     @abc.abstractmethod
-    def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE) -> ChunkIterator:
-        """The object's bytes in chunks; raises ObjectNotFound at call time, not on first iteration."""
+    def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE, offset: int = 0,
+                    length: int | None = None) -> ChunkIterator:
+        """The object's bytes from offset (length of them, or the rest) in chunks; ObjectNotFound at call time."""
+        # A range from or past the end is empty, not an error.
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with prefix (a plain string prefix, as on S3), in no set order."""
+
+    @abc.abstractmethod
+    def remove_incomplete_uploads(self, older_than: datetime) -> int:
+        """Discard the uploads begun before older_than that never completed (their writer died); how many."""
 
     @abc.abstractmethod
     def stat(self, key: str) -> ObjectInfo:

@@ -8,7 +8,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +21,7 @@ from app.storage.base import (
     ObjectStore,
     StorageError,
     validate_key,
+    validate_prefix,
 )
 
 
@@ -57,6 +57,18 @@ def _fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _read_range(file: BinaryIO, chunk_size: int, length: int | None) -> Iterator[bytes]:
+    """Chunks of an open file from where it is, up to length bytes (None: to the end)."""
+    remaining = length
+    while remaining is None or remaining > 0:
+        chunk = file.read(chunk_size if remaining is None else min(chunk_size, remaining))
+        if not chunk:
+            return
+        if remaining is not None:
+            remaining -= len(chunk)
+        yield chunk
 
 
 class LocalObjectStore(ObjectStore):
@@ -106,16 +118,18 @@ class LocalObjectStore(ObjectStore):
         _fsync_directory(path.parent)
         return etag, size
 
-    def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE) -> ChunkIterator:
-        """Read the file in chunks; it is opened now, so a missing key fails here."""
+    def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE, offset: int = 0,
+                    length: int | None = None) -> ChunkIterator:
+        """Read the file (from offset, length bytes or all) in chunks; it is opened now, so a missing key fails here."""
         path = self._path(key)
         try:
             file = path.open("rb")
+            file.seek(offset)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise ObjectNotFound(f"no object {key!r}") from None
         except OSError as error:
             raise StorageError(f"local object store failed on {key!r}: {error.strerror}") from error
-        return ChunkIterator(iter(partial(file.read, chunk_size), b""), file.close)
+        return ChunkIterator(_read_range(file, chunk_size, length), file.close)
 
     def stat(self, key: str) -> ObjectInfo:
         """Size and modification time of the file; no etag or content type is kept."""
@@ -136,6 +150,10 @@ class LocalObjectStore(ObjectStore):
         path = self._path(key)
         with _local_errors(key), suppress(FileNotFoundError, NotADirectoryError):
             path.unlink()
+        self._remove_empty_folders(path)
+
+    def _remove_empty_folders(self, path: Path) -> None:
+        """Remove the folders above path that are left empty, up to the root."""
         root = self.root.resolve()
         for folder in path.parents:
             if folder == root:
@@ -144,6 +162,31 @@ class LocalObjectStore(ObjectStore):
                 folder.rmdir()
             except OSError:
                 break  # not empty (or already gone): the folders above it are not empty either
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """The files under the folder the prefix names, whose keys start with it; temp files are not objects."""
+        validate_prefix(prefix)
+        root = self.root.resolve()
+        start = root / prefix.rpartition("/")[0] if "/" in prefix else root
+        for folder, _folders, names in os.walk(start):
+            for name in sorted(names):
+                key = (Path(folder) / name).relative_to(root).as_posix()
+                if key.startswith(prefix) and not name.startswith(TEMP_PREFIX):
+                    with suppress(ObjectNotFound, InvalidKey):  # deleted meanwhile, or no key (a stray file)
+                        yield self.stat(key)
+
+    def remove_incomplete_uploads(self, older_than: datetime) -> int:
+        """Delete the temp files of writes that never completed, last written before older_than."""
+        removed, cutoff = 0, older_than.timestamp()
+        with _local_errors(str(self.root)):
+            # Listed first: removing a file can remove its folder, which a running rglob would trip over.
+            for temp in list(self.root.rglob(f"{TEMP_PREFIX}*")):
+                with suppress(FileNotFoundError):
+                    if temp.is_file() and temp.stat().st_mtime < cutoff:
+                        temp.unlink()
+                        self._remove_empty_folders(temp.resolve())
+                        removed += 1
+        return removed
 
     def check(self) -> None:
         """Make sure the root exists and a file can be written in it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import BinaryIO
 
 import certifi
@@ -19,6 +20,7 @@ from app.storage.base import (
     ObjectStore,
     StorageError,
     validate_key,
+    validate_prefix,
 )
 
 # Each part in flight costs the web process a few copies of PART_SIZE bytes (minio reads and slices it),
@@ -29,6 +31,10 @@ PARALLEL_PARTS = 1
 _MISSING_OBJECT_CODES = {"NoSuchKey", "NoSuchObject"}
 # A race with another process creating the same bucket is success, not failure.
 _BUCKET_EXISTS_CODES = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
+# What S3 answers for a range that starts at or past the end of the object.
+_EMPTY_RANGE_CODES = {"InvalidRange"}
+
+
 @contextmanager
 def _s3_errors(key: str | None = None) -> Iterator[None]:
     """Turn minio and connection errors into ObjectNotFound or a short StorageError."""
@@ -121,11 +127,20 @@ class S3ObjectStore(ObjectStore):
         # The server's stat gives the size of an unknown-length upload and its final etag.
         return self.stat(key)
 
-    def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE) -> ChunkIterator:
-        """Stream the object's body; the connection goes back to the pool when done."""
+    def iter_chunks(self, key: str, chunk_size: int = CHUNK_SIZE, offset: int = 0,
+                    length: int | None = None) -> ChunkIterator:
+        """Stream the object's body (a ranged GET); the connection goes back to the pool when done."""
         key = validate_key(key)
-        with _s3_errors(key):
-            response = self._client().get_object(self.bucket, key)
+        if length == 0:  # minio reads a length of 0 as "to the end"
+            self.stat(key)
+            return ChunkIterator(iter(()), lambda: None)
+        try:
+            with _s3_errors(key):
+                response = self._client().get_object(self.bucket, key, offset=offset, length=length or 0)
+        except StorageError as error:
+            if isinstance(error.__cause__, S3Error) and error.__cause__.code in _EMPTY_RANGE_CODES:
+                return ChunkIterator(iter(()), lambda: None)
+            raise
 
         def release() -> None:
             """Drop the connection if the body was not read to the end, and return it to the pool."""
@@ -146,6 +161,28 @@ class S3ObjectStore(ObjectStore):
         key = validate_key(key)
         with _s3_errors(key):
             self._client().remove_object(self.bucket, key)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """The bucket's objects under prefix, as S3 lists them (its pages fetched as they are reached)."""
+        validate_prefix(prefix)
+        with _s3_errors(prefix):
+            for found in self._client().list_objects(self.bucket, prefix=prefix or None, recursive=True):
+                if not found.is_dir:
+                    yield ObjectInfo(found.object_name, found.size or 0, found.etag, found.last_modified, None)
+
+    def remove_incomplete_uploads(self, older_than: datetime) -> int:
+        """Abort the multipart uploads begun before older_than (minio offers only its private calls for this)."""
+        removed, marker = 0, None
+        with _s3_errors():
+            while True:
+                page = self._client()._list_multipart_uploads(self.bucket, key_marker=marker)
+                for upload in page.uploads:
+                    if upload.initiated_time is not None and upload.initiated_time < older_than:
+                        self._client()._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
+                        removed += 1
+                if not page.is_truncated or not page.next_key_marker:
+                    return removed
+                marker = page.next_key_marker
 
     def check(self) -> None:
         """Reach the server and make sure the bucket exists."""

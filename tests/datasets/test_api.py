@@ -42,9 +42,9 @@ def test_upload_validates_and_describes_a_small_file_at_once(client, headers, se
 
 
 def _keys_of(body, settings) -> list[str]:
-    """The two object names (original and normalised) stored for a ready dataset."""
+    """The object names (original, normalised and its record index) stored for a ready dataset."""
     folder = next(key for key in bucket_keys(settings) if key.endswith("/original")).split("/")[1]
-    return [f"{folder}/original", f"{folder}/normalized.jsonl"]
+    return [f"{folder}/original", f"{folder}/normalized.jsonl", f"{folder}/normalized.index"]
 
 
 def test_invalid_upload_is_kept_as_invalid_with_its_report(client, headers):
@@ -59,7 +59,7 @@ def test_preview_pages_through_canonical_records(client, headers):
     body = upload(client, headers, as_jsonl(examples("instruction", 30))).get_json()
     page = client.get(f"/api/v1/datasets/{body['id']}/preview?offset=10&limit=5", headers=headers).get_json()
     assert [record["instruction"] for record in page["data"]] == [f"Double {i}." for i in range(10, 15)]
-    assert page["meta"] == {"offset": 10, "limit": 5, "total": 30, "format": "instruction"}
+    assert page["meta"] == {"offset": 10, "limit": 5, "total": 30, "format": "instruction", "truncated": []}
     assert client.get(f"/api/v1/datasets/{body['id']}/preview?limit=101", headers=headers).status_code == 422
 
 

@@ -18,6 +18,7 @@ from kagglesdk.blobs.types.blob_api_service import ApiStartBlobUploadRequest
 from kagglesdk.datasets.types.dataset_api_service import (
     ApiCreateDatasetRequest,
     ApiCreateDatasetVersionRequest,
+    ApiDeleteDatasetRequest,
     ApiGetDatasetMetadataRequest,
     ApiGetDatasetRequest,
     ApiGetDatasetStatusRequest,
@@ -43,6 +44,7 @@ RPCS = {
     "GetDatasetStatus": (ApiGetDatasetStatusRequest, KaggleState.get_dataset_status),
     "GetDataset": (ApiGetDatasetRequest, KaggleState.get_dataset),
     "GetDatasetMetadata": (ApiGetDatasetMetadataRequest, KaggleState.get_dataset_metadata),
+    "DeleteDataset": (ApiDeleteDatasetRequest, KaggleState.delete_dataset),
     "GetModelInstance": (ApiGetModelInstanceRequest, KaggleState.get_model_instance),
     "SaveKernel": (ApiSaveKernelRequest, KaggleState.save_kernel),
     "GetKernelSessionStatus": (ApiGetKernelSessionStatusRequest, KaggleState.get_kernel_session_status),

@@ -21,6 +21,7 @@ from kagglesdk.blobs.types.blob_api_service import ApiStartBlobUploadResponse
 from kagglesdk.datasets.types.dataset_api_service import (
     ApiCreateDatasetResponse,
     ApiDataset,
+    ApiDeleteDatasetResponse,
     ApiGetDatasetMetadataResponse,
     ApiGetDatasetStatusResponse,
 )
@@ -197,6 +198,13 @@ class KaggleState:
         response = ApiGetDatasetMetadataResponse()
         response.info = info
         return response
+
+    def delete_dataset(self, user: str, request) -> ApiDeleteDatasetResponse:
+        """Delete a dataset of the caller's own, every version."""
+        self._check_owner(user, request.owner_slug)
+        dataset = self._dataset(user, request.owner_slug, request.dataset_slug)
+        del self.datasets[(dataset.owner, dataset.slug)]
+        return ApiDeleteDatasetResponse()
 
     def _dataset(self, user: str, owner: str, slug: str) -> Dataset:
         """The dataset, if the caller may see it."""

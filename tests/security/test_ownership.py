@@ -27,7 +27,7 @@ def victim_objects(app, make_user, make_token):
         artifact = make_artifact(job)
         token = ApiToken.get(ApiToken.user == victim.id)
     return {"dataset_id": dataset.id, "job_id": job.id, "token_id": token.id, "name": artifact.name,
-            "user_id": victim.id, "names": [dataset.name, job.name]}
+            "user_id": victim.id, "position": 0, "names": [dataset.name, job.name]}
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Dataset pages: list with search and upload, detail with report and preview, delete."""
+"""Dataset pages: list with search and upload, detail with report and preview, one whole record, delete."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
-from app.datasets import service
+from app.datasets import previews, service
 from app.datasets.intake import accept_upload
 from app.errors import StudioError
 from app.extensions import csrf, get_store
@@ -64,9 +64,8 @@ def require_csrf(fields: dict) -> None:
 def detail(dataset_id: int):
     """Status, statistics, problems and the first records of one dataset."""
     dataset = Dataset.get_owned(dataset_id, current_user)
-    records = service.preview(dataset, get_store(), 0, PREVIEW_PAGE)
-    return render_template("datasets/detail.html", dataset=dataset, records=records, offset=0,
-                           limit=PREVIEW_PAGE)
+    page = previews.preview(dataset, get_store(), 0, PREVIEW_PAGE)
+    return render_template("datasets/detail.html", dataset=dataset, page=page, offset=0, limit=PREVIEW_PAGE)
 
 
 @bp.get("/<int:dataset_id>/report")
@@ -85,11 +84,20 @@ def preview(dataset_id: int):
     """A page of records, for the preview's previous/next links."""
     dataset = Dataset.get_owned(dataset_id, current_user)
     offset = int_arg(request.args, "offset", 0, minimum=0)
-    records = service.preview(dataset, get_store(), offset, PREVIEW_PAGE)
-    context = dict(dataset=dataset, records=records, offset=offset, limit=PREVIEW_PAGE)
+    page = previews.preview(dataset, get_store(), offset, PREVIEW_PAGE)
+    context = dict(dataset=dataset, page=page, offset=offset, limit=PREVIEW_PAGE)
     if is_htmx():
         return render_template("datasets/_preview.html", **context)
     return render_template("datasets/detail.html", **context)
+
+
+@bp.get("/<int:dataset_id>/records/<int:position>")
+@login_required
+def record(dataset_id: int, position: int):
+    """One example whole, for a preview that shortened it."""
+    dataset = Dataset.get_owned(dataset_id, current_user)
+    whole = previews.whole_record(dataset, get_store(), position)
+    return render_template("datasets/record.html", dataset=dataset, record=whole, position=position)
 
 
 @bp.route("/<int:dataset_id>", methods=["DELETE"])

@@ -212,6 +212,16 @@ class KaggleBackend:
                 raise BackendError(f"Kaggle is still processing the dataset {dataset}", transient=True)
             time.sleep(self.patience.dataset_check_seconds)
 
+    def delete_dataset(self, ref: dict) -> bool:
+        """Delete the job's private dataset from Kaggle (the sweeper's opt-in clean-up); False when it is gone."""
+        dataset = ref.get("dataset")
+        if not dataset or self._retrying(lambda: self._dataset_status(dataset)) is None:
+            return False
+        owner, slug = dataset.split("/", 1)
+        self._retrying(lambda: self.api.dataset_delete(owner, slug, no_confirm=True))
+        log.info("deleted Kaggle dataset %s", dataset)
+        return True
+
     # -- submit: the kernel -------------------------------------------------------------------------------------
 
     def submit(self, inputs: TrainingInputs, ref: dict) -> dict:

@@ -1,0 +1,116 @@
+"""Validation holds one record at a time, whatever the file: per-record limits in every reader, bounded statistics."""
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator
+
+import pytest
+
+from app.datasets.stats import StatsAccumulator
+from app.datasets.validation import ValidationOptions, validate
+from tests.datasets.files import as_jsonl, examples
+
+MIB = 1024 * 1024
+LIMIT = 64 * 1024
+GOOD_CSV = b"text\n" + b"".join(f"row {i}\n".encode() for i in range(12))
+
+
+def check(data: bytes, file_format: str, chunk_size: int = 8192, **options):
+    """Validate data delivered in chunks; returns the report and the kept records."""
+    kept = []
+    chunks = (data[i:i + chunk_size] for i in range(0, len(data), chunk_size))
+    options = {"max_record_bytes": LIMIT, **options}
+    return validate(chunks, ValidationOptions(file_format=file_format, **options), kept.append), kept
+
+
+def problems_of(report) -> list[tuple[int, str]]:
+    """(line, kind) of each listed problem."""
+    return [(p.line, p.kind) for p in report.problems]
+
+
+def test_csv_row_of_many_fields_over_the_limit_is_too_long_on_its_line():
+    wide = b"a," * LIMIT + b"a\n"
+    report, kept = check(GOOD_CSV + wide + b"after\n", "csv")
+    assert problems_of(report) == [(14, "too_long")]
+    assert len(kept) == 13, "the row after the long one is still read"
+
+
+def test_csv_field_over_the_limit_is_too_long_and_the_file_goes_on():
+    huge = b'"' + b"x\n" * LIMIT + b'"\n'
+    report, kept = check(GOOD_CSV + huge + b"after\n", "csv")
+    assert problems_of(report) == [(14 + LIMIT, "too_long")], "the row's last line, as for every CSV problem"
+    assert not report.fatal and len(kept) == 13
+
+
+def test_csv_quoted_newlines_and_doubled_quotes_stay_inside_their_field():
+    data = b'prompt,completion\n"say ""hi""\nplease",ok\n' + b"".join(f"p{i},c{i}\r\n".encode() for i in range(11))
+    report, kept = check(data, "csv", chunk_size=3)
+    assert report.ready, report.as_dict()
+    assert kept[0] == {"prompt": 'say "hi"\nplease', "completion": "ok"}
+
+
+def test_csv_bad_bytes_are_an_encoding_problem_of_their_row_only():
+    data = GOOD_CSV + "café\n".encode("latin-1") + b"after\n"
+    report, kept = check(data, "csv")
+    assert problems_of(report) == [(14, "encoding")] and len(kept) == 13
+
+
+def test_problem_messages_stay_short_whatever_the_record_holds():
+    key = "k" * 50_000
+    report, _ = check(as_jsonl(examples("text")) + as_jsonl([{key: "v"}]), "jsonl")
+    assert report.problems and all(len(problem.message) < 1000 for problem in report.problems)
+
+
+def generated(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """The file as chunks, produced as read, so that the test itself holds none of it."""
+    yield from pieces
+
+
+def repeat(unit: bytes, total: int) -> Iterator[bytes]:
+    """unit repeated to about total bytes, in 1 MiB chunks."""
+    block = unit * (MIB // len(unit))
+    for _ in range(max(1, total // len(block))):
+        yield block
+
+
+WORST_CASES = {
+    "one huge CSV row": ("csv", lambda: [b"text\n", *repeat(b"a,", 8 * MIB), b"\n"]),
+    "one huge CSV field": ("csv", lambda: [b'text\n"', *repeat(b"a", 8 * MIB), b'"\n']),
+    "one huge JSONL line": ("jsonl", lambda: [b'{"text": "', *repeat(b"x", 8 * MIB), b'"}\n']),
+    "one huge JSON item": ("json", lambda: [b'[{"text": "', *repeat(b"x", 8 * MIB), b'"}]']),
+    "deep nesting": ("jsonl", lambda: [b'{"text": "a", "x": ' + b"[" * 400_000 + b"]" * 400_000 + b"}\n"] * 8),
+    "many tiny values in one record": ("jsonl", lambda: [b'{"text": "a", "x": [' + b"{}," * 300_000 + b"{}]}\n"] * 4),
+    "many tiny records": ("jsonl", lambda: (b'{"text": "%d"}\n' % i for i in range(100_000))),
+}
+
+
+@pytest.mark.parametrize("case", WORST_CASES)
+def test_validation_memory_stays_within_a_constant_of_the_largest_record(case):
+    file_format, pieces = WORST_CASES[case]
+    tracemalloc.start()
+    try:
+        validate(generated(iter(pieces())), ValidationOptions(file_format=file_format, max_record_bytes=MIB),
+                 lambda record: None)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * MIB, f"{case}: {peak / MIB:.1f} MiB for records of at most 1 MiB"
+
+
+def test_duplicates_beyond_the_exact_cap_are_counted_approximately_and_labelled():
+    stats = StatsAccumulator(2048, exact_duplicates=100)
+    for index in list(range(1000)) + list(range(900, 1000)):
+        stats.add({"text": f"record {index}"})
+    result = stats.result()
+    assert result["duplicates_method"] == "approximate" and "filter" in result["duplicates_note"]
+    assert 100 <= result["duplicates"] <= 103, "a false positive of the filter is rare, never a miss"
+
+
+def test_length_statistics_come_from_counts_per_length():
+    stats = StatsAccumulator(100)
+    for length in [40 * (i + 1) for i in range(20)] + [40]:
+        stats.add({"text": "x" * length})
+    result = stats.result()
+    assert result["example_tokens"] == {"min": 10, "p50": 100, "p95": 190, "max": 200, "mean": 100.5}
+    assert result["over_max_seq_length"] == 10 and result["duplicates"] == 1
+    assert result["duplicates_method"] == "exact"
