@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from app.datasets.records import MAX_DEPTH
+from trainer.records import MAX_DEPTH
 
 # A record of this many values (objects, arrays and array items or object members) takes a few MiB once
 # parsed; a chat of ten thousand messages stays well below it.
