@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import Flask
 
-from app import __version__, cli, db, error_handlers, extensions, logs, metrics, queue, security
+from app import __version__, cli, db, error_handlers, extensions, i18n, logs, metrics, queue, security
 from app.api.routes import bp as api_bp
 from app.logs import configure_logging
 from app.ops.routes import bp as ops_bp
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Before CSRF and authentication, so redirects and rate limits come first (error pages need the database).
     security.init_app(app)
     extensions.init_app(app)
+    i18n.init_app(app)
     queue.init_app(app)
     metrics.init_app(app)
     register_blueprints(app)

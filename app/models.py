@@ -196,3 +196,6 @@ class Installation(BaseModel):
 
 
 ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Installation]
+# The columns that name stored objects. The sweeper keeps what they name and a restore must find it all; a new
+# kind of stored object is added here (tests/deploy/test_backup_restore.py checks every *_key column is).
+OBJECT_KEY_COLUMNS = ((Dataset, ("object_key", "normalized_key", "index_key")), (Artifact, ("object_key",)))

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # Read by gunicorn.conf.py before the app is imported (prometheus_client needs it first); typed here.
     prometheus_multiproc_dir: Path | None = None
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # The pages' language when neither the user nor the browser names one the Studio has (app/i18n.py).
+    default_locale: Literal["en", "es"] = "en"
 
     database_url: str = ""
     db_host: str = ""

@@ -23,7 +23,7 @@ from app.datasets import service as datasets
 from app.jobs import states
 from app.jobs.context import JobContext
 from app.jobs.leases import lease_is_live
-from app.models import Artifact, Dataset, Job, utcnow
+from app.models import OBJECT_KEY_COLUMNS, Dataset, Job, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,8 @@ DAY_SECONDS = 24 * 3600
 DAILY_REPEATS = 100 * 365
 WAITING = ("queued", "scheduled", "deferred", "started")
 LOCK_KEY, LOCK_SECONDS = "studio:sweeper-lock", 3600
-# Objects live under these prefixes; every column that points at one is listed, or the sweep would take the
-# object for an orphan (a new kind of stored object must be added here).
+# Objects live under these prefixes; what models.OBJECT_KEY_COLUMNS names is kept, the rest is an orphan.
 PREFIXES = ("datasets/", "jobs/")
-REFERENCES = ((Dataset, ("object_key", "normalized_key", "index_key")), (Artifact, ("object_key",)))
 BATCH = 500
 
 
@@ -150,7 +148,7 @@ def _batches(keys: Iterator[str]) -> Iterator[list[str]]:
 def _referenced(keys: list[str]) -> set[str]:
     """Which of the keys a row points to."""
     found = set()
-    for model, columns in REFERENCES:
+    for model, columns in OBJECT_KEY_COLUMNS:
         for column in columns:
             field = getattr(model, column)
             found.update(row[0] for row in model.select(field).where(field.in_(keys)).tuples())

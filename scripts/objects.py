@@ -31,6 +31,7 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
+from app.models import OBJECT_KEY_COLUMNS
 from app.settings import Settings
 from app.storage import PART_SIZE, validate_key
 
@@ -38,8 +39,8 @@ MANIFEST = "objects.sha256"
 PREFIX = "objects/"
 CONTENT_TYPE_HEADER = "STUDIO.content_type"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-# The columns that hold object keys: a restore must find in the bucket every object they name.
-REFERENCES = {"dataset": ("object_key", "normalized_key"), "artifact": ("object_key",)}
+# The tables and columns that hold object keys: a restore must find in the bucket every object they name.
+REFERENCES = {model._meta.table_name: columns for model, columns in OBJECT_KEY_COLUMNS}
 COPY_HEADER = re.compile(r'^COPY (?:"?\w+"?\.)?"?(\w+)"? \((.*)\) FROM stdin;$')
 
 log = logging.getLogger("scripts.objects")

@@ -8,7 +8,7 @@ import pytest
 
 from app.datasets.stats import StatsAccumulator
 from app.datasets.validation import ValidationOptions, validate
-from tests.datasets.files import as_jsonl, examples
+from tests.support.data import as_jsonl, examples
 
 MIB = 1024 * 1024
 LIMIT = 64 * 1024

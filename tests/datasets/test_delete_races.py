@@ -6,9 +6,10 @@ from app.db import database
 from app.factory import create_app
 from app.models import Dataset
 from app.storage import S3ObjectStore, StorageError
-from tests.datasets.conftest import bucket_keys, upload
-from tests.datasets.files import as_jsonl, examples
-from tests.support.seaweed import free_port, seaweed_server
+from tests.support.datasets import bucket_keys, upload
+from tests.support.data import as_jsonl, examples
+from tests.support.ports import free_port
+from tests.support.seaweed import seaweed_server
 from workers import tasks
 
 

@@ -6,9 +6,9 @@ import json
 from app.datasets import service
 from app.db import database
 from app.models import Dataset
-from tests.conftest import login
-from tests.datasets.conftest import upload
-from tests.datasets.files import as_jsonl, examples
+from tests.support.accounts import login
+from tests.support.datasets import upload
+from tests.support.data import as_jsonl, examples
 
 
 def count_reads(store) -> dict:

@@ -1,0 +1,35 @@
+"""The interface's language: Flask-Babel set up, and which language a request is answered in.
+
+The language is the user's own choice (a saved setting, or one made before signing in and kept in the
+session), else the best match for the browser's Accept-Language, else the deployment's DEFAULT_LOCALE.
+Only the pages are translated: the JSON APIs keep English messages and stable error codes.
+"""
+from __future__ import annotations
+
+from flask import Flask, current_app, request, session
+from flask_babel import Babel, get_locale
+from flask_login import current_user
+
+from app.settings import PROJECT_ROOT
+
+# The languages with a catalog in translations/, by code, as each calls itself (for the language switch).
+LANGUAGES = {"en": "English", "es": "Español"}
+SESSION_KEY = "locale"
+
+
+def init_app(app: Flask) -> None:
+    """Attach Flask-Babel with the Studio's catalogs and locale selector."""
+    settings = app.extensions["settings"]
+    app.config.update(BABEL_DEFAULT_LOCALE=settings.default_locale,
+                      BABEL_TRANSLATION_DIRECTORIES=str(PROJECT_ROOT / "translations"))
+    Babel(app, locale_selector=select_locale)
+    app.jinja_env.globals.update(get_locale=get_locale, languages=LANGUAGES)
+
+
+def select_locale() -> str:
+    """The user's saved language, else the session's, else the browser's best match, else the default."""
+    chosen = getattr(current_user, "locale", None) or session.get(SESSION_KEY)
+    if chosen in LANGUAGES:
+        return chosen
+    default = current_app.extensions["settings"].default_locale
+    return request.accept_languages.best_match(LANGUAGES, default=default)
