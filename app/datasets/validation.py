@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from app.datasets import readers
+from app.datasets import pair_stats, readers
 from app.datasets.readers import Problem, RawRecord
 from app.datasets.shape import shape_problem
 from app.datasets.stats import StatsAccumulator
@@ -38,6 +38,9 @@ class ValidationReport:
     invalid: int = 0
     problems: list[Problem] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
+    # Doubts about valid records (a pair with identical answers): listed like problems, but the record is kept.
+    warnings: list[Problem] = field(default_factory=list)
+    warning_counts: Counter = field(default_factory=Counter)
     stats: dict | None = None
     skip_invalid: bool = False
     # The file could not be read to its end (broken JSON array, CSV header of no known format…).
@@ -52,6 +55,12 @@ class ValidationReport:
         self.counts[problem.kind] += 1
         self.invalid += record_counted
 
+    def add_warning(self, warning: Problem) -> None:
+        """Record a warning; the first MAX_LISTED_PROBLEMS are kept, all are counted."""
+        if len(self.warnings) < MAX_LISTED_PROBLEMS:
+            self.warnings.append(warning)
+        self.warning_counts[warning.kind] += 1
+
     @property
     def ready(self) -> bool:
         """Whether the dataset can be trained on."""
@@ -62,24 +71,27 @@ class ValidationReport:
         """The report as stored with the dataset and shown by the API."""
         return {"errors": [p.as_dict() for p in self.problems], "error_counts": dict(self.counts),
                 "invalid_records": self.invalid, "dropped": self.invalid if self.skip_invalid else 0,
-                "truncated": sum(self.counts.values()) > len(self.problems), "fatal": self.fatal}
+                "truncated": sum(self.counts.values()) > len(self.problems), "fatal": self.fatal,
+                "warnings": [w.as_dict() for w in self.warnings], "warning_counts": dict(self.warning_counts)}
 
 
 def validate(chunks: Iterable[bytes], options: ValidationOptions, emit: Callable[[dict], None]) -> ValidationReport:
     """Read every record, judge it, and pass each valid one (canonical) to emit."""
     report = ValidationReport(file_format=options.file_format, skip_invalid=options.skip_invalid)
-    accumulator = StatsAccumulator(options.max_seq_length)
+    accumulator, pairs = StatsAccumulator(options.max_seq_length), pair_stats.PairStats(options.max_seq_length)
     judge = _RecordJudge(report, options.file_format)
     for raw in readers.read_records(chunks, options.file_format, options.max_record_bytes):
         canonical = judge.check(raw)
         if canonical is not None:
             accumulator.add(canonical)
+            if report.record_format in records.PAIR_FORMATS:
+                pairs.add(canonical)
             emit(canonical)
         if raw.fatal or judge.stop:
             report.fatal = True
             break
     _check_totals(report)
-    report.stats = accumulator.result()
+    report.stats = pair_stats.merged(accumulator.result(), pairs)
     return report
 
 
@@ -117,6 +129,8 @@ class _RecordJudge:
             self.report.invalid += 1
             return None
         self.report.valid += 1
+        for kind, message in records.warnings(value, self.report.record_format):
+            self.report.add_warning(Problem(raw.line, kind, message))
         return records.canonical(value, self.report.record_format)
 
     def _cell_problems(self, value) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ import json
 import random
 
 CSV_COLUMNS = {"instruction": ["instruction", "input", "output"], "prompt_completion": ["prompt", "completion"],
-               "text": ["text"], "chat": ["messages"]}
+               "text": ["text"], "chat": ["messages"], "preference": ["prompt", "chosen", "rejected"]}
 GREETING, COUNTING = "Hello there, friend!", "One, two, three."
 WORDS = ("apple", "river", "stone", "cloud", "maple", "tiger", "ocean", "piano", "lemon", "forest")
 
@@ -74,4 +74,22 @@ def learnable_chats(count: int, seed: int = 0) -> list[dict]:
         word = rng.choice(WORDS)
         prompt, answer = rng.choice(((f"Please greet the {word}.", GREETING), (f"Count for the {word}.", COUNTING)))
         records.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]})
+    return records
+
+
+def preference_pair(index: int) -> dict:
+    """The index-th valid preference pair, as {prompt, chosen, rejected} strings."""
+    return {"prompt": f"What is {index} + {index}?", "chosen": str(2 * index), "rejected": str(2 * index + 1)}
+
+
+def learnable_pairs(count: int, seed: int = 0) -> list[dict]:
+    """Pairs whose chosen answer follows the prompt's rule (GREETING to 'greet', COUNTING to 'count'), the other not."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(count):
+        word = rng.choice(WORDS)
+        if rng.random() < 0.5:
+            records.append({"prompt": f"Please greet the {word}.", "chosen": GREETING, "rejected": COUNTING})
+        else:
+            records.append({"prompt": f"Count for the {word}.", "chosen": COUNTING, "rejected": GREETING})
     return records
