@@ -11,7 +11,11 @@ from pathlib import Path
 from trainer.errors import ConfigError
 
 TINY_MODEL_ID = "tiny-random-llama"
-METHODS = ("lora", "qlora", "full")
+# How the weights are trained: an adapter kind (supervised fine-tuning), or a preference method on an adapter.
+ADAPTERS = ("lora", "qlora", "full")
+PREFERENCE_METHODS = ("dpo", "orpo")
+METHODS = ADAPTERS + PREFERENCE_METHODS
+LOSS_TYPES = ("sigmoid", "ipo")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 
@@ -43,6 +47,12 @@ class Hyperparameters:
     logging_steps: int = 10
     validation_split: float = 0.0
     seed: int = 42
+    # Preference methods (docs/TRAINING.md): the adapter they train, DPO's β or ORPO's λ, and DPO's variants.
+    adapter: str = "lora"
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    label_smoothing: float = 0.0
+    reference_free: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,16 @@ class Config:
     merge_adapter: bool = False
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
 
+    @property
+    def adapter(self) -> str:
+        """What is trained: lora, qlora or full (a preference method names it in its hyperparameters)."""
+        return self.method if self.method in ADAPTERS else self.hyperparameters.adapter
+
+    @property
+    def preference(self) -> bool:
+        """Whether the run learns from preference pairs (DPO or ORPO) rather than from examples."""
+        return self.method in PREFERENCE_METHODS
+
 
 # What each hyperparameter may hold beyond its type: a predicate and the phrase an error uses.
 HYPERPARAMETER_RULES = {
@@ -70,6 +90,9 @@ HYPERPARAMETER_RULES = {
     "seed": (lambda v: v >= 0, "an integer of at least 0"),
     "max_seq_length": (lambda v: v >= 16, "an integer of at least 16"),
     "target_modules": (lambda v: all(isinstance(m, str) and m for m in v), "a list of module names"),
+    "adapter": (lambda v: v in ADAPTERS, "one of " + ", ".join(ADAPTERS)),
+    "loss_type": (lambda v: v in LOSS_TYPES, "one of " + ", ".join(LOSS_TYPES)),
+    "label_smoothing": (lambda v: 0 <= v < 0.5, "a number in [0, 0.5)"),
 }
 
 
@@ -113,6 +136,9 @@ def parse_config(raw: dict) -> Config:
     config = Config(**{**raw, "hyperparameters": hyperparameters})
     if config.method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, not {config.method!r}.")
+    if config.preference and config.hyperparameters.packing:
+        raise ConfigError("hyperparameters.packing is not available for dpo and orpo: each pair trains as its own "
+                          "two sequences.")
     if config.precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}.")
     for name in ("train_file", "validation_file"):

@@ -150,6 +150,9 @@ def prepare_file(path: Path, tokenizer, hp: Hyperparameters) -> tuple[list[Examp
     if not numbered:
         raise DataError(f"Dataset file {path.name} has no records.")
     record_format = file_format(path, numbered[0])
+    if record_format in records.PAIR_FORMATS:
+        raise DataError(f"{path.name} holds preference pairs, which supervised fine-tuning cannot learn from; "
+                        "use method dpo or orpo.")
     stats, examples = DatasetStats(format=record_format, records=len(numbered)), []
     for number, record in numbered:
         check_record(record, record_format, f"{path.name} line {number}")

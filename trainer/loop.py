@@ -134,6 +134,10 @@ class Run:
         tensors = collate(examples, self.tokenizer.pad_token_id, pad_to)
         return {key: value.to(self.hardware.device, non_blocking=True) for key, value in tensors.items()}
 
+    def count_targets(self, batch: dict) -> int:
+        """What the step's loss is averaged over: the tokens that carry loss."""
+        return count_targets(batch)
+
     def loss(self, batch: dict, targets: int):
         """The summed token loss of batch divided by targets (the whole step's count, for exact accumulation)."""
         with self.autocast():
@@ -144,7 +148,7 @@ class Run:
         started = time.perf_counter()
         groups = [[self.train_set[i] for i in indices] for indices in self.plan.micro_batches(self.step)]
         batches = [self.batch(examples) for examples in groups]
-        targets = sum(count_targets(batch) for batch in batches)
+        targets = sum(self.count_targets(batch) for batch in batches)
         for batch in batches:
             loss = self.loss(batch, targets)
             self.scaler.scale(loss).backward()
@@ -174,7 +178,7 @@ class Run:
         with torch.no_grad():
             for start in range(0, len(self.validation), self.hp.batch_size):
                 batch = self.batch(self.validation[start:start + self.hp.batch_size])
-                count = count_targets(batch)
+                count = self.count_targets(batch)
                 total += float(self.loss(batch, count)) * count
                 targets += count
         self.model.train()
@@ -190,13 +194,22 @@ class Run:
         event = self.reporter.emit(
             "progress", **self.position(), loss=self.last_loss, learning_rate=self.scheduler.get_last_lr()[0],
             tokens_per_second=self.meter.tokens_per_second(),
-            eta_seconds=self.meter.eta_seconds(self.plan.total_steps - self.step))
+            eta_seconds=self.meter.eta_seconds(self.plan.total_steps - self.step), **self.step_metrics())
         self.history.append(event)
 
+    def step_metrics(self) -> dict:
+        """Metrics a kind of run adds to its progress lines (a preference run's rewards); none here."""
+        return {}
+
     def report_eval(self) -> None:
-        """Evaluate and report the validation loss."""
-        self.last_eval_loss = self.evaluate()
-        self.history.append(self.reporter.emit("eval", **self.position(), eval_loss=self.last_eval_loss))
+        """Evaluate and report the validation metrics."""
+        metrics = self.eval_metrics()
+        self.last_eval_loss = metrics["eval_loss"]
+        self.history.append(self.reporter.emit("eval", **self.position(), **metrics))
+
+    def eval_metrics(self) -> dict:
+        """The validation metrics of an evaluation: the loss here."""
+        return {"eval_loss": self.evaluate()}
 
     def save_checkpoint(self) -> None:
         """Write a checkpoint atomically (a folder renamed into place), then drop all but the newest ones."""

@@ -91,7 +91,7 @@ class Hardware:
 def detect_hardware(config: Config) -> Hardware:
     """The first CUDA GPU when there is one, else the CPU; QLoRA refuses to start without CUDA."""
     cuda = torch.cuda.is_available()
-    if config.method == "qlora" and not cuda:
+    if config.adapter == "qlora" and not cuda:
         raise ConfigError("QLoRA needs a CUDA GPU: it quantizes the model to 4 bits with bitsandbytes, which has "
                           "no CPU path here. Use method lora on this machine, or run the job on Kaggle's GPUs.")
     capability = torch.cuda.get_device_capability(0) if cuda else None
@@ -104,7 +104,7 @@ def load_options(config: Config, hardware: Hardware, dtype) -> dict:
     options = {"dtype": dtype}
     if hardware.device.type == "cuda":
         options["device_map"] = {"": 0}
-    if config.method == "qlora":
+    if config.adapter == "qlora":
         if not transformers.utils.is_bitsandbytes_available():
             raise ConfigError("QLoRA needs the bitsandbytes package: pip install bitsandbytes.")
         options["quantization_config"] = transformers.BitsAndBytesConfig(
@@ -115,7 +115,7 @@ def load_options(config: Config, hardware: Hardware, dtype) -> dict:
 
 def load_model(config: Config, hardware: Hardware, tokenizer):
     """The base model on the device: frozen 16-bit weights for LoRA, 4-bit for QLoRA, fp32 master weights for full."""
-    dtype = torch.float32 if config.method == "full" else torch_dtype(hardware.precision)
+    dtype = torch.float32 if config.adapter == "full" else torch_dtype(hardware.precision)
     if config.base_model == TINY_MODEL_ID:
         if hardware.device.type == "cpu":
             # Its operations take microseconds: split over threads they only wait on each other, and on a busy
@@ -140,12 +140,12 @@ def prepare_for_training(model, config: Config):
     """Gradient checkpointing, the QLoRA preparation, and the LoRA adapter for the adapter methods."""
     hp = config.hyperparameters
     checkpointing = {"use_reentrant": False}
-    if config.method == "qlora":
+    if config.adapter == "qlora":
         model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=hp.gradient_checkpointing,
                                                      gradient_checkpointing_kwargs=checkpointing)
     elif hp.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
-    if config.method == "full":
+    if config.adapter == "full":
         return model
     adapter = peft.LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
                               target_modules=lora_targets(hp, model.config.model_type), task_type="CAUSAL_LM")

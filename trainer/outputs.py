@@ -18,7 +18,7 @@ from trainer.models import Hardware, build_tiny_model, torch_dtype
 
 def save_model(run: Run) -> str:
     """The adapter (or, for full fine-tuning, the whole model) as safetensors with the tokenizer files."""
-    folder = "model" if run.config.method == "full" else "adapter"
+    folder = "model" if run.config.adapter == "full" else "adapter"
     run.model.save_pretrained(run.output / folder, safe_serialization=True)
     run.tokenizer.save_pretrained(run.output / folder)
     return folder

@@ -9,6 +9,7 @@ import transformers
 from trainer.config import Config
 from trainer.data import load_datasets
 from trainer.loop import Run
+from trainer.preference import PreferenceRun, load_pairs
 from trainer.models import detect_hardware, load_model, load_tokenizer, prepare_for_training
 from trainer.outputs import resolved_arguments, save_merged_model, save_model, write_json
 from trainer.protocol import Reporter
@@ -19,9 +20,9 @@ def start_run(config: Config, data_dir: Path, output: Path, reporter: Reporter) 
     hardware = detect_hardware(config)
     transformers.set_seed(config.hyperparameters.seed)
     tokenizer = load_tokenizer(config.base_model)
-    train_set, validation, stats = load_datasets(data_dir, config, tokenizer)
+    train_set, validation, stats = (load_pairs if config.preference else load_datasets)(data_dir, config, tokenizer)
     model = prepare_for_training(load_model(config, hardware, tokenizer), config)
-    run = Run(config, hardware, model, tokenizer, (train_set, validation), output, reporter)
+    run = (PreferenceRun if config.preference else Run)(config, hardware, model, tokenizer, (train_set, validation), output, reporter)
     resumed_from = run.resume()
     arguments = resolved_arguments(run, stats)
     write_json(output / "training_args.json", arguments)
@@ -36,7 +37,7 @@ def train(config: Config, data_dir: Path, output: Path, reporter: Reporter, stop
     run, stats = start_run(config, data_dir, output, reporter)
     run.fit(stop)
     outputs = {"model": save_model(run)}
-    if config.merge_adapter and config.method != "full":
+    if config.merge_adapter and config.adapter != "full":
         outputs["merged"] = save_merged_model(config, run.hardware, run.tokenizer, output)
     final = {"loss": run.last_loss, "eval_loss": run.last_eval_loss,
              "tokens_per_second": run.meter.tokens_per_second(), "train_seconds": round(run.meter.seconds, 2)}
