@@ -12,6 +12,9 @@ PROGRESS_PREFIX = "@@studio "
 EVENT_TYPES = ("start", "progress", "eval", "checkpoint", "done", "error")
 PROGRESS_KEYS = ("step", "total_steps", "epoch", "loss", "eval_loss", "learning_rate", "tokens_per_second",
                  "eta_seconds")
+# What a preference run (DPO, ORPO) adds: to its progress lines, and to its evaluations.
+PREFERENCE_KEYS = ("rewards_chosen", "rewards_rejected", "reward_margin", "reward_accuracy")
+PREFERENCE_EVAL_KEYS = ("eval_reward_margin", "eval_reward_accuracy")
 # The exit status of a run stopped by SIGTERM after saving a checkpoint: whoever stopped it may resume it.
 EXIT_INTERRUPTED = 75
 
