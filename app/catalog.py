@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainer.config import METHODS
+from trainer.config import ADAPTERS, METHODS, PREFERENCE_METHODS
 
 GB = 1e9
 PROJECTIONS = ("q", "k", "v", "o", "gate", "up", "down")  # what LoRA adapts by default (trainer/models.py)
@@ -12,6 +12,9 @@ LOGIT_BYTES = 12  # per vocabulary entry and token at the loss: 16-bit logits, f
 CUDA_CONTEXT_GB = 0.4  # the CUDA context and cuBLAS workspaces, outside PyTorch's allocator
 FRAGMENTATION = 0.08  # the caching allocator reserves this much more than it hands out, typically
 T4_GB = 16
+# DPO's reference pass keeps no activations for a backward pass, only its logits: 16-bit, and the fp32 copy the
+# log-probabilities are taken from.
+REFERENCE_LOGIT_BYTES = 6
 
 
 class UnknownModel(KeyError):
@@ -208,21 +211,46 @@ def activation_bytes(entry: ModelEntry, method: str, tokens: int, batch_size: in
 
 def estimate_memory(model_id_or_entry: str | ModelEntry, method: str, max_seq_length: int, batch_size: int,
                     gradient_checkpointing: bool = True, *, lora_r: int = 16,
-                    lora_targets: tuple[str, ...] = PROJECTIONS, lora_dropout: float = 0.05) -> MemoryEstimate:
-    """Peak GPU memory of training with AdamW on batches of batch_size sequences of max_seq_length tokens."""
+                    lora_targets: tuple[str, ...] = PROJECTIONS, lora_dropout: float = 0.05,
+                    preference: str | None = None, reference_free: bool = False) -> MemoryEstimate:
+    """Peak GPU memory of training with AdamW on batches of batch_size sequences (pairs, for a preference method:
+    dpo or orpo) of max_seq_length tokens."""
     entry = model_id_or_entry if isinstance(model_id_or_entry, ModelEntry) else get_entry(model_id_or_entry)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}")
+    if method not in ADAPTERS:
+        raise ValueError(f"method must be one of {', '.join(ADAPTERS)}")
     targets = () if method == "full" else lora_targets
     trainable = entry.parameters if method == "full" else lora_parameters(entry.architecture, lora_r, targets)
     # AdamW keeps two fp32 moments; gradients are fp32; LoRA weights are fp32 too (full's are in weight_bytes).
     trainable_bytes = trainable * (4 + 8 + (0 if method == "full" else 4))
-    activations = activation_bytes(entry, method, max_seq_length * batch_size, batch_size, gradient_checkpointing,
+    sequences = batch_size * (2 if preference else 1)  # a pair trains as two sequences
+    activations = activation_bytes(entry, method, max_seq_length * sequences, sequences, gradient_checkpointing,
                                    targets, lora_dropout)
-    peak = (weight_bytes(entry, method) + trainable_bytes + activations) / GB
-    return MemoryEstimate(entry.id, method, max_seq_length, batch_size, gradient_checkpointing, trainable,
-                          weights_gb=weight_bytes(entry, method) / GB, trainable_gb=trainable_bytes / GB,
+    weights = weight_bytes(entry, method)
+    if preference == "dpo" and not reference_free:
+        activations += reference_pass_bytes(entry, max_seq_length * sequences, max_seq_length, targets, lora_dropout)
+        weights += 4 * entry.parameters if method == "full" else 0  # no adapter to switch off: a frozen copy
+    peak = (weights + trainable_bytes + activations) / GB
+    return MemoryEstimate(entry.id, preference or method, max_seq_length, batch_size, gradient_checkpointing,
+                          trainable, weights_gb=weights / GB, trainable_gb=trainable_bytes / GB,
                           activations_gb=activations / GB, overhead_gb=CUDA_CONTEXT_GB + FRAGMENTATION * peak)
+
+
+def reference_pass_bytes(entry: ModelEntry, tokens: int, seq_length: int, targets: tuple[str, ...],
+                         lora_dropout: float) -> float:
+    """DPO's reference forward pass, run while the policy's activations are held: one layer's at a time, and its
+    logits."""
+    per_layer = layer_activation_bytes(entry.architecture, seq_length, targets, lora_dropout)
+    return tokens * (per_layer + REFERENCE_LOGIT_BYTES * entry.architecture.vocab)
+
+
+def estimate_for_method(entry: ModelEntry, method: str, max_seq_length: int, batch_size: int,
+                        gradient_checkpointing: bool = True, *, adapter: str = "lora", reference_free: bool = False,
+                        lora_r: int = 16) -> MemoryEstimate:
+    """The estimate of a job's method: an adapter kind, or a preference method training the given adapter."""
+    if method in PREFERENCE_METHODS:
+        return estimate_memory(entry, adapter, max_seq_length, batch_size, gradient_checkpointing, lora_r=lora_r,
+                               preference=method, reference_free=reference_free)
+    return estimate_memory(entry, method, max_seq_length, batch_size, gradient_checkpointing, lora_r=lora_r)
 
 
 def fits(estimate: MemoryEstimate, gpu_gb: float = T4_GB) -> bool:

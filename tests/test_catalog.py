@@ -89,7 +89,7 @@ def test_lora_weights_are_the_published_16_bit_checkpoint_size(model_id, publish
 
 @pytest.mark.parametrize("entry", [e for e in catalog.CATALOG if not e.demo], ids=lambda entry: entry.id)
 def test_methods_order_as_expected_for_every_model(entry):
-    lora, qlora, full = (catalog.estimate_memory(entry, method, 1024, 4) for method in catalog.METHODS)
+    lora, qlora, full = (catalog.estimate_memory(entry, method, 1024, 4) for method in catalog.ADAPTERS)
     assert qlora.weights_gb < 0.8 * lora.weights_gb  # not 0.25: peft keeps the embeddings in fp32
     assert full.weights_gb + full.trainable_gb > 5 * (lora.weights_gb + lora.trainable_gb)
     assert full.trainable_parameters == entry.parameters > 20 * lora.trainable_parameters

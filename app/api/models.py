@@ -14,8 +14,8 @@ DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE = 4, 256
 def model_dict(entry: catalog.ModelEntry, max_seq_length: int, batch_size: int) -> dict:
     """A catalog entry with, for each method, its memory estimate and whether that fits a T4."""
     memory = {}
-    for method in catalog.METHODS:
-        estimate = catalog.estimate_memory(entry, method, max_seq_length, batch_size)
+    for method in catalog.METHODS:  # dpo and orpo on LoRA
+        estimate = catalog.estimate_for_method(entry, method, max_seq_length, batch_size)
         memory[method] = {**estimate.breakdown(), "fits_t4": catalog.fits(estimate)}
     return {
         "id": entry.id,

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from app.jobs.events import add_events
 from app.models import Job, utcnow
-from trainer.protocol import parse_progress_line
+from trainer.protocol import PREFERENCE_EVAL_KEYS, PREFERENCE_KEYS, parse_progress_line
 
-# Progress keys copied into the job's latest metrics.
-METRIC_KEYS = ("loss", "eval_loss", "learning_rate", "tokens_per_second", "eta_seconds")
+# Progress keys copied into the job's latest metrics (a preference run's rewards too).
+METRIC_KEYS = ("loss", "eval_loss", "learning_rate", "tokens_per_second", "eta_seconds", *PREFERENCE_KEYS,
+               *PREFERENCE_EVAL_KEYS)
 # Beyond this many log lines a job keeps only its progress: a chatty run must not fill the database.
 MAX_LOG_EVENTS = 20_000
 

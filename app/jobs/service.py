@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from app import catalog
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -11,7 +11,8 @@ from app.jobs.backends import Backend
 from app.jobs.events import add_event, move
 from app.models import Dataset, Job, User, utcnow
 from app.pagination import Page, paginate
-from trainer.config import METHODS, ConfigError, Hyperparameters, parse_hyperparameters
+from trainer.config import METHODS, PREFERENCE_METHODS, ConfigError, Hyperparameters, parse_hyperparameters
+from trainer.records import PAIR_FORMATS
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 MAX_NAME_LENGTH = 200
@@ -22,7 +23,13 @@ PRESETS = {
                  "max_seq_length": 1024, "lora_r": 16, "lora_alpha": 32},
     "thorough": {"epochs": 5, "learning_rate": 1e-4, "batch_size": 4, "gradient_accumulation_steps": 8,
                  "max_seq_length": 2048, "lora_r": 32, "lora_alpha": 64, "warmup_ratio": 0.05},
+    # Preference tuning moves a model that already answers well, so it takes a far lower learning rate than SFT
+    # and few passes; β 0.1 is DPO's usual strength (and ORPO's λ from its paper).
+    "preference": {"epochs": 1, "learning_rate": 5e-5, "batch_size": 4, "gradient_accumulation_steps": 4,
+                   "max_seq_length": 1024, "lora_r": 16, "lora_alpha": 32, "warmup_ratio": 0.1, "beta": 0.1},
 }
+# The preset a job without one gets, by whether its method learns from examples or from pairs.
+DEFAULT_PRESETS = {False: "balanced", True: "preference"}
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,11 @@ def create_job(owner: User, request: JobRequest, backends: dict[str, Backend]) -
     validation = None
     if request.validation_dataset_id not in (None, ""):
         validation = _ready_dataset(owner, request.validation_dataset_id, "validation_dataset_id", problems)
-    hyperparameters = check_hyperparameters(request.preset, request.hyperparameters, problems)
+    hyperparameters = check_hyperparameters(request.preset, request.hyperparameters, problems,
+                                            DEFAULT_PRESETS[request.method in PREFERENCE_METHODS])
     _check_choices(request, backends, problems)
+    _check_method_fits(request, hyperparameters, {"dataset_id": dataset, "validation_dataset_id": validation},
+                       problems)
     if problems:
         raise ValidationFailed("The job has invalid fields.", details=problems)
     estimate = memory_warning(request, hyperparameters, backends[request.backend].gpu_gb)
@@ -81,14 +91,15 @@ def _ready_dataset(owner: User, dataset_id, field: str, problems: dict) -> Datas
     return dataset
 
 
-def check_hyperparameters(preset: str | None, given: dict | None, problems: dict) -> dict:
+def check_hyperparameters(preset: str | None, given: dict | None, problems: dict,
+                          default_preset: str = "balanced") -> dict:
     """The preset's values overridden by the given ones, each checked by the training program's own rules."""
     if preset not in (None, "", *PRESETS):
         problems["preset"] = f"Use one of {', '.join(PRESETS)}."
     if given is not None and not isinstance(given, dict):
         problems["hyperparameters"] = "Send an object of name: value."
         return {}
-    merged = {**PRESETS.get(preset or "balanced", {}), **(given or {})}
+    merged = {**PRESETS.get(preset or default_preset, {}), **(given or {})}
     for name, value in merged.items():
         try:
             parse_hyperparameters({name: value})
@@ -110,15 +121,31 @@ def _check_choices(request: JobRequest, backends: dict[str, Backend], problems: 
         problems["backend"] = "; ".join(backends[request.backend].configuration_problems())
 
 
+def _check_method_fits(request: JobRequest, hyperparameters: dict, datasets: dict, problems: dict) -> None:
+    """A preference method (dpo, orpo) trains on preference datasets only, and the other methods never on them."""
+    pairs_wanted = request.method in PREFERENCE_METHODS
+    for field, dataset in datasets.items():
+        if dataset is None or field in problems or dataset.format is None:
+            continue
+        if pairs_wanted and dataset.format not in PAIR_FORMATS:
+            problems[field] = (f"Method {request.method} learns from preference pairs, but this dataset is "
+                               f"{dataset.format}: choose a preference dataset, or method lora, qlora or full.")
+        elif not pairs_wanted and dataset.format in PAIR_FORMATS:
+            problems[field] = ("This dataset holds preference pairs, which supervised fine-tuning cannot learn "
+                               "from: use method dpo or orpo.")
+    if pairs_wanted and hyperparameters.get("packing"):
+        problems["hyperparameters.packing"] = "Packing is not available for dpo and orpo: each pair trains whole."
+
+
 def memory_warning(request: JobRequest, hyperparameters: dict, gpu_gb: float | None) -> dict | None:
     """The memory estimate when the job would not fit its backend's GPU (of gpu_gb GB, None: unknown), else None."""
     entry = catalog.find(request.base_model)
     if gpu_gb is None or entry is None or request.method not in METHODS:
         return None
-    defaults = Hyperparameters()
-    estimate = catalog.estimate_memory(
-        entry, request.method, hyperparameters.get("max_seq_length", defaults.max_seq_length),
-        hyperparameters.get("batch_size", defaults.batch_size))
+    values = {**asdict(Hyperparameters()), **hyperparameters}
+    estimate = catalog.estimate_for_method(
+        entry, request.method, values["max_seq_length"], values["batch_size"], adapter=values["adapter"],
+        reference_free=values["reference_free"])
     return None if catalog.fits(estimate, gpu_gb) else {**estimate.breakdown(), "gpu_gb": gpu_gb}
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 from app.errors import ValidationFailed
 from app.jobs.service import PRESETS, JobRequest
-from trainer.config import SCHEDULERS, Hyperparameters
+from trainer.config import ADAPTERS, LOSS_TYPES, SCHEDULERS, Hyperparameters
 
 DEFAULT_PRESET = "balanced"
 DEFAULT_MODEL = "qwen2.5-0.5b-instruct"
@@ -25,11 +25,17 @@ METHOD_CHOICES = {choice.value: choice for choice in (
     Choice("lora", "LoRA", "a small adapter on 16-bit weights"),
     Choice("qlora", "QLoRA", "an adapter on 4-bit weights: least memory; needs a CUDA GPU"),
     Choice("full", "Full", "every weight: small models only"),
+    Choice("dpo", "DPO", "learns which of two answers is better from preference pairs, kept close to the base "
+                         "model (its own reference, adapter off)"),
+    Choice("orpo", "ORPO", "learns the chosen answers and to prefer them over the rejected ones in one pass, "
+                           "with no reference model"),
 )}
 PRESET_CHOICES = tuple(Choice(value, label, help_) for value, label, help_ in (
     ("quick", "Quick test", "1 epoch, short sequences: check the data and the pipeline in minutes."),
     ("balanced", "Balanced", "3 epochs of LoRA r=16: a sound first real run."),
     ("thorough", "Thorough", "5 epochs, a lower learning rate, r=32 and long sequences: the best quality, slowest."),
+    ("preference", "Preference (DPO, ORPO)", "1 epoch at a low learning rate and β 0.1: the usual start for DPO "
+                                             "and ORPO, best after an SFT run."),
 ))
 
 
@@ -47,6 +53,7 @@ class Field:
     optional: bool = False
     choices: tuple[str, ...] = ()
     moves_estimate: bool = False  # a change refreshes the memory estimate
+    preference: bool = False  # only dpo and orpo read it
 
     @property
     def input_id(self) -> str:
@@ -83,6 +90,16 @@ FIELDS: tuple[Field, ...] = (
     Field("gradient_checkpointing", "Gradient checkpointing (less memory, a little slower)", "bool", advanced=True,
           moves_estimate=True),
     Field("train_on_prompt", "Train on the prompts too, not only on the answers", "bool", advanced=True),
+    Field("adapter", "Adapter", "choice", "What DPO and ORPO train: lora, qlora (4-bit, CUDA only) or full.",
+          choices=ADAPTERS, moves_estimate=True, preference=True),
+    Field("beta", "β", "float", "DPO: how far the model may move from its reference (lower: further). ORPO: the "
+          "weight λ of the preference term.", minimum=0, step="any", preference=True),
+    Field("loss_type", "DPO loss", "choice", "sigmoid: the DPO paper's; ipo: a squared loss that overfits less.",
+          choices=LOSS_TYPES, preference=True),
+    Field("label_smoothing", "Label smoothing", "float", "DPO: the share of pairs assumed mislabelled, in [0, 0.5).",
+          minimum=0, step="any", preference=True),
+    Field("reference_free", "Reference-free DPO (no reference pass: less memory and time)", "bool",
+          moves_estimate=True, preference=True),
 )
 BY_NAME = {field.name: field for field in FIELDS}
 CHOICE_FIELDS = ("name", "dataset_id", "validation_dataset_id", "base_model", "method", "backend", "preset")

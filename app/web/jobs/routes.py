@@ -92,7 +92,8 @@ def estimate_of(values) -> views.EstimateView:
     gpu_gb = backends.get(name).gpu_gb if name in backends.names() else None
     return views.estimate_for(values.get("base_model", ""), values.get("method", ""), values.get("max_seq_length"),
                               values.get("batch_size"), values.get("lora_r"), gpu_gb,
-                              bool(values.get("gradient_checkpointing", True)))
+                              bool(values.get("gradient_checkpointing", True)), adapter=values.get("adapter") or "lora",
+                              reference_free=bool(values.get("reference_free")))
 
 
 @bp.get("/new/estimate")
