@@ -12,9 +12,6 @@ LOGIT_BYTES = 12  # per vocabulary entry and token at the loss: 16-bit logits, f
 CUDA_CONTEXT_GB = 0.4  # the CUDA context and cuBLAS workspaces, outside PyTorch's allocator
 FRAGMENTATION = 0.08  # the caching allocator reserves this much more than it hands out, typically
 T4_GB = 16
-# DPO's reference pass keeps no activations for a backward pass, only its logits: 16-bit, and the fp32 copy the
-# log-probabilities are taken from.
-REFERENCE_LOGIT_BYTES = 6
 
 
 class UnknownModel(KeyError):
@@ -226,21 +223,15 @@ def estimate_memory(model_id_or_entry: str | ModelEntry, method: str, max_seq_le
     activations = activation_bytes(entry, method, max_seq_length * sequences, sequences, gradient_checkpointing,
                                    targets, lora_dropout)
     weights = weight_bytes(entry, method)
-    if preference == "dpo" and not reference_free:
-        activations += reference_pass_bytes(entry, max_seq_length * sequences, max_seq_length, targets, lora_dropout)
-        weights += 4 * entry.parameters if method == "full" else 0  # no adapter to switch off: a frozen copy
+    # DPO's reference pass runs before the policy's, without gradients: it is over before the policy's activations
+    # are kept, so it adds a forward pass of time and nothing at the peak, except that full fine-tuning has no
+    # adapter to switch off and keeps a frozen fp32 copy of the weights.
+    if preference == "dpo" and not reference_free and method == "full":
+        weights += 4 * entry.parameters
     peak = (weights + trainable_bytes + activations) / GB
     return MemoryEstimate(entry.id, preference or method, max_seq_length, batch_size, gradient_checkpointing,
                           trainable, weights_gb=weights / GB, trainable_gb=trainable_bytes / GB,
                           activations_gb=activations / GB, overhead_gb=CUDA_CONTEXT_GB + FRAGMENTATION * peak)
-
-
-def reference_pass_bytes(entry: ModelEntry, tokens: int, seq_length: int, targets: tuple[str, ...],
-                         lora_dropout: float) -> float:
-    """DPO's reference forward pass, run while the policy's activations are held: one layer's at a time, and its
-    logits."""
-    per_layer = layer_activation_bytes(entry.architecture, seq_length, targets, lora_dropout)
-    return tokens * (per_layer + REFERENCE_LOGIT_BYTES * entry.architecture.vocab)
 
 
 def estimate_for_method(entry: ModelEntry, method: str, max_seq_length: int, batch_size: int,

@@ -199,6 +199,9 @@ class PreferenceRun(Run):
 
     def loss(self, batch: dict, targets: int):
         """The micro-batch's share of the step's mean pair loss (targets: the step's pairs)."""
+        # The reference pass goes first: its logits are gone before the policy's activations are kept, so it costs
+        # time but no memory at the peak.
+        reference = self.reference_logps(batch) if self.config.method == "dpo" else None
         with self.autocast():
             logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                 use_cache=False).logits
@@ -207,7 +210,7 @@ class PreferenceRun(Run):
             terms, chosen, rejected = orpo_odds_terms(logps / counts.clamp(min=1), self.hp)
             total = self.orpo_nll(logits, batch) * len(terms) - terms.sum()
         else:
-            losses, chosen, rejected = dpo_losses(logps, self.reference_logps(batch), counts, self.hp)
+            losses, chosen, rejected = dpo_losses(logps, reference, counts, self.hp)
             total = losses.sum()
         self.rewards.add(chosen, rejected)
         return total / targets

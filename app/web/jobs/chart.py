@@ -1,4 +1,5 @@
-"""The loss chart of a job page: an SVG line chart of training and evaluation loss, computed on the server."""
+"""The charts of a job page: SVG line charts of a training and an evaluation series (loss; a preference run's reward
+margin and accuracy), computed on the server."""
 from __future__ import annotations
 
 import math
@@ -26,6 +27,9 @@ class LossChart:
     right: int = 16
     top: int = 14
     bottom: int = 36
+    title: str = "Loss"
+    names: tuple[str, str] = ("Training loss", "Evaluation loss")
+    figure_id: str = "job-chart"
     _y_range: tuple[float, float] = field(init=False)
     _x_max: int = field(init=False)
 
@@ -99,7 +103,8 @@ class LossChart:
     @property
     def summary(self) -> str:
         """The chart in words, for screen readers."""
-        parts = [_describe_series("Training loss", self.train), _describe_series("evaluation loss", self.evaluation)]
+        parts = [_describe_series(str(self.names[0]), self.train),
+                 _describe_series(str(self.names[1]).lower(), self.evaluation)]
         return "; ".join(part for part in parts if part) + "."
 
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
+from flask_babel import lazy_gettext as _l
 from peewee import fn
 
 from app import catalog
@@ -14,6 +15,7 @@ from app.jobs.artifacts import list_artifacts
 from app.jobs.context import JobContext
 from app.models import Dataset, Job, JobEvent, User, utcnow
 from app.web.jobs.chart import LossChart
+from trainer.config import PREFERENCE_METHODS
 
 # The chart keeps at most this many points per series, however long the run: a poll stays cheap.
 CHART_POINTS = 200
@@ -54,8 +56,13 @@ def progress_of(job: Job, now: datetime.datetime | None = None) -> Progress:
 # -- the loss chart -----------------------------------------------------------------------------------------------
 
 
-def loss_points(job: Job, limit: int = CHART_POINTS) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, loss) and (step, eval loss) points of the job, each series thinned to about `limit` points.
+# The charted series: the metric each kind of event carries under a name (a preference run's rewards too).
+SERIES = {"progress": ("loss", "reward_margin", "reward_accuracy"),
+          "eval": ("eval_loss", "eval_reward_margin", "eval_reward_accuracy")}
+
+
+def loss_points(job: Job, limit: int = CHART_POINTS) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) points of each charted metric of the job (SERIES), each thinned to about `limit` points.
 
     One query whatever the number of events: a window numbers each series' points, and only the first point of
     each of `limit` equal slices (and the last point) leaves the database.
@@ -71,13 +78,14 @@ def loss_points(job: Job, limit: int = CHART_POINTS) -> tuple[list[tuple[int, fl
     opens_slice = (n * limit) / total != ((n - 1) * limit) / total
     rows = (JobEvent.select(ranked.c.data, ranked.c.series).from_(ranked)
             .where(opens_slice | (n == total)).order_by(ranked.c.id).tuples())
-    train, evaluation = [], []
+    series = {name: [] for names in SERIES.values() for name in names}
     for data, kind in rows:
         data = JobEvent.data.python_value(data) if isinstance(data, str) else data
-        point = _point(data, "eval_loss" if kind == "eval" else "loss")
-        if point:
-            (evaluation if kind == "eval" else train).append(point)
-    return train, evaluation
+        for name in SERIES.get(kind, ()):
+            point = _point(data, name)
+            if point:
+                series[name].append(point)
+    return series
 
 
 def _point(data: dict | None, key: str) -> tuple[int, float] | None:
@@ -101,9 +109,22 @@ def log_tail(job: Job, limit: int = LOG_TAIL_LINES) -> list[JobEvent]:
 
 def job_panel(job: Job) -> dict:
     """Everything the live part of a job page shows: three queries, however many events the job has."""
-    train, evaluation = loss_points(job)
-    return {"progress": progress_of(job), "chart": LossChart(train, evaluation, job.total_steps),
-            "log": log_tail(job), "artifacts": list_artifacts(job)}
+    series = loss_points(job)
+    return {"progress": progress_of(job), "chart": LossChart(series["loss"], series["eval_loss"], job.total_steps),
+            "reward_charts": reward_charts(job, series), "log": log_tail(job),
+            "artifacts": list_artifacts(job)}
+
+
+def reward_charts(job: Job, series: dict) -> list[LossChart]:
+    """A preference run's reward margin and accuracy charts (training and evaluation); none for other runs."""
+    if job.method not in PREFERENCE_METHODS:
+        return []
+    total_steps = job.total_steps
+    return [LossChart(series["reward_margin"], series["eval_reward_margin"], total_steps, title=_l("Reward margin"),
+                      names=(_l("Training margin"), _l("Evaluation margin")), figure_id="job-reward-margin"),
+            LossChart(series["reward_accuracy"], series["eval_reward_accuracy"], total_steps,
+                      title=_l("Reward accuracy"), names=(_l("Training accuracy"), _l("Evaluation accuracy")),
+                      figure_id="job-reward-accuracy")]
 
 
 def running_jobs_of(owner: User, limit: int = RUNNING_ON_DASHBOARD) -> list[Job]:
