@@ -238,6 +238,8 @@ def estimate_for_method(entry: ModelEntry, method: str, max_seq_length: int, bat
                         gradient_checkpointing: bool = True, *, adapter: str = "lora", reference_free: bool = False,
                         lora_r: int = 16) -> MemoryEstimate:
     """The estimate of a job's method: an adapter kind, or a preference method training the given adapter."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}")
     if method in PREFERENCE_METHODS:
         return estimate_memory(entry, adapter, max_seq_length, batch_size, gradient_checkpointing, lora_r=lora_r,
                                preference=method, reference_free=reference_free)

@@ -117,7 +117,8 @@ def trl_figures() -> dict:
         started = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - started
-    return {"pairs_per_second": round(counter.pairs / seconds, 2), "tokens_per_second": round(counter.tokens / seconds, 1)}
+    return {"pairs_per_second": round(counter.pairs / seconds, 2),
+            "tokens_per_second": round(counter.tokens / seconds, 1)}
 
 
 class CountingCollator:

@@ -216,7 +216,7 @@ class PreferenceRun(Run):
         return total / targets
 
     def orpo_nll(self, logits, batch: dict):
-        """ORPO's supervised term: the mean token loss of the chosen answers (of whole sequences with train_on_prompt)."""
+        """ORPO's supervised term: the mean token loss of the chosen answers (whole sequences with train_on_prompt)."""
         pairs = batch["input_ids"].shape[0] // 2
         labels = batch["labels"][:pairs]
         if self.hp.train_on_prompt:

@@ -9,9 +9,9 @@ import transformers
 from trainer.config import Config
 from trainer.data import load_datasets
 from trainer.loop import Run
-from trainer.preference import PreferenceRun, load_pairs
 from trainer.models import detect_hardware, load_model, load_tokenizer, prepare_for_training
 from trainer.outputs import resolved_arguments, save_merged_model, save_model, write_json
+from trainer.preference import PreferenceRun, load_pairs
 from trainer.protocol import Reporter
 
 
@@ -20,9 +20,11 @@ def start_run(config: Config, data_dir: Path, output: Path, reporter: Reporter) 
     hardware = detect_hardware(config)
     transformers.set_seed(config.hyperparameters.seed)
     tokenizer = load_tokenizer(config.base_model)
-    train_set, validation, stats = (load_pairs if config.preference else load_datasets)(data_dir, config, tokenizer)
+    load = load_pairs if config.preference else load_datasets
+    train_set, validation, stats = load(data_dir, config, tokenizer)
     model = prepare_for_training(load_model(config, hardware, tokenizer), config)
-    run = (PreferenceRun if config.preference else Run)(config, hardware, model, tokenizer, (train_set, validation), output, reporter)
+    run_class = PreferenceRun if config.preference else Run
+    run = run_class(config, hardware, model, tokenizer, (train_set, validation), output, reporter)
     resumed_from = run.resume()
     arguments = resolved_arguments(run, stats)
     write_json(output / "training_args.json", arguments)

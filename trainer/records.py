@@ -163,8 +163,8 @@ def _preference_problems(record: dict) -> list[tuple[str, str]]:
         return found
     # Two whole conversations: everything before each final answer is the prompt, and it must be the same.
     if chosen[:-1] != rejected[:-1]:
-        at = next((i for i, pair in enumerate(zip(chosen[:-1], rejected[:-1])) if pair[0] != pair[1]),
-                  min(len(chosen), len(rejected)) - 1)
+        shared = zip(chosen[:-1], rejected[:-1], strict=False)  # the shorter conversation's turns
+        at = next((i for i, (mine, theirs) in enumerate(shared) if mine != theirs), min(len(chosen), len(rejected)) - 1)
         return [("prompt_mismatch", f"'chosen' and 'rejected' differ before their final answers (at message {at}); "
                                     "the two conversations must share everything but the last answer")]
     if len(chosen) < 2:

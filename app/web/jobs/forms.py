@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from flask_babel import lazy_gettext as _l
+
 from app.errors import ValidationFailed
 from app.jobs.service import PRESETS, JobRequest
 from trainer.config import ADAPTERS, LOSS_TYPES, SCHEDULERS, Hyperparameters
@@ -25,17 +27,17 @@ METHOD_CHOICES = {choice.value: choice for choice in (
     Choice("lora", "LoRA", "a small adapter on 16-bit weights"),
     Choice("qlora", "QLoRA", "an adapter on 4-bit weights: least memory; needs a CUDA GPU"),
     Choice("full", "Full", "every weight: small models only"),
-    Choice("dpo", "DPO", "learns which of two answers is better from preference pairs, kept close to the base "
-                         "model (its own reference, adapter off)"),
-    Choice("orpo", "ORPO", "learns the chosen answers and to prefer them over the rejected ones in one pass, "
-                           "with no reference model"),
+    Choice("dpo", "DPO", _l("learns which of two answers is better from preference pairs, kept close to the "
+                            "base model (its own reference, adapter off)")),
+    Choice("orpo", "ORPO", _l("learns the chosen answers and to prefer them over the rejected ones in one pass, "
+                              "with no reference model")),
 )}
 PRESET_CHOICES = tuple(Choice(value, label, help_) for value, label, help_ in (
     ("quick", "Quick test", "1 epoch, short sequences: check the data and the pipeline in minutes."),
     ("balanced", "Balanced", "3 epochs of LoRA r=16: a sound first real run."),
     ("thorough", "Thorough", "5 epochs, a lower learning rate, r=32 and long sequences: the best quality, slowest."),
-    ("preference", "Preference (DPO, ORPO)", "1 epoch at a low learning rate and β 0.1: the usual start for DPO "
-                                             "and ORPO, best after an SFT run."),
+    ("preference", _l("Preference (DPO, ORPO)"), _l("1 epoch at a low learning rate and β 0.1: the usual start "
+                                                    "for DPO and ORPO, best after an SFT run.")),
 ))
 
 
@@ -90,15 +92,18 @@ FIELDS: tuple[Field, ...] = (
     Field("gradient_checkpointing", "Gradient checkpointing (less memory, a little slower)", "bool", advanced=True,
           moves_estimate=True),
     Field("train_on_prompt", "Train on the prompts too, not only on the answers", "bool", advanced=True),
-    Field("adapter", "Adapter", "choice", "What DPO and ORPO train: lora, qlora (4-bit, CUDA only) or full.",
-          choices=ADAPTERS, moves_estimate=True, preference=True),
-    Field("beta", "β", "float", "DPO: how far the model may move from its reference (lower: further). ORPO: the "
-          "weight λ of the preference term.", minimum=0, step="any", preference=True),
-    Field("loss_type", "DPO loss", "choice", "sigmoid: the DPO paper's; ipo: a squared loss that overfits less.",
-          choices=LOSS_TYPES, preference=True),
-    Field("label_smoothing", "Label smoothing", "float", "DPO: the share of pairs assumed mislabelled, in [0, 0.5).",
-          minimum=0, step="any", preference=True),
-    Field("reference_free", "Reference-free DPO (no reference pass: less memory and time)", "bool",
+    # Optional, so that a form posted without them (an SFT job) keeps the training defaults.
+    Field("adapter", _l("Adapter"), "choice", _l("What DPO and ORPO train: lora, qlora (4-bit, CUDA only) or full."),
+          choices=ADAPTERS, moves_estimate=True, preference=True, optional=True),
+    Field("beta", "β", "float", _l("DPO: how far the model may move from its reference (lower: further). ORPO: "
+                                   "the weight λ of the preference term."),
+          minimum=0, step="any", preference=True, optional=True),
+    Field("loss_type", _l("DPO loss"), "choice", _l("sigmoid: the DPO paper's; ipo: a squared loss that overfits "
+                                                   "less."), choices=LOSS_TYPES, preference=True, optional=True),
+    Field("label_smoothing", _l("Label smoothing"), "float",
+          _l("DPO: the share of pairs assumed mislabelled, in [0, 0.5)."), minimum=0, step="any", preference=True,
+          optional=True),
+    Field("reference_free", _l("Reference-free DPO (no reference pass: less memory and time)"), "bool",
           moves_estimate=True, preference=True),
 )
 BY_NAME = {field.name: field for field in FIELDS}
@@ -164,7 +169,7 @@ def _parsed(field: Field, form: Mapping):
     """The field's value from the form (None when left empty); ValueError says what to enter."""
     if field.kind == "bool":
         return field.name in form
-    raw = (form.get(field.name) or "").strip()
+    raw = str(form.get(field.name) or "").strip()
     if not raw:
         if field.optional:
             return None
