@@ -160,3 +160,18 @@ def test_dpo_loss_of_a_fresh_lora_adapter_is_ln_2(tokenizer, canonical_pairs, tm
     run = our_run(model, tokenizer, tmp_path, "dpo", pairs)
     assert float(run.loss(batch, PAIRS)) == pytest.approx(math.log(2), abs=1e-6)
     assert run.rewards.take()["reward_margin"] == 0
+
+
+def test_full_dpo_keeps_a_frozen_copy_as_its_reference_so_its_first_loss_is_ln_2(tokenizer, canonical_pairs,
+                                                                                  tmp_path):
+    model = build_tiny_model(tokenizer)
+    pairs, batch = our_batch(tokenizer, canonical_pairs)
+    run = our_run(model, tokenizer, tmp_path, "dpo", pairs, adapter="full", learning_rate=0.01, warmup_ratio=0.0)
+    assert run.reference_model is not model and not any(p.requires_grad for p in run.reference_model.parameters())
+    loss = run.loss(batch, PAIRS)
+    assert float(loss) == pytest.approx(math.log(2), abs=1e-6)
+    loss.backward()
+    run.update_weights()
+    assert float(our_run(model, tokenizer, tmp_path, "dpo", pairs, adapter="full").loss(batch, PAIRS)) == \
+        pytest.approx(math.log(2), abs=1e-6), "a new run copies the weights it starts from"
+    assert float(run.loss(batch, PAIRS)) != pytest.approx(math.log(2), abs=1e-4), "the copy stayed behind"

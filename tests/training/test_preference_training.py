@@ -1,12 +1,15 @@
-"""The training program on preference pairs: DPO resumed after a kill ends exactly as an uninterrupted run."""
+"""The training program on preference pairs: exact resume after a kill; pairs and methods that do not match."""
 from __future__ import annotations
 
 import json
 import subprocess
 
-from tests.support.data import learnable_pairs
+import pytest
+
+from tests.support.data import learnable_chats, learnable_pairs
 from tests.support.training import command, make_job, run_job, run_program
-from trainer.config import TINY_MODEL_ID
+from trainer.config import TINY_MODEL_ID, parse_config
+from trainer.errors import ConfigError
 from trainer.protocol import parse_progress_line
 
 DPO = {"base_model": TINY_MODEL_ID, "method": "dpo", "hyperparameters": {
@@ -45,3 +48,17 @@ def test_dpo_resumed_after_a_kill_ends_with_the_same_metrics_as_an_uninterrupted
     assert after_kill == history(whole.output, after=2) and len(after_kill) == 2
     assert {"reward_margin", "reward_accuracy", "rewards_chosen"} <= set(after_kill[0])
     assert "eval_reward_accuracy" in after_kill[-1]
+
+
+def test_sft_on_pairs_and_dpo_on_chats_stop_with_a_data_error_naming_the_method(bundle, tmp_path):
+    sft = run_job(bundle, tmp_path / "sft", {**DPO, "method": "lora"}, learnable_pairs(12))
+    assert sft.returncode == 1 and "use method dpo or orpo" in sft.of_type("error")[0]["message"]
+    dpo = run_job(bundle, tmp_path / "dpo", DPO, learnable_chats(12))
+    assert dpo.returncode == 1 and "DPO and ORPO learn from preference pairs" in dpo.of_type("error")[0]["message"]
+
+
+def test_packing_is_refused_for_preference_methods():
+    with pytest.raises(ConfigError, match="packing is not available for dpo and orpo"):
+        parse_config({**DPO, "hyperparameters": {"packing": True}})
+    assert parse_config({**DPO, "method": "orpo"}).adapter == "lora"
+    assert parse_config({**DPO, "hyperparameters": {"adapter": "full"}}).adapter == "full"
