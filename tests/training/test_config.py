@@ -19,7 +19,7 @@ def test_a_minimal_config_gets_every_default():
 
 @pytest.mark.parametrize("raw, message", [
     ({}, "base_model is required"),
-    ({"base_model": "m", "method": "dpo"}, "method must be one of lora, qlora, full"),
+    ({"base_model": "m", "method": "kto"}, "method must be one of lora, qlora, full, dpo, orpo"),
     ({"base_model": "m", "precision": "fp8"}, "precision must be one of auto, fp32, fp16, bf16"),
     ({"base_model": "m", "epochs": 3}, "Unknown config keys: epochs"),
     ({"base_model": "m", "train_file": "../secrets.jsonl"}, "train_file must be a file name inside the data folder"),
