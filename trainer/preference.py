@@ -185,7 +185,7 @@ class PreferenceRun(Run):
         self.rewards = RewardMeter()
         self.reference_model = None
         if self.config.method == "dpo" and not self.hp.reference_free and self.config.adapter == "full":
-            self.reference_model = copy.deepcopy(self.model).requires_grad_(False)
+            self.reference_model = copy.deepcopy(self.model).requires_grad_(False).eval()
 
     def batch(self, pairs: list[Pair]) -> dict:
         """Collated pair tensors on the device."""
