@@ -10,11 +10,12 @@ from app.api.routes import bp as api_bp
 from app.logs import configure_logging
 from app.ops.routes import bp as ops_bp
 from app.settings import PROJECT_ROOT, Settings
-from app.web import formatting
+from app.web import formatting, labels, messages
 from app.web.auth.routes import bp as auth_bp
 from app.web.dashboard.routes import bp as web_bp
 from app.web.datasets.routes import bp as datasets_bp
 from app.web.jobs.routes import bp as jobs_bp
+from app.web.language.routes import bp as language_bp
 
 
 # A ClickException, so `flask` commands (check-config among them) print the report without a traceback.
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     metrics.init_app(app)
     register_blueprints(app)
     formatting.init_app(app)
+    labels.init_app(app)
+    messages.init_app(app)
     error_handlers.init_app(app)
     cli.init_app(app)
     return app
@@ -73,5 +76,5 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach one blueprint per area."""
-    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, api_bp, ops_bp):
+    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, language_bp, api_bp, ops_bp):
         app.register_blueprint(blueprint)

@@ -26,6 +26,23 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(get_locale=get_locale, languages=LANGUAGES)
 
 
+def save_user_locale(user, locale: str) -> None:
+    """Remember the user's language on their account (used on every device they sign in from)."""
+    user.locale = locale
+    user.save(only=[type(user).locale])
+
+
+def remembered_choice() -> str | None:
+    """The language the person chose, to carry across a session cleared at sign-in or sign-out."""
+    return getattr(current_user, "locale", None) or session.get(SESSION_KEY)
+
+
+def keep_choice(chosen: str | None) -> None:
+    """Put a choice taken by remembered_choice() back into a fresh session."""
+    if chosen in LANGUAGES:
+        session[SESSION_KEY] = chosen
+
+
 def select_locale() -> str:
     """The user's saved language, else the session's, else the browser's best match, else the default."""
     chosen = getattr(current_user, "locale", None) or session.get(SESSION_KEY)
