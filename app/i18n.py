@@ -6,10 +6,12 @@ Only the pages are translated: the JSON APIs keep English messages and stable er
 """
 from __future__ import annotations
 
+from babel import negotiate_locale
 from flask import Flask, current_app, request, session
 from flask_babel import Babel, get_locale
 from flask_login import current_user
 
+from app.models import User
 from app.settings import PROJECT_ROOT
 
 # The languages with a catalog in translations/, by code, as each calls itself (for the language switch).
@@ -28,8 +30,8 @@ def init_app(app: Flask) -> None:
 
 def save_user_locale(user, locale: str) -> None:
     """Remember the user's language on their account (used on every device they sign in from)."""
+    User.update(locale=locale).where(User.id == user.id).execute()
     user.locale = locale
-    user.save(only=[type(user).locale])
 
 
 def remembered_choice() -> str | None:
@@ -48,5 +50,7 @@ def select_locale() -> str:
     chosen = getattr(current_user, "locale", None) or session.get(SESSION_KEY)
     if chosen in LANGUAGES:
         return chosen
-    default = current_app.extensions["settings"].default_locale
-    return request.accept_languages.best_match(LANGUAGES, default=default)
+    # In the browser's order of preference: "en-GB, es;q=0.5" is English (werkzeug's best_match prefers any exact
+    # match, here es, to a closer language's region).
+    preferred = [value.lower() for value in request.accept_languages.values()]
+    return negotiate_locale(preferred, list(LANGUAGES), sep="-") or current_app.extensions["settings"].default_locale

@@ -4,7 +4,8 @@ from __future__ import annotations
 import datetime
 
 from babel import Locale
-from babel.dates import format_date, format_time as babel_time
+from babel.dates import format_date
+from babel.dates import format_time as babel_time
 from babel.numbers import format_decimal, format_percent
 from flask_babel import get_locale
 
@@ -85,7 +86,7 @@ def format_iso_datetime(text: str | None) -> str:
         return "—"
     moment = datetime.datetime.fromisoformat(text)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
     return format_datetime(moment)
 
 
@@ -96,7 +97,8 @@ def format_time(moment: datetime.datetime) -> str:
 
 def init_app(app) -> None:
     """Make the formats available to templates as filters."""
-    for name, function in {"duration": format_duration, "parameters": format_parameters,
-                           "datetime": format_datetime, "isodatetime": format_iso_datetime, "time": format_time, "number": format_number,
-                           "percentage": format_percentage, "filesize": format_size}.items():
+    filters = {"duration": format_duration, "parameters": format_parameters, "datetime": format_datetime,
+               "isodatetime": format_iso_datetime, "time": format_time, "number": format_number,
+               "percentage": format_percentage, "filesize": format_size}
+    for name, function in filters.items():
         app.add_template_filter(function, name)

@@ -8,7 +8,7 @@ from tests.support.processes import PROJECT_ROOT
 from tests.support.unmarked import unmarked_text
 
 TEMPLATES = sorted((PROJECT_ROOT / "templates").rglob("*.html"))
-ENVIRONMENT = jinja2.Environment(extensions=["jinja2.ext.i18n"])
+ENVIRONMENT = jinja2.Environment(extensions=["jinja2.ext.i18n"], autoescape=True)
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda path: str(path.relative_to(PROJECT_ROOT / "templates")))

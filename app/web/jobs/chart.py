@@ -98,7 +98,8 @@ class LossChart:
     @property
     def x_ticks(self) -> list[Tick]:
         """Step gridlines with labels (whole steps only)."""
-        return [Tick(self.x(value), format_number(int(value))) for value in nice_ticks(0, self._x_max, 5) if value == int(value)]
+        return [Tick(self.x(value), format_number(int(value)))
+                for value in nice_ticks(0, self._x_max, 5) if value == int(value)]
 
     @property
     def summary(self) -> str:
