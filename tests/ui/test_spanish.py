@@ -47,8 +47,8 @@ def seen(page, name: str, widths: dict) -> None:
     widths[name] = horizontal_overflow(page)
 
 
-def upload(page, content: bytes, name: str, widths: dict) -> None:
-    """Upload a file with the Spanish dataset form and land on its page."""
+def upload(page, content: bytes, name: str, widths: dict) -> str:
+    """Upload a file with the Spanish dataset form and land on its page; returns the dataset's id."""
     page.goto("/datasets")
     if not page.locator("#upload-form").is_visible():
         page.get_by_text("Subir un conjunto de datos").click()
@@ -59,6 +59,7 @@ def upload(page, content: bytes, name: str, widths: dict) -> None:
     page.get_by_role("button", name="Subir y validar").click()
     expect(page).to_have_url(re.compile(r"/datasets/\d+$"))
     expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
+    return page.url.rsplit("/", 1)[1]
 
 
 def test_sign_in_upload_train_and_watch_in_spanish_on_a_phone(studio, user):
@@ -87,20 +88,20 @@ def test_sign_in_upload_train_and_watch_in_spanish_on_a_phone(studio, user):
         expect(report.locator(".badge").first).to_have_text("no válido")
         seen(page, "dataset-invalid", widths)
 
-        upload(page, GOOD, "saludos", widths)
+        good = upload(page, GOOD, "saludos", widths)
         expect(page.locator("#dataset-report")).to_contain_text("24 ejemplos de chat listos para entrenar.")
         expect(page.locator("#dataset-preview")).to_contain_text("Ejemplo 1")
         seen(page, "dataset-ready", widths)
 
         page.goto("/jobs")
         seen(page, "jobs-empty", widths)
-        page.get_by_role("link", name="Nuevo trabajo").click()
+        page.get_by_role("button", name="Nuevo trabajo").click()
         expect(page.get_by_role("heading", name="Nuevo trabajo de ajuste fino")).to_be_visible()
         page.get_by_label("Modelo", exact=True).select_option("tiny-random-llama")
         expect(page.locator("#memory-estimate")).to_contain_text("cabe en una T4 de 16 GB")
         page.get_by_text("Prueba rápida").click()
         expect(page.locator("#hp-max-seq-length")).to_have_value("512")
-        page.get_by_label("Conjunto de datos de entrenamiento").select_option(label=re.compile("^saludos"))
+        page.get_by_label("Conjunto de datos de entrenamiento").select_option(good)
         page.get_by_role("textbox", name="Nombre").fill("saludador")
         page.get_by_text("Ajustes avanzados").click()
         for selector, value in FAST.items():
