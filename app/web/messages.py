@@ -97,6 +97,15 @@ TEMPLATES = (
     N_("Choose a model from the catalog or give a Hugging Face id like owner/name."),
     N_("Use one of %(choices)s."),
     N_("Use one of the enabled backends: %(choices)s."),
+    # the hyperparameter rules (trainer/config.py), as the form shows them beside their field
+    N_("Must be %(rule)s, not %(value)s."),
+    N_("a number between 0 and 1"), N_("a number in [0, 1)"), N_("a number of at least 0"),
+    N_("a number of at least 0 (0 disables clipping)"), N_("one of %(choices)s"), N_("an integer of at least 0"),
+    N_("an integer of at least 16"), N_("a list of module names"), N_("a number greater than 0"),
+    # quotas
+    N_("You have %(count)s active jobs, your limit; wait for one to end or cancel one."),
+    N_("This upload would exceed your storage limit; delete datasets or jobs first."),
+    N_("You reached your limit of %(count)s uploads in 24 hours."),
     # the backends
     N_("This server (local worker)"),
     N_("Kaggle (free T4 GPU)"),
@@ -110,6 +119,7 @@ TEMPLATES = (
     N_("record %(position)s not found: the dataset has %(count)s records"),
 )
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
 @lru_cache(maxsize=1)
@@ -146,7 +156,9 @@ def translate(message) -> str:
 def _value(text: str) -> str:
     """A value quoted by a message as the page shows it: a number with the language's separators, a message
     translated."""
-    return format_number(int(text)) if text.isdigit() else translate(text)
+    if NUMBER.fullmatch(text):
+        return format_number(int(text) if text.lstrip("-").isdigit() else float(text))
+    return translate(text)
 
 
 def init_app(app) -> None:

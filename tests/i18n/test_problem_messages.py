@@ -80,6 +80,7 @@ def test_messages_are_translated_with_the_values_they_quote(app, translations):
         assert translate("'input' must be a string, not a number") == "'input' debe ser una cadena, no un número"
         assert translate("The file is larger than the dataset limit of 262144 bytes.") == (
             "El archivo supera el límite de 262.144 bytes por conjunto de datos.")
+        assert translate("Must be a number between 0 and 1, not 1.5.") == "Debe ser un número entre 0 y 1, no 1,5."
         assert translate("a message no template knows") == "a message no template knows"
     with app.test_request_context(), force_locale("en"):
         assert translate("'output' is missing") == "'output' is missing"
