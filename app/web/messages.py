@@ -156,8 +156,9 @@ def translate(message) -> str:
 def _value(text: str) -> str:
     """A value quoted by a message as the page shows it: a number with the language's separators, a message
     translated."""
-    if NUMBER.fullmatch(text):
-        return format_number(int(text) if text.lstrip("-").isdigit() else float(text))
+    number = NUMBER.fullmatch(text)
+    if number:  # as many decimals as the message quoted
+        return format_number(float(text), len(number.group(1) or ".") - 1)
     return translate(text)
 
 
