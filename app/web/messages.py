@@ -87,6 +87,9 @@ TEMPLATES = (
     N_("A form field is too large."),
     N_("Attach the dataset as the 'file' part of the form."),
     N_("The upload form has invalid fields."),
+    N_("Use at most %(count)s characters."),
+    N_("Use one of %(choices)s, or leave it empty to detect it."),
+    N_("Use a whole number of tokens between %(low)s and %(high)s."),
     N_("Object storage failed while receiving the file; nothing was saved."),
     N_("The dataset is used by a job that has not finished; cancel it or wait."),
     # the new-job form and the services behind it
