@@ -57,7 +57,11 @@ def test_a_choice_made_before_signing_in_stays_for_the_session_and_becomes_the_u
 def test_the_users_setting_follows_them_to_another_browser_and_outlasts_sign_out(translations, app, logged_in,
                                                                                 user):
     assert saved_locale(app, user) is None
+    settings_page = logged_in.get("/settings/tokens", headers=ENGLISH).get_data(as_text=True)
+    assert "follows your browser's language" in settings_page
     assert choose(logged_in, "es", "/datasets?q=x", ENGLISH).headers["Location"] == "/datasets?q=x"
+    settings_page = logged_in.get("/settings/tokens", headers=ENGLISH).get_data(as_text=True)
+    assert "Guardado en tu cuenta (Español)" in settings_page and 'id="settings-language-label"' in settings_page
     assert saved_locale(app, user) == "es"
     other_browser = app.test_client()
     login(other_browser, user.email)
