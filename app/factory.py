@@ -8,6 +8,7 @@ from flask import Flask
 from app import __version__, cli, db, error_handlers, extensions, i18n, logs, metrics, queue, security
 from app.api.routes import bp as api_bp
 from app.logs import configure_logging
+from app.openai_api.routes import bp as openai_bp
 from app.ops.routes import bp as ops_bp
 from app.settings import PROJECT_ROOT, Settings
 from app.web import formatting
@@ -73,5 +74,5 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach one blueprint per area."""
-    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, api_bp, ops_bp):
+    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, api_bp, openai_bp, ops_bp):
         app.register_blueprint(blueprint)
