@@ -16,6 +16,8 @@ from app.web.auth.routes import bp as auth_bp
 from app.web.dashboard.routes import bp as web_bp
 from app.web.datasets.routes import bp as datasets_bp
 from app.web.jobs.routes import bp as jobs_bp
+from app.web.webhooks.routes import bp as webhooks_bp
+from app.webhooks import runtime as webhooks_runtime
 
 
 # A ClickException, so `flask` commands (check-config among them) print the report without a traceback.
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     extensions.init_app(app)
     i18n.init_app(app)
     queue.init_app(app)
+    webhooks_runtime.init_app(app)
     metrics.init_app(app)
     register_blueprints(app)
     formatting.init_app(app)
@@ -74,5 +77,5 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach one blueprint per area."""
-    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, api_bp, openai_bp, ops_bp):
+    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, webhooks_bp, api_bp, openai_bp, ops_bp):
         app.register_blueprint(blueprint)

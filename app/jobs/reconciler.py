@@ -25,6 +25,7 @@ from app.jobs.leases import lease_is_live
 from app.jobs.scheduling import schedule
 from app.models import Dataset, Job, utcnow
 from app.queue import DEFAULT_QUEUE, WORKER_HEARTBEAT_SECONDS
+from app.webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def reconcile(ctx: JobContext) -> dict:
         if not rq_job_alive(ctx, rq_id) and dataset.updated_at < utcnow() - timedelta(seconds=30):
             datasets.enqueue_validation(ctx.queue(DEFAULT_QUEUE), dataset.id)
             recovered["datasets"] += 1
+    recovered["webhook_deliveries"] = outbox.enqueue_overdue(ctx.redis)
     if any(recovered.values()):
         log.warning("reconciler recovered %s", recovered)
     return recovered
