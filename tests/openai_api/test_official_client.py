@@ -4,19 +4,22 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from openai import OpenAI
 
 from app.db import database
 from app.models import Job
 from tests.support.openai_clients import CLIENTS, run_client_script
+from tests.support.waiting import wait_until
 from tests.support.web import gunicorn
+from tests.support.webhooks import webhook_receiver
 from tests.support.workers import worker_pool
 
 
 @pytest.fixture
 def settings(s3_settings):
-    """S3 storage, the local backend, no rate limits (the client polls as fast as it likes)."""
+    """S3 storage, the local backend, no rate limits (the client polls as fast as it likes), loopback webhooks."""
     return s3_settings.model_copy(update={"rate_limits_enabled": False, "worker_pool_size": 1,
-                                         "quota_max_active_jobs": 50})
+                                         "quota_max_active_jobs": 50, "webhooks_allow_private_addresses": True})
 
 
 @pytest.fixture
@@ -32,11 +35,19 @@ def version(request) -> str:
     return request.param
 
 
-def test_client_trains_a_job_to_its_model_with_events_and_checkpoints(app, api, version, settings, tmp_path):
+def test_client_trains_a_job_to_its_model_with_events_checkpoints_and_webhooks(app, api, version, settings,
+                                                                                client, tmp_path):
     url, token = api
-    with worker_pool(settings, tmp_path / "worker.log"):
+    with webhook_receiver() as receiver, worker_pool(settings, tmp_path / "worker.log"):
+        secret = client.post("/api/v1/webhooks", headers={"Authorization": f"Bearer {token}"}, json={
+            "url": receiver.url, "events": ["job.running", "fine_tuning.job.succeeded"]}).get_json()["secret"]
         seen = run_client_script(version, "train", url, token, uuid.uuid4().hex)
+        wait_until(lambda: len(receiver.accepted()) == 2, 60, "both webhooks")
     assert seen["checkpoint_steps"] and seen["events"] > 3
+    unwrap = OpenAI(api_key="unused", base_url=url).webhooks.unwrap
+    events = [unwrap(r.body, r.headers, secret=secret) for r in receiver.received]
+    assert [(e.type, e.data.id) for e in events] == [("job.running", seen["job"]),
+                                                     ("fine_tuning.job.succeeded", seen["job"])]
     with app.app_context(), database.connection_context():
         job = Job.get_by_id(int(seen["job"].removeprefix("ftjob-")))
     # The same job the Studio's pages and /api/v1 show, with what only the dialect sent.
