@@ -10,10 +10,14 @@ from app.extensions import csrf
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 csrf.exempt(bp)
 
+PUBLIC_ENDPOINTS = {"openai.openapi"}
+
 
 @bp.before_request
 def require_token():
     """Set g.user from the Authorization header, or refuse with 401."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     user = service.user_for_token(token.strip()) if scheme.lower() == "bearer" else None
     if user is None:

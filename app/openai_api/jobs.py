@@ -20,9 +20,9 @@ class NotPausable(StudioError):
     code = "unsupported"
 
 
-def _owned(job_id: str) -> Job:
-    """The user's job behind a job id, or 404."""
-    return Job.get_owned(ids.row_id(ids.JOB, job_id, "fine_tuning_job_id"), current_user())
+def _owned(fine_tuning_job_id: str) -> Job:
+    """The user's job behind a job id (`ftjob-<n>`), or 404."""
+    return Job.get_owned(ids.row_id(ids.JOB, fine_tuning_job_id, "fine_tuning_job_id"), current_user())
 
 
 @bp.post("/fine_tuning/jobs")
@@ -50,44 +50,44 @@ def list_jobs():
     return jsonify(list_body([objects.job_object(job) for job in jobs], has_more))
 
 
-@bp.get("/fine_tuning/jobs/<job_id>")
+@bp.get("/fine_tuning/jobs/<fine_tuning_job_id>")
 @polling
-def get_job(job_id: str):
+def get_job(fine_tuning_job_id: str):
     """One job."""
-    return jsonify(objects.job_object(_owned(job_id)))
+    return jsonify(objects.job_object(_owned(fine_tuning_job_id)))
 
 
-@bp.post("/fine_tuning/jobs/<job_id>/cancel")
-def cancel_job(job_id: str):
+@bp.post("/fine_tuning/jobs/<fine_tuning_job_id>/cancel")
+def cancel_job(fine_tuning_job_id: str):
     """Ask the job to stop; it reads cancelled once its backend confirms."""
-    job = submission.cancel_job(get_job_context(), _owned(job_id))
+    job = submission.cancel_job(get_job_context(), _owned(fine_tuning_job_id))
     return jsonify(objects.job_object(Job.get_by_id(job.id)))
 
 
-@bp.post("/fine_tuning/jobs/<job_id>/pause")
-@bp.post("/fine_tuning/jobs/<job_id>/resume")
-def pause_or_resume_job(job_id: str):
+@bp.post("/fine_tuning/jobs/<fine_tuning_job_id>/pause")
+@bp.post("/fine_tuning/jobs/<fine_tuning_job_id>/resume")
+def pause_or_resume_job(fine_tuning_job_id: str):
     """Pausing is not offered on any backend yet: a clear error rather than a pretend pause."""
-    job = _owned(job_id)
+    job = _owned(fine_tuning_job_id)
     action = request.path.rsplit("/", 1)[-1]
     raise NotPausable(f"The {job.backend} backend cannot {action} a job; cancel it, or let it finish.",
                       details={"field": "fine_tuning_job_id"})
 
 
-@bp.get("/fine_tuning/jobs/<job_id>/events")
+@bp.get("/fine_tuning/jobs/<fine_tuning_job_id>/events")
 @polling
-def list_job_events(job_id: str):
+def list_job_events(fine_tuning_job_id: str):
     """The job's events, newest first, paged by `after`."""
-    job = _owned(job_id)
+    job = _owned(fine_tuning_job_id)
     after = ids.cursor(ids.EVENT, request.args.get("after"), "after")
     events, has_more = queries.list_events(job, after, limit_arg(request.args))
     return jsonify(list_body([objects.event_object(event) for event in events], has_more))
 
 
-@bp.get("/fine_tuning/jobs/<job_id>/checkpoints")
-def list_job_checkpoints(job_id: str):
+@bp.get("/fine_tuning/jobs/<fine_tuning_job_id>/checkpoints")
+def list_job_checkpoints(fine_tuning_job_id: str):
     """The checkpoints the job keeps, newest first, paged by `after`."""
-    found = queries.checkpoints(_owned(job_id))
+    found = queries.checkpoints(_owned(fine_tuning_job_id))
     after = request.args.get("after")
     if after:
         positions = [checkpoint["id"] for checkpoint in found]
