@@ -45,9 +45,9 @@ def list_files():
         raise ValidationFailed("order must be 'asc' or 'desc'.", details={"field": "order"})
     limit = limit_arg(request.args, default=MAX_FILES, maximum=MAX_FILES)
     after = ids.cursor(ids.FILE, request.args.get("after"), "after")
-    query = Dataset.select().where((Dataset.owner == current_user().id) & (Dataset.status != "deleting"))
     if request.args.get("purpose") not in (None, "", PURPOSE):
-        query = query.where(False)
+        return jsonify(list_body([], False))  # the Studio keeps fine-tuning files only
+    query = Dataset.select().where((Dataset.owner == current_user().id) & (Dataset.status != "deleting"))
     if after is not None:
         query = query.where(Dataset.id > after if order == "asc" else Dataset.id < after)
     query = query.order_by(Dataset.id.asc() if order == "asc" else Dataset.id.desc()).limit(limit + 1)
