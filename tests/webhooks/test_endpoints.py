@@ -90,6 +90,11 @@ def test_failures_in_a_row_disable_the_endpoint_and_the_page_says_so(open_app, m
     assert "disabled after 2 failed deliveries" in page
     log = client.get(f"/settings/webhooks/{endpoint.id}").get_data(as_text=True)
     assert "dataset.ready" in log and "500" in log
+    enabled = client.post(f"/settings/webhooks/{endpoint.id}/enable", data={"csrf_token": csrf_token_from(page)})
+    assert enabled.status_code == 302
+    with open_app.app_context(), database.connection_context():
+        endpoint = WebhookEndpoint.get_by_id(endpoint.id)
+    assert endpoint.enabled and endpoint.consecutive_failures == 0 and endpoint.disabled_reason is None
 
 
 def test_the_settings_page_adds_an_endpoint_and_shows_its_secret_once(app, client, user):
