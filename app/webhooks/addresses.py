@@ -12,8 +12,8 @@ class AddressRefused(Exception):
     """The URL is malformed, does not resolve, or resolves to an address deliveries may not reach."""
 
 
-def check_url(url: str, allow_private: bool) -> None:
-    """Refuse a URL a delivery must not go to: AddressRefused says why."""
+def check_url(url: str, allow_private: bool) -> list[str]:
+    """The addresses the URL's host resolves to now, every one allowed; AddressRefused says why not."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AddressRefused("use an http:// or https:// URL with a host")
@@ -22,11 +22,23 @@ def check_url(url: str, allow_private: bool) -> None:
         found = {info[4][0] for info in socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)}
     except (OSError, ValueError) as error:
         raise AddressRefused(f"the host does not resolve ({error})") from None
-    if allow_private:
-        return
-    for address in sorted(found):
-        if not ipaddress.ip_address(address.split("%")[0]).is_global:
-            raise AddressRefused(f"the host resolves to {address}, a private, loopback or link-local address")
+    if not allow_private:
+        for address in sorted(found):
+            if not ipaddress.ip_address(address.split("%")[0]).is_global:
+                raise AddressRefused(f"the host resolves to {address}, a private, loopback or link-local address")
+    return sorted(found)
+
+
+def pinned_url(url: str, addresses: list[str]) -> tuple[str, dict[str, str]]:
+    """For plain http, the URL aimed at the address just checked, with the Host header it had: the request then
+    cannot be sent elsewhere by a second DNS answer. https keeps its name (the certificate is checked for it)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not addresses:
+        return url, {}
+    address = addresses[0]
+    host = f"[{address}]" if ":" in address else address
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl(), {"host": parts.netloc.rsplit("@", 1)[-1]}
 
 
 def validated_url(url, allow_private: bool) -> str:

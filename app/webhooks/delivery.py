@@ -10,7 +10,7 @@ import requests
 
 from app.models import WebhookDelivery, WebhookEndpoint, utcnow
 from app.webhooks import keys, outbox
-from app.webhooks.addresses import AddressRefused, check_url
+from app.webhooks.addresses import AddressRefused, check_url, pinned_url
 from app.webhooks.signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,10 @@ def _send(delivery: WebhookDelivery, endpoint: WebhookEndpoint, settings) -> tup
     """POST the signed body; the status (None: not answered), latency in ms and an excerpt of the answer."""
     started = time.perf_counter()
     try:
-        check_url(endpoint.url, settings.webhooks_allow_private_addresses)
+        url, host = pinned_url(endpoint.url, check_url(endpoint.url, settings.webhooks_allow_private_addresses))
         secret = keys.decrypt(settings, endpoint.secret_encrypted)
-        headers = signed_headers(secret, delivery.event_id, delivery.body)
-        with requests.post(endpoint.url, data=delivery.body.encode(), headers=headers, stream=True,
+        headers = {**signed_headers(secret, delivery.event_id, delivery.body), **host}
+        with requests.post(url, data=delivery.body.encode(), headers=headers, stream=True,
                            timeout=settings.webhooks_timeout_seconds, allow_redirects=False) as response:
             excerpt = response.raw.read(4 * EXCERPT_CHARS, decode_content=True).decode("utf-8", "replace")
             return response.status_code, _ms_since(started), excerpt

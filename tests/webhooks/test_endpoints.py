@@ -8,7 +8,7 @@ import pytest
 
 from app.db import database
 from app.models import WebhookDelivery, WebhookEndpoint
-from app.webhooks import delivery, endpoints, keys, outbox
+from app.webhooks import addresses, delivery, endpoints, keys, outbox
 from tests.support.accounts import csrf_token_from, login
 from tests.support.data import as_jsonl, learnable_chats
 from tests.support.webhooks import webhook_receiver
@@ -127,3 +127,11 @@ def test_a_ready_dataset_records_one_delivery_per_subscribed_endpoint(open_app, 
 def _endpoint(app, owner, url, events=None):
     """An endpoint of owner's made through the service (inside an app and connection context)."""
     return endpoints.create_endpoint(owner, url, events or ["dataset.ready"], app.extensions["settings"])
+
+
+def test_plain_http_deliveries_go_to_the_address_that_was_checked():
+    assert addresses.pinned_url("http://hooks.example:8080/in?x=1", ["93.184.215.14"]) == (
+        "http://93.184.215.14:8080/in?x=1", {"host": "hooks.example:8080"})
+    assert addresses.pinned_url("http://hooks.example/in", ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"])[0] == (
+        "http://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/in")
+    assert addresses.pinned_url("https://hooks.example/in", ["93.184.215.14"]) == ("https://hooks.example/in", {})
