@@ -91,7 +91,8 @@ def rq_job_status(ctx: JobContext, rq_id: str | None) -> str | None:
 
 
 def reconcile(ctx: JobContext) -> dict:
-    """Re-enqueue every active job and processing dataset that lost its work; returns the counts."""
+    """Re-enqueue every active job and processing dataset that lost its work, and every overdue webhook delivery;
+    returns the counts."""
     recovered = {"jobs": 0, "datasets": 0}
     # Active jobs, and finished ones whose remote session may still hold a slot (followed by the release step).
     carried = Job.status.in_(states.ACTIVE) | (Job.status.in_(states.TERMINAL) & Job.remote_open)

@@ -2,12 +2,17 @@
 addresses refused at creation and again at delivery, endpoints disabled after failures in a row."""
 from __future__ import annotations
 
+import datetime
 import io
 
 import pytest
+from rq import Queue
 
 from app.db import database
+from app.jobs import reconciler
+from app.jobs.context import JobContext
 from app.models import WebhookDelivery, WebhookEndpoint
+from app.queue import DEFAULT_QUEUE
 from app.webhooks import addresses, delivery, endpoints, keys, outbox
 from tests.support.accounts import csrf_token_from, login
 from tests.support.data import as_jsonl, learnable_chats
@@ -135,3 +140,20 @@ def test_plain_http_deliveries_go_to_the_address_that_was_checked():
     assert addresses.pinned_url("http://hooks.example/in", ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"])[0] == (
         "http://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/in")
     assert addresses.pinned_url("https://hooks.example/in", ["93.184.215.14"]) == ("https://hooks.example/in", {})
+
+
+def test_a_delivery_recorded_without_redis_at_hand_is_enqueued_by_the_reconciler(open_app, make_user, redis):
+    owner = make_user()
+    with open_app.app_context(), database.connection_context():
+        _endpoint(open_app, owner, "http://127.0.0.1:9/a")
+        ctx = JobContext.from_app(open_app)
+        (delivery_id,) = outbox.publish(owner.id, "dataset.ready", {"id": "file-1"})
+        queued = Queue(DEFAULT_QUEUE, connection=redis).get_job_ids()
+        assert len(queued) == 1  # enqueued at once, the app's Redis being at hand
+        redis.flushdb()  # the queued attempt is lost
+        assert reconciler.reconcile(ctx)["webhook_deliveries"] == 0  # not overdue yet
+        WebhookDelivery.update(next_attempt_at=datetime.datetime(2000, 1, 1)).where(
+            WebhookDelivery.id == delivery_id).execute()
+        assert reconciler.reconcile(ctx)["webhook_deliveries"] == 1
+    (job_id,) = Queue(DEFAULT_QUEUE, connection=redis).get_job_ids()
+    assert job_id.startswith(f"studio-webhook-{delivery_id}-")
