@@ -5,7 +5,10 @@ import re
 
 import pytest
 
+from app.db import database
 from app.openai_api.translation import base_learning_rate, translate
+from tests.support.database import counted_queries
+from tests.support.factories import make_dataset, make_job
 
 
 def test_learning_rate_multiplier_scales_the_base_rate_of_the_models_size():
@@ -53,3 +56,19 @@ def test_the_dialects_document_describes_every_v1_route(app, client):
               for rule in app.url_map.iter_rules() if rule.rule.startswith("/v1/")
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == served
+
+
+def test_a_page_of_jobs_costs_the_same_queries_however_many_succeeded(app, client, user, make_token):
+    headers = {"Authorization": f"Bearer {make_token(user)}"}
+    with app.app_context(), database.connection_context():
+        dataset = make_dataset(user, stats={"tokens": {"total": 500}})
+        for _ in range(6):
+            make_job(user, dataset, status="succeeded")
+    client.get("/v1/models", headers=headers)  # the token's first use is recorded once, outside the count
+    counts = []
+    for limit in (2, 6):
+        with counted_queries() as queries:
+            response = client.get(f"/v1/fine_tuning/jobs?limit={limit}", headers=headers)
+        assert len(response.get_json()["data"]) == limit and response.get_json()["data"][0]["trained_tokens"]
+        counts.append(len(queries))
+    assert counts[0] == counts[1] == 2  # the token's user, then the page of jobs with their datasets
