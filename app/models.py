@@ -145,6 +145,9 @@ class Job(OwnedModel):
     # one of its backend's concurrency slots until the backend says it ended.
     remote_open = peewee.BooleanField(default=False)
     cancel_requested_at = peewee.DateTimeField(null=True)
+    # Set while a pause is asked for or in force (backends whose `pauses` is true): the run checkpoints and stops,
+    # and nothing carries the job on until it is resumed (app/jobs/pausing.py).
+    paused_at = peewee.DateTimeField(null=True)
     # What a client of the OpenAI dialect (/v1) attached: its key-value metadata and the fine-tuned model's suffix.
     metadata = peewee.JSONField(null=True)
     suffix = peewee.CharField(max_length=64, null=True)

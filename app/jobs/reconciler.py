@@ -95,7 +95,9 @@ def reconcile(ctx: JobContext) -> dict:
     returns the counts."""
     recovered = {"jobs": 0, "datasets": 0}
     # Active jobs, and finished ones whose remote session may still hold a slot (followed by the release step).
-    carried = Job.status.in_(states.ACTIVE) | (Job.status.in_(states.TERMINAL) & Job.remote_open)
+    # A paused job is left alone: nothing is meant to carry it until it is resumed.
+    carried = ((Job.status.in_(states.ACTIVE) & Job.paused_at.is_null())
+               | (Job.status.in_(states.TERMINAL) & Job.remote_open))
     for job in Job.select().where(carried):
         if job.stage == states.DONE:
             recovered["jobs"] += schedule(ctx, job, states.RELEASE) is not None

@@ -1,4 +1,4 @@
-"""The OpenAI dialect and webhooks: a job's metadata and model suffix; webhook endpoints and their deliveries."""
+"""The OpenAI dialect and webhooks: a job's metadata, model suffix and pause; webhook endpoints and deliveries."""
 from peewee import *
 
 
@@ -6,6 +6,7 @@ def up(migrator, db):
     migrator.migrate(
         migrator.add_column('job', 'metadata', JSONField(null=True)),
         migrator.add_column('job', 'suffix', CharField(max_length=64, null=True)),
+        migrator.add_column('job', 'paused_at', DateTimeField(null=True)),
     )
 
     class User(Model):
@@ -55,6 +56,7 @@ def down(migrator, db):
     migrator.migrate(migrator.drop_table('webhook_delivery'))
     migrator.migrate(migrator.drop_table('webhook_endpoint'))
     migrator.migrate(
+        migrator.drop_column('job', 'paused_at'),
         migrator.drop_column('job', 'suffix'),
         migrator.drop_column('job', 'metadata'),
     )

@@ -3,21 +3,15 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
-from app.errors import StudioError, ValidationFailed
+from app.errors import ValidationFailed
 from app.extensions import get_job_context
-from app.jobs import submission
+from app.jobs import pausing, submission
 from app.models import Job
 from app.openai_api import ids, objects, queries
 from app.openai_api.blueprint import bp, current_user
 from app.openai_api.paging import limit_arg, list_body
 from app.openai_api.translation import translate
 from app.security import expensive, polling
-
-
-class NotPausable(StudioError):
-    """The job's backend cannot pause a run on request."""
-
-    code = "unsupported"
 
 
 def _owned(fine_tuning_job_id: str) -> Job:
@@ -65,13 +59,15 @@ def cancel_job(fine_tuning_job_id: str):
 
 
 @bp.post("/fine_tuning/jobs/<fine_tuning_job_id>/pause")
+def pause_job(fine_tuning_job_id: str):
+    """Pause a running job (where its backend can): it checkpoints and stops until resumed."""
+    return jsonify(objects.job_object(pausing.request_pause(get_job_context(), _owned(fine_tuning_job_id))))
+
+
 @bp.post("/fine_tuning/jobs/<fine_tuning_job_id>/resume")
-def pause_or_resume_job(fine_tuning_job_id: str):
-    """Pausing is not offered on any backend yet: a clear error rather than a pretend pause."""
-    job = _owned(fine_tuning_job_id)
-    action = request.path.rsplit("/", 1)[-1]
-    raise NotPausable(f"The {job.backend} backend cannot {action} a job; cancel it, or let it finish.",
-                      details={"field": "fine_tuning_job_id"})
+def resume_job(fine_tuning_job_id: str):
+    """Resume a paused job from its checkpoint."""
+    return jsonify(objects.job_object(pausing.resume(get_job_context(), _owned(fine_tuning_job_id))))
 
 
 @bp.get("/fine_tuning/jobs/<fine_tuning_job_id>/events")

@@ -41,13 +41,18 @@ def job_object(job: Job) -> dict:
     return {
         "id": ids.public_id(ids.JOB, job.id), "object": "fine_tuning.job", "created_at": unix(job.created_at),
         "finished_at": unix(job.finished_at), "model": job.base_model, "fine_tuned_model": fine_tuned_model(job),
-        "organization_id": f"user-{job.owner_id}", "status": STATUSES[job.status],
+        "organization_id": f"user-{job.owner_id}", "status": _status(job),
         "training_file": _file_id(job.dataset_id), "validation_file": _file_id(job.validation_dataset_id),
         "hyperparameters": reported, "method": {"type": method_type, method_type: {"hyperparameters": reported}},
         "result_files": [], "trained_tokens": _trained_tokens(job), "error": _error(job),
         "seed": hyperparameters.get("seed", 42), "estimated_finish": _estimated_finish(job),
         "integrations": [], "metadata": job.metadata, "user_provided_suffix": job.suffix,
     }
+
+
+def _status(job: Job) -> str:
+    """OpenAI's status: a running job asked to pause reads `paused`."""
+    return "paused" if job.paused_at is not None and job.status == states.RUNNING else STATUSES[job.status]
 
 
 def _file_id(dataset_id: int | None) -> str | None:

@@ -69,4 +69,4 @@ def test_client_pages_filters_cancels_and_gets_typed_errors(app, api, version, c
     assert errors["unknown model"]["param"] == "model" and errors["unknown file"]["param"] == "training_file"
     assert errors["bad epochs"]["param"] == "hyperparameters.n_epochs"
     assert errors["wrong purpose"]["param"] == "purpose"
-    assert "cannot pause" in errors["pause"]["message"]
+    assert "Only a running job can be paused" in errors["pause"]["message"]
