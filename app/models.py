@@ -145,6 +145,8 @@ class Job(OwnedModel):
     # one of its backend's concurrency slots until the backend says it ended.
     remote_open = peewee.BooleanField(default=False)
     cancel_requested_at = peewee.DateTimeField(null=True)
+    # How the run is judged and where it starts: sample_count, sample_prompts, init_from (app/jobs/judging.py).
+    run_options = peewee.JSONField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     started_at = peewee.DateTimeField(null=True)
     finished_at = peewee.DateTimeField(null=True)
@@ -181,6 +183,19 @@ class Artifact(BaseModel):
         indexes = ((("job", "name"), True),)
 
 
+class Checkpoint(BaseModel):
+    """A kept checkpoint of a finished job: its step, metrics and the artifact folder holding its adapter."""
+
+    job = peewee.ForeignKeyField(Job, backref="checkpoints", on_delete="CASCADE")
+    step = peewee.IntegerField()
+    metrics = peewee.JSONField(null=True)
+    artifact = peewee.CharField(max_length=255, null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("job", "step"), True),)
+
+
 class Installation(BaseModel):
     """This Studio installation (one row, id 1): a random id, made once, that keeps its names apart from other
     Studios' (two Studios sharing a Kaggle account, or one whose job ids restarted after a reset)."""
@@ -195,7 +210,7 @@ class Installation(BaseModel):
         return cls.get_by_id(1).installation_id
 
 
-ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Installation]
+ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Checkpoint, Installation]
 # The columns that name stored objects. The sweeper keeps what they name and a restore must find it all; a new
 # kind of stored object is added here (tests/deploy/test_backup_restore.py checks every *_key column is).
 OBJECT_KEY_COLUMNS = ((Dataset, ("object_key", "normalized_key", "index_key")), (Artifact, ("object_key",)))
