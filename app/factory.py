@@ -12,9 +12,11 @@ from app.ops.routes import bp as ops_bp
 from app.settings import PROJECT_ROOT, Settings
 from app.web import formatting
 from app.web.auth.routes import bp as auth_bp
+from app.web.compare.routes import bp as compare_bp
 from app.web.dashboard.routes import bp as web_bp
 from app.web.datasets.routes import bp as datasets_bp
 from app.web.jobs.routes import bp as jobs_bp
+from app.web.results.routes import bp as results_bp
 
 
 # A ClickException, so `flask` commands (check-config among them) print the report without a traceback.
@@ -73,5 +75,5 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach one blueprint per area."""
-    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, api_bp, ops_bp):
+    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, results_bp, compare_bp, api_bp, ops_bp):
         app.register_blueprint(blueprint)

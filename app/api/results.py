@@ -1,14 +1,14 @@
 """Result routes of the API: a job's samples, its kept checkpoints, and all its artifacts as one streamed zip."""
 from __future__ import annotations
 
-from flask import Response, jsonify, request, stream_with_context
+from flask import jsonify, request
 
 from app.api import schemas
 from app.api.auth import current_api_user
 from app.api.blueprint import bp
-from app.downloads import attachment_disposition
+from app.downloads import archive_response
 from app.extensions import get_store
-from app.jobs import archive, artifacts, judging
+from app.jobs import judging
 from app.models import Job
 
 
@@ -31,14 +31,4 @@ def download_job_archive(job_id: int):
     """Every artifact of the job (or those under ?prefix=) as one zip archive, streamed."""
     job = Job.get_owned(job_id, current_api_user())
     return archive_response(job, request.args.get("prefix", ""))
-
-
-def archive_response(job: Job, prefix: str) -> Response:
-    """The streamed zip of the job's artifacts whose names start with prefix."""
-    members = [a for a in artifacts.list_artifacts(job) if a.name.startswith(prefix)]
-    body = stream_with_context(archive.stream_zip(get_store(), members))
-    response = Response(body, mimetype="application/zip")
-    response.headers["Content-Disposition"] = attachment_disposition(f"job-{job.id}-artifacts.zip")
-    response.headers["X-Archive-Members"] = str(len(members))
-    return response
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import io
+import json
 import zipfile
 
 # Enough steps on the learnable chats (tests.support.data.learnable_chats) for the answers to be exact.
@@ -27,3 +28,20 @@ def zip_digests(data: bytes) -> dict[str, str]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.testzip() is None
         return {name: hashlib.sha256(archive.read(name)).hexdigest() for name in archive.namelist()}
+
+
+def stored_samples(store, job, samples: list[dict]):
+    """samples.jsonl of job in the store, with its artifact row (as the collect step leaves it)."""
+    from app.models import Artifact
+
+    data = "".join(json.dumps(sample) + "\n" for sample in samples).encode()
+    key = f"jobs/{job.id}/artifacts/samples.jsonl"
+    store.put(key, io.BytesIO(data), len(data))
+    return Artifact.create(job=job, name="samples.jsonl", object_key=key, size_bytes=len(data),
+                           sha256=hashlib.sha256(data).hexdigest())
+
+
+def sample(prompt: str, tuned: str, base: str = "zzz", reference: str | None = None) -> dict:
+    """One line of samples.jsonl."""
+    return {"messages": [{"role": "user", "content": prompt}], "reference": reference, "base": base,
+            "tuned": tuned, "base_tokens": 3, "tuned_tokens": 2, "base_seconds": 0.1, "tuned_seconds": 0.1}
