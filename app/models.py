@@ -196,6 +196,27 @@ class Checkpoint(BaseModel):
         indexes = ((("job", "step"), True),)
 
 
+class Completion(BaseModel):
+    """A playground request on a succeeded job and the text generated for it (filled in as tokens arrive)."""
+
+    job = peewee.ForeignKeyField(Job, backref="completions", on_delete="CASCADE")
+    owner = peewee.ForeignKeyField(User, backref="completions", on_delete="CASCADE")
+    messages = peewee.JSONField()
+    max_tokens = peewee.IntegerField()
+    temperature = peewee.FloatField(default=0.0)
+    adapter = peewee.BooleanField(default=True)
+    status = peewee.CharField(max_length=16, default="queued")
+    text = peewee.TextField(default="")
+    tokens = peewee.IntegerField(default=0)
+    error = peewee.TextField(null=True)
+    first_token_seconds = peewee.FloatField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    finished_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("owner", "created_at"), False),)
+
+
 class Installation(BaseModel):
     """This Studio installation (one row, id 1): a random id, made once, that keeps its names apart from other
     Studios' (two Studios sharing a Kaggle account, or one whose job ids restarted after a reset)."""
@@ -210,7 +231,7 @@ class Installation(BaseModel):
         return cls.get_by_id(1).installation_id
 
 
-ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Checkpoint, Installation]
+ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Checkpoint, Completion, Installation]
 # The columns that name stored objects. The sweeper keeps what they name and a restore must find it all; a new
 # kind of stored object is added here (tests/deploy/test_backup_restore.py checks every *_key column is).
 OBJECT_KEY_COLUMNS = ((Dataset, ("object_key", "normalized_key", "index_key")), (Artifact, ("object_key",)))
