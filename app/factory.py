@@ -16,6 +16,7 @@ from app.web.compare.routes import bp as compare_bp
 from app.web.dashboard.routes import bp as web_bp
 from app.web.datasets.routes import bp as datasets_bp
 from app.web.jobs.routes import bp as jobs_bp
+from app.web.playground.routes import bp as playground_bp
 from app.web.results.routes import bp as results_bp
 
 
@@ -75,5 +76,5 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach one blueprint per area."""
-    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, results_bp, compare_bp, api_bp, ops_bp):
+    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, results_bp, compare_bp, playground_bp, api_bp, ops_bp):
         app.register_blueprint(blueprint)
