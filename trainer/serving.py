@@ -58,6 +58,8 @@ def load(base_model: str, folder: Path, has_adapter: bool) -> Loaded:
     device = torch.device("cuda:0" if cuda else "cpu")
     dtype = torch.float16 if cuda else torch.float32
     tokenizer = load_tokenizer(base_model)
+    if base_model == TINY_MODEL_ID and not cuda:
+        torch.set_num_threads(1)  # as in training (trainer/models.py): its tiny kernels only wait on each other
     if not has_adapter:
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     else:
