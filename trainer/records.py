@@ -244,9 +244,12 @@ def from_csv_row(row: dict) -> dict:
 
 
 def to_messages(record: dict, record_format: str) -> list[dict]:
-    """A chat, instruction or prompt_completion record as chat messages (role, content, optional weight)."""
+    """A chat, instruction, prompt_completion or preference record as chat messages (role, content, optional weight)."""
     if record_format == "chat":
         return record["messages"]
+    if record_format == "preference":  # the conversation the pair prefers
+        prompt, chosen, _ = to_pair(record)
+        return prompt + chosen
     if record_format == "instruction":
         extra = record.get("input") or ""
         prompt = f"{record['instruction']}\n\n{extra}" if extra else record["instruction"]

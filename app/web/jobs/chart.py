@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from flask_babel import lazy_gettext as _l
+
+from app.web.formatting import format_number
+
 
 @dataclass(frozen=True)
 class Tick:
@@ -27,9 +31,10 @@ class LossChart:
     right: int = 16
     top: int = 14
     bottom: int = 36
-    title: str = "Loss"
-    names: tuple[str, str] = ("Training loss", "Evaluation loss")
+    title: str = _l("Loss")
+    names: tuple[str, str] = (_l("Training loss"), _l("Evaluation loss"))
     figure_id: str = "job-chart"
+    words: tuple | None = None  # how the summary tells each series; the loss's words when None
     _y_range: tuple[float, float] = field(init=False)
     _x_max: int = field(init=False)
 
@@ -93,29 +98,42 @@ class LossChart:
     def y_ticks(self) -> list[Tick]:
         """Loss gridlines with labels."""
         low, high = self._y_range
-        return [Tick(self.y(value), f"{value:.3g}") for value in nice_ticks(low, high, 4)]
+        return [Tick(self.y(value), format_number(float(f"{value:.3g}"))) for value in nice_ticks(low, high, 4)]
 
     @property
     def x_ticks(self) -> list[Tick]:
         """Step gridlines with labels (whole steps only)."""
-        return [Tick(self.x(value), f"{int(value)}") for value in nice_ticks(0, self._x_max, 5) if value == int(value)]
+        return [Tick(self.x(value), format_number(int(value)))
+                for value in nice_ticks(0, self._x_max, 5) if value == int(value)]
 
     @property
     def summary(self) -> str:
-        """The chart in words, for screen readers."""
-        parts = [_describe_series(str(self.names[0]), self.train),
-                 _describe_series(str(self.names[1]).lower(), self.evaluation)]
+        """The chart in words, for screen readers, in the request's language."""
+        training, evaluation = self.words or (TRAINING_WORDS, EVALUATION_WORDS)
+        parts = [_describe_series(training, self.train, self.names[0]),
+                 _describe_series(evaluation, self.evaluation, self.names[1])]
         return "; ".join(part for part in parts if part) + "."
 
 
-def _describe_series(name: str, points: list[tuple[int, float]]) -> str:
+# How a series is told: (its only point, its first and last points), per series.
+TRAINING_WORDS = (_l("Training loss %(value)s at step %(step)s"),
+                  _l("Training loss from %(first)s at step %(first_step)s to %(last)s at step %(last_step)s"))
+EVALUATION_WORDS = (_l("evaluation loss %(value)s at step %(step)s"),
+                    _l("evaluation loss from %(first)s at step %(first_step)s to %(last)s at step %(last_step)s"))
+# Any other series, told by its name (a preference run's reward margin and accuracy).
+NAMED_WORDS = (_l("%(name)s %(value)s at step %(step)s"),
+               _l("%(name)s from %(first)s at step %(first_step)s to %(last)s at step %(last_step)s"))
+
+
+def _describe_series(words: tuple, points: list[tuple[int, float]], name: str = "") -> str:
     """First and last point of a series, in words."""
     if not points:
         return ""
     (first_step, first), (last_step, last) = points[0], points[-1]
     if len(points) == 1:
-        return f"{name} {first:.4f} at step {first_step}"
-    return f"{name} from {first:.4f} at step {first_step} to {last:.4f} at step {last_step}"
+        return str(words[0]) % {"name": name, "value": format_number(first, 4), "step": format_number(first_step)}
+    return str(words[1]) % {"name": name, "first": format_number(first, 4), "first_step": format_number(first_step),
+                            "last": format_number(last, 4), "last_step": format_number(last_step)}
 
 
 def nice_ticks(low: float, high: float, count: int) -> list[float]:

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from peewee import fn
 
@@ -14,7 +15,8 @@ from app.jobs import states
 from app.jobs.artifacts import list_artifacts
 from app.jobs.context import JobContext
 from app.models import Dataset, Job, JobEvent, User, utcnow
-from app.web.jobs.chart import LossChart
+from app.web.formatting import format_number
+from app.web.jobs.chart import NAMED_WORDS, LossChart
 from trainer.config import PREFERENCE_METHODS
 
 # The chart keeps at most this many points per series, however long the run: a poll stays cheap.
@@ -120,11 +122,13 @@ def reward_charts(job: Job, series: dict) -> list[LossChart]:
     if job.method not in PREFERENCE_METHODS:
         return []
     total_steps = job.total_steps
+    named = (NAMED_WORDS, NAMED_WORDS)
     return [LossChart(series["reward_margin"], series["eval_reward_margin"], total_steps, title=_l("Reward margin"),
-                      names=(_l("Training margin"), _l("Evaluation margin")), figure_id="job-reward-margin"),
+                      names=(_l("Training margin"), _l("Evaluation margin")), figure_id="job-reward-margin",
+                      words=named),
             LossChart(series["reward_accuracy"], series["eval_reward_accuracy"], total_steps,
                       title=_l("Reward accuracy"), names=(_l("Training accuracy"), _l("Evaluation accuracy")),
-                      figure_id="job-reward-accuracy")]
+                      figure_id="job-reward-accuracy", words=named)]
 
 
 def running_jobs_of(owner: User, limit: int = RUNNING_ON_DASHBOARD) -> list[Job]:
@@ -185,14 +189,14 @@ class EstimateView:
             return ""
         parts = self.estimate.breakdown()
         biggest = max(("weights_gb", "activations_gb", "trainable_gb"), key=lambda part: parts[part])
-        return ADVICE[biggest]
+        return str(ADVICE[biggest])
 
 
 ADVICE = {
-    "weights_gb": "The model's weights alone are too large: use QLoRA (4-bit weights) or a smaller model.",
-    "activations_gb": "Activations dominate: lower the batch size (raise gradient accumulation to keep the "
-                      "effective batch) or shorten the sequence length.",
-    "trainable_gb": "Full fine-tuning keeps optimizer state for every weight: use LoRA or QLoRA.",
+    "weights_gb": _l("The model's weights alone are too large: use QLoRA (4-bit weights) or a smaller model."),
+    "activations_gb": _l("Activations dominate: lower the batch size (raise gradient accumulation to keep the "
+                         "effective batch) or shorten the sequence length."),
+    "trainable_gb": _l("Full fine-tuning keeps optimizer state for every weight: use LoRA or QLoRA."),
 }
 
 
@@ -204,11 +208,11 @@ def estimate_for(base_model: str, method: str, max_seq_length, batch_size, lora_
     entry = catalog.find(base_model)
     view = partial(EstimateView, entry, gpu_gb=gpu_gb or catalog.T4_GB, enforced=gpu_gb is not None)
     if entry is None:
-        return view(None, problem="No estimate for models outside the catalog; check the model card.")
+        return view(None, problem=_("No estimate for models outside the catalog; check the model card."))
     try:
         numbers = [int(value) for value in (max_seq_length, batch_size, lora_r)]
     except (TypeError, ValueError):
-        return view(None, problem="Enter whole numbers for sequence length, batch size and LoRA rank.")
+        return view(None, problem=_("Enter whole numbers for sequence length, batch size and LoRA rank."))
     problem = _estimate_problem(entry, method, numbers)
     if problem:
         return view(None, problem=problem)
@@ -221,9 +225,10 @@ def estimate_for(base_model: str, method: str, max_seq_length, batch_size, lora_
 def _estimate_problem(entry: catalog.ModelEntry, method: str, numbers: list[int]) -> str | None:
     """Why these values cannot be estimated, if they cannot."""
     if method not in catalog.METHODS:
-        return "Choose a method."
+        return _("Choose a method.")
     if min(numbers) < 1:
-        return "Sequence length, batch size and LoRA rank must each be at least 1."
+        return _("Sequence length, batch size and LoRA rank must each be at least 1.")
     if numbers[0] > entry.context_length:
-        return f"The model reads at most {entry.context_length} tokens: shorten the sequence length."
+        return _("The model reads at most %(tokens)s tokens: shorten the sequence length.",
+                 tokens=format_number(entry.context_length))
     return None
