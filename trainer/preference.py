@@ -240,6 +240,19 @@ class PreferenceRun(Run):
             return self.model.disable_adapter()
         return contextlib.nullcontext()
 
+    def evaluate(self) -> float:
+        """The mean pair loss over the validation pairs (their rewards go to the meter)."""
+        self.model.eval()
+        total, pairs = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(self.validation), self.hp.batch_size):
+                batch = self.batch(self.validation[start:start + self.hp.batch_size])
+                count = self.count_targets(batch)
+                total += float(self.loss(batch, count)) * count
+                pairs += count
+        self.model.train()
+        return total / pairs
+
     def step_metrics(self) -> dict:
         """The rewards since the last progress line."""
         return self.rewards.take()
