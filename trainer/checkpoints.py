@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 
 from trainer.config import INIT_ADAPTER_PREFIX
-from trainer.evaluation import validation_metrics
 
 CHECKPOINTS_FILE = "checkpoints.json"
 KEPT_FOLDER = "checkpoint_adapters"  # not under checkpoints/, which holds resume state only the run itself needs
@@ -19,10 +18,10 @@ def checkpoint_metrics(run) -> dict:
     metrics = {"train_loss": run.last_loss}
     if run.validation:
         if run.last_eval_metrics.get("step") != run.step:
-            run.last_eval_metrics = {"step": run.step, **validation_metrics(run)}
-        found = run.last_eval_metrics
-        metrics.update(valid_loss=found["eval_loss"], valid_mean_token_accuracy=found["eval_accuracy"],
-                       valid_perplexity=found["eval_perplexity"])
+            run.last_eval_metrics = {"step": run.step, **run.eval_metrics()}
+        found = run.last_eval_metrics  # a preference run reports rewards instead of token accuracy
+        metrics.update(valid_loss=found["eval_loss"], valid_mean_token_accuracy=found.get("eval_accuracy"),
+                       valid_perplexity=found.get("eval_perplexity"))
     return metrics
 
 
