@@ -1,19 +1,20 @@
 """Job pages: the list, the new-job form with its memory estimate, the detail page with live progress."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app import catalog
 from app.downloads import artifact_response
-from app.errors import ValidationFailed
+from app.errors import NotFound, ValidationFailed
 from app.extensions import get_job_context
 from app.htmx import STOP_POLLING, is_htmx, wants_widget
 from app.jobs import artifacts, backends, service, states, submission
 from app.models import Job
 from app.pagination import page_args
 from app.security import expensive, polling
-from app.web.jobs import forms, views
+from app.web.jobs import forms, live, views
+from app.web.live import adopt_user, etag_of, is_current, not_modified, session_user_id, versioned
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -107,18 +108,42 @@ def estimate():
 @login_required
 def detail(job_id: int):
     """One job: its settings, live progress, loss chart, log and artifacts."""
-    job = Job.get_owned(job_id, current_user)
-    return render_template("jobs/detail.html", job=job, **views.job_panel(job))
+    job = owned_live_job(job_id, current_user.id)
+    return render_template("jobs/detail.html", job=job, cursor=live.Cursor.of(job), **views.job_panel(job))
+
+
+def owned_live_job(job_id: int, user_id: int) -> Job:
+    """The user's job with its live marks (live.live_job); for anyone else, what any page answers."""
+    job = live.live_job(job_id, user_id)
+    if job is not None:
+        return job
+    if not current_user.is_authenticated:  # a user deactivated since signing in
+        abort(current_app.login_manager.unauthorized())
+    raise NotFound("job not found")
 
 
 @bp.get("/<int:job_id>/progress")
 @polling
-@login_required
 def progress(job_id: int):
-    """The live widgets, polled while the job is active; 286 stops the polling once it is over."""
-    job = Job.get_owned(job_id, current_user)
+    """The live widgets, polled while the job is active: 304 while nothing changed (one query), else only what
+    did (at most three); 286 stops the polling once the job is over."""
+    cursor = live.Cursor.from_args(request.args)
+    job = owned_live_job(job_id, session_user_id())
+    adopt_user(job.owner)
+    etag = etag_of(*live.etag_parts(job, cursor))
+    if is_current(etag):
+        return not_modified(etag)
     status = 200 if job.status in states.ACTIVE else STOP_POLLING
-    return render_template("jobs/_live.html", job=job, **views.job_panel(job)), status
+    body = render_template("jobs/_changes.html", job=job, changes=live.changes_since(job, cursor))
+    return versioned(make_response(body, status), etag)
+
+
+@bp.get("/<int:job_id>/artifacts")
+@login_required
+def artifact_list(job_id: int):
+    """The artifacts widget, which a poll asks to reload itself when the job's files (or its ending) changed."""
+    job = Job.get_owned(job_id, current_user)
+    return render_template("jobs/_artifacts.html", job=job, artifacts=artifacts.list_artifacts(job))
 
 
 @bp.post("/<int:job_id>/cancel")
@@ -129,7 +154,9 @@ def cancel(job_id: int):
     flash("Job cancelled." if job.status == states.CANCELLED else "Cancel requested: the run stops in a moment.",
           "success")
     if is_htmx():
-        return render_template("jobs/_live.html", job=job, with_flash=True, **views.job_panel(job))
+        job = owned_live_job(job_id, current_user.id)
+        return render_template("jobs/_live.html", job=job, cursor=live.Cursor.of(job), with_flash=True,
+                               **views.job_panel(job))
     return redirect(url_for("jobs.detail", job_id=job.id), 303)
 
 

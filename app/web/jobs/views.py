@@ -54,17 +54,21 @@ def progress_of(job: Job, now: datetime.datetime | None = None) -> Progress:
 # -- the loss chart -----------------------------------------------------------------------------------------------
 
 
-def loss_points(job: Job, limit: int = CHART_POINTS) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, loss) and (step, eval loss) points of the job, each series thinned to about `limit` points.
+def loss_points(job: Job, limit: int = CHART_POINTS,
+                upto: int | None = None) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(step, loss) and (step, eval loss) points of the job (up to event `upto`), each thinned to about `limit`.
 
     One query whatever the number of events: a window numbers each series' points, and only the first point of
     each of `limit` equal slices (and the last point) leaves the database.
     """
     series = JobEvent.data["type"].as_text()
+    where = (JobEvent.job == job.id) & (JobEvent.kind == "metric")
+    if upto is not None:  # the poll's snapshot: what its ETag names, even if more points arrive meanwhile
+        where &= JobEvent.id <= upto
     ranked = (JobEvent.select(JobEvent.id, JobEvent.data, series.alias("series"),
                               fn.ROW_NUMBER().over(partition_by=[series], order_by=[JobEvent.id]).alias("n"),
                               fn.COUNT(JobEvent.id).over(partition_by=[series]).alias("total"))
-              .where((JobEvent.job == job.id) & (JobEvent.kind == "metric"))
+              .where(where)
               .alias("ranked"))
     n, total = ranked.c.n, ranked.c.total
     # Integer division: the row opens a new slice when n * limit / total steps up.
@@ -91,19 +95,22 @@ def _point(data: dict | None, key: str) -> tuple[int, float] | None:
 # -- what a job page shows ----------------------------------------------------------------------------------------
 
 
-def log_tail(job: Job, limit: int = LOG_TAIL_LINES) -> list[JobEvent]:
-    """The job's last log lines and status changes, oldest first."""
-    rows = (JobEvent.select(JobEvent.kind, JobEvent.message, JobEvent.created_at)
-            .where((JobEvent.job == job.id) & (JobEvent.kind.in_(("log", "status"))))
-            .order_by(JobEvent.id.desc()).limit(limit))
+def log_tail(job: Job, limit: int = LOG_TAIL_LINES, after: int = 0, upto: int | None = None) -> list[JobEvent]:
+    """The job's last log lines and status changes (those after event `after`, up to `upto`), oldest first."""
+    where = (JobEvent.job == job.id) & JobEvent.kind.in_(("log", "status")) & (JobEvent.id > after)
+    if upto is not None:
+        where &= JobEvent.id <= upto
+    rows = (JobEvent.select(JobEvent.id, JobEvent.kind, JobEvent.message, JobEvent.created_at)
+            .where(where).order_by(JobEvent.id.desc()).limit(limit))
     return list(reversed(list(rows)))
 
 
 def job_panel(job: Job) -> dict:
-    """Everything the live part of a job page shows: three queries, however many events the job has."""
-    train, evaluation = loss_points(job)
+    """Everything the live part of a job page shows, up to the marks live_job read with the job (its cursor):
+    three queries, however many events the job has."""
+    train, evaluation = loss_points(job, upto=job.last_point or 0)
     return {"progress": progress_of(job), "chart": LossChart(train, evaluation, job.total_steps),
-            "log": log_tail(job), "artifacts": list_artifacts(job)}
+            "log": log_tail(job, upto=job.last_event or 0), "artifacts": list_artifacts(job)}
 
 
 def running_jobs_of(owner: User, limit: int = RUNNING_ON_DASHBOARD) -> list[Job]:
