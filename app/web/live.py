@@ -13,6 +13,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 
 from app import __version__
+from app.models import User
 
 # Revalidate on every use, and only in the browser: the answer belongs to one signed-in user.
 CACHE_CONTROL = "no-cache, private"
@@ -32,9 +33,23 @@ def session_user_id() -> int:
     return current_user.id
 
 
+def refuse(model, object_id: int):
+    """End a poll for a row its query did not find: sign in again (a user deactivated or signed out), else 404."""
+    if not current_user.is_authenticated:
+        abort(current_app.login_manager.unauthorized())
+    model.get_owned(object_id, current_user)  # NotFound, unless the row appeared meanwhile
+    abort(404)
+
+
 def adopt_user(user) -> None:
     """Make the user a poll's query loaded (active, the session's) this request's current_user: no second query."""
     current_app.login_manager._update_request_context_with_user(user)
+
+
+def owned_rows(query, model, user_id: int):
+    """query (of model's rows) narrowed to the user's own, the owner joined in and required to be active."""
+    return (query.select_extend(*User._meta.sorted_fields).join(User, on=(model.owner == User.id))
+            .where((model.owner == user_id) & User.is_active))
 
 
 def etag_of(*parts) -> str:

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from app.models import Job, JobEvent
+from app.models import Dataset, Job, JobEvent
 from tests.support.database import counted_queries
 from tests.support.factories import make_artifact, make_dataset, make_event, make_job, running_job
 from tests.support.pages import htmx
@@ -137,3 +137,31 @@ def test_polls_of_someone_elses_job_or_signed_out_are_refused(browser, client, m
     response = browser.get(f"/jobs/{other.id}/progress", headers=htmx("job-progress"))
     assert response.status_code in (302, 401) and "ETag" not in response.headers
     assert in_db(lambda: JobEvent.select().where(JobEvent.job == other.id).count()) == 0
+
+
+def revalidated(browser, path: str, target: str):
+    """A poll of path, then the same poll with the ETag it got, as a browser revalidates; (first, second, queries)."""
+    first = browser.get(path, headers=htmx(target))
+    with counted_queries() as queries:
+        second = browser.get(path, headers={**htmx(target), "If-None-Match": first.headers["ETag"]})
+    return first, second, queries
+
+
+def test_the_dashboard_widget_is_a_304_while_no_running_job_moved(browser, owner, in_db):
+    job = in_db(running_job, owner, steps=30, total=120)
+    first, second, queries = revalidated(browser, "/dashboard/running", "running-jobs")
+    assert first.status_code == 200 and second.status_code == 304 and len(queries) == 1, queries
+    in_db(lambda: Job.update(step=60).where(Job.id == job.id).execute())
+    moved = browser.get("/dashboard/running", headers={**htmx("running-jobs"), "If-None-Match": first.headers["ETag"]})
+    assert moved.status_code == 200 and 'value="50.0"' in moved.get_data(as_text=True)
+
+
+def test_a_processing_dataset_report_is_a_304_until_validation_ends(browser, owner, in_db):
+    dataset = in_db(make_dataset, owner, status="processing", example_count=None)
+    path = f"/datasets/{dataset.id}/report"
+    first, second, queries = revalidated(browser, path, "dataset-report")
+    assert first.status_code == 200 and second.status_code == 304 and len(queries) == 1, queries
+    in_db(lambda: Dataset.update(status="invalid", updated_at=Dataset.updated_at).where(Dataset.id == dataset.id)
+          .execute())
+    done = browser.get(path, headers={**htmx("dataset-report"), "If-None-Match": first.headers["ETag"]})
+    assert done.status_code == 286 and "hx-trigger" not in done.get_data(as_text=True)

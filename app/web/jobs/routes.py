@@ -1,12 +1,12 @@
 """Job pages: the list, the new-job form with its memory estimate, the detail page with live progress."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app import catalog
 from app.downloads import artifact_response
-from app.errors import NotFound, ValidationFailed
+from app.errors import ValidationFailed
 from app.extensions import get_job_context
 from app.htmx import STOP_POLLING, is_htmx, wants_widget
 from app.jobs import artifacts, backends, service, states, submission
@@ -14,7 +14,7 @@ from app.models import Job
 from app.pagination import page_args
 from app.security import expensive, polling
 from app.web.jobs import forms, live, views
-from app.web.live import adopt_user, etag_of, is_current, not_modified, session_user_id, versioned
+from app.web.live import adopt_user, etag_of, is_current, not_modified, refuse, session_user_id, versioned
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -115,11 +115,9 @@ def detail(job_id: int):
 def owned_live_job(job_id: int, user_id: int) -> Job:
     """The user's job with its live marks (live.live_job); for anyone else, what any page answers."""
     job = live.live_job(job_id, user_id)
-    if job is not None:
-        return job
-    if not current_user.is_authenticated:  # a user deactivated since signing in
-        abort(current_app.login_manager.unauthorized())
-    raise NotFound("job not found")
+    if job is None:
+        refuse(Job, job_id)
+    return job
 
 
 @bp.get("/<int:job_id>/progress")

@@ -14,6 +14,7 @@ from app.jobs.artifacts import list_artifacts
 from app.jobs.context import JobContext
 from app.models import Dataset, Job, JobEvent, User, utcnow
 from app.web.jobs.chart import LossChart
+from app.web.live import owned_rows
 
 # The chart keeps at most this many points per series, however long the run: a poll stays cheap.
 CHART_POINTS = 200
@@ -113,10 +114,12 @@ def job_panel(job: Job) -> dict:
             "log": log_tail(job, upto=job.last_event or 0), "artifacts": list_artifacts(job)}
 
 
-def running_jobs_of(owner: User, limit: int = RUNNING_ON_DASHBOARD) -> list[Job]:
-    """The owner's queued, preparing and running jobs, newest first."""
-    return list(Job.select().where((Job.owner == owner.id) & Job.status.in_(states.ACTIVE))
-                .order_by(Job.created_at.desc(), Job.id.desc()).limit(limit))
+def running_jobs_of(owner_id: int, limit: int = RUNNING_ON_DASHBOARD, with_owner: bool = False) -> list[Job]:
+    """The owner's queued, preparing and running jobs, newest first (with_owner: the owner, if active, joined in
+    and loaded with each, for a poll that answers in this one query)."""
+    query = Job.select().where(Job.status.in_(states.ACTIVE))
+    query = owned_rows(query, Job, owner_id) if with_owner else query.where(Job.owner == owner_id)
+    return list(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit))
 
 
 def ready_datasets(owner: User) -> list[Dataset]:
