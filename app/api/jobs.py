@@ -8,10 +8,10 @@ from app.api.auth import current_api_user
 from app.api.blueprint import bp
 from app.downloads import artifact_response
 from app.errors import ValidationFailed
-from app.extensions import get_job_context
+from app.extensions import get_job_context, get_settings
 from app.jobs import artifacts, capacity, service, submission
-from app.models import Job, JobEvent
-from app.pagination import int_arg, page_args
+from app.models import Artifact, Job, JobEvent
+from app.pagination import int_arg, page_request, paginate
 from app.security import expensive, polling
 
 MAX_EVENTS = 500
@@ -52,8 +52,8 @@ def create_job():
 @bp.get("/jobs")
 def list_jobs():
     """The user's jobs, newest first, optionally of one status."""
-    page, per_page = page_args(request.args)
-    result = service.list_jobs(current_api_user(), request.args.get("status") or None, page, per_page)
+    result = service.list_jobs(current_api_user(), request.args.get("status") or None,
+                               page_request(request.args, numbered=True), get_settings().list_count_limit)
     return jsonify(data=[schemas.job_dict(j) for j in result.items], meta=result.meta())
 
 
@@ -94,7 +94,9 @@ def list_job_events(job_id: int):
 def list_job_artifacts(job_id: int):
     """The files the job produced."""
     job = Job.get_owned(job_id, current_api_user())
-    return jsonify(data=[schemas.artifact_dict(a, job.id) for a in artifacts.list_artifacts(job)])
+    result = paginate(Artifact.select().where(Artifact.job == job.id), Artifact.id,
+                      page_request(request.args, numbered=True), get_settings().list_count_limit)
+    return jsonify(data=[schemas.artifact_dict(a, job.id) for a in result.items], meta=result.meta())
 
 
 @bp.get("/jobs/<int:job_id>/artifacts/<path:name>")

@@ -66,7 +66,10 @@ def test_list_pages_keep_the_filter(browser, owner, in_db):
     for index in range(3):
         in_db(make_job, owner, name=f"paged job {index}", status="queued")
     html = browser.get("/jobs?status=queued&per_page=2").get_data(as_text=True)
-    assert "Page 1 of 2" in html and "/jobs?status=queued&amp;page=2" in html
+    older = re.search(r'href="(/jobs\?status=queued&amp;per_page=2&amp;before=\d+)"', html)
+    assert "3 in all" in html and older, html
+    last = browser.get(older.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert "paged job 0" in last and "paged job 2" not in last and "Older" not in last
     assert browser.get("/jobs?status=nonsense").status_code == 422
 
 

@@ -9,10 +9,10 @@ from wtforms import ValidationError
 from app.datasets import previews, service
 from app.datasets.intake import accept_upload
 from app.errors import StudioError
-from app.extensions import csrf, get_store
+from app.extensions import csrf, get_settings, get_store
 from app.htmx import STOP_POLLING, is_htmx, wants_widget
 from app.models import Dataset
-from app.pagination import int_arg, page_args
+from app.pagination import int_arg, page_request
 from app.security import expensive, polling
 from app.web.live import adopt_user, etag_of, is_current, not_modified, owned_rows, refuse, session_user_id, versioned
 
@@ -25,9 +25,8 @@ PREVIEW_PAGE = 10
 @login_required
 def index():
     """The user's datasets with search, pagination and the upload form."""
-    page, per_page = page_args(request.args)
     query = request.args.get("q", "").strip()
-    result = service.list_datasets(current_user, query, page, per_page)
+    result = service.list_datasets(current_user, query, page_request(request.args), get_settings().list_count_limit)
     if wants_widget("dataset-table"):
         return render_template("datasets/_table.html", page=result, q=query)
     return render_template("datasets/index.html", page=result, q=query)

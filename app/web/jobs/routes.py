@@ -7,11 +7,11 @@ from flask_login import current_user, login_required
 from app import catalog
 from app.downloads import artifact_response
 from app.errors import ValidationFailed
-from app.extensions import get_job_context
+from app.extensions import get_job_context, get_settings
 from app.htmx import STOP_POLLING, is_htmx, wants_widget
 from app.jobs import artifacts, backends, service, states, submission
 from app.models import Job
-from app.pagination import page_args
+from app.pagination import page_request
 from app.security import expensive, polling
 from app.web.jobs import forms, live, views
 from app.web.live import adopt_user, etag_of, is_current, not_modified, refuse, session_user_id, versioned
@@ -38,9 +38,9 @@ def backend_label_filter(name: str) -> str:
 @login_required
 def index():
     """The user's jobs, filtered by status and searched by name, a page at a time."""
-    page, per_page = page_args(request.args)
     status, query = request.args.get("status") or None, request.args.get("q", "").strip()
-    result = service.list_jobs(current_user, status, page, per_page, name_contains=query)
+    result = service.list_jobs(current_user, status, page_request(request.args), get_settings().list_count_limit,
+                               name_contains=query)
     template = "jobs/_table.html" if wants_widget("job-table") else "jobs/index.html"
     progress = {job.id: views.progress_of(job) for job in result.items}
     return render_template(template, page=result, progress=progress, q=query, status=status, statuses=states.ALL)
