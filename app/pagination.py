@@ -12,6 +12,8 @@ DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
 # Far beyond any real list, yet small enough that the row offset fits PostgreSQL's bigint.
 MAX_PAGE = 1_000_000
+# Cursors are row ids: at most 18 digits, within PostgreSQL's bigint.
+MAX_ID = 10 ** 18 - 1
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,8 @@ def page_request(args, numbered: bool = False) -> PageRequest:
     """The page a query string asks for: cursor/before (older rows), after (newer rows) or page, and per_page;
     numbered: page 1 when it names none (the API's lists keep their page meta)."""
     per_page = int_arg(args, "per_page", DEFAULT_PER_PAGE, maximum=MAX_PER_PAGE)
-    before = int_arg(args, "cursor", 0) or int_arg(args, "before", 0) or None
-    after = int_arg(args, "after", 0, minimum=0) if args.get("after") not in (None, "") else None
+    before = int_arg(args, "cursor", 0, maximum=MAX_ID) or int_arg(args, "before", 0, maximum=MAX_ID) or None
+    after = int_arg(args, "after", 0, minimum=0, maximum=MAX_ID) if args.get("after") not in (None, "") else None
     page = int_arg(args, "page", 1, maximum=MAX_PAGE) if numbered or args.get("page") not in (None, "") else None
     if before is not None or after is not None:
         page = None  # a cursor wins over a page number
