@@ -103,8 +103,6 @@ class Settings(BaseSettings):
 
     # Lists count their rows up to this many; beyond, pages say "more than N" instead of scanning them all.
     list_count_limit: int = Field(1000, ge=1)
-    # A job keeps at most this many log lines as events; later ones go to a compressed log in object storage.
-    job_log_event_cap: int = Field(5000, ge=0)
 
     sweep_grace_seconds: int = Field(24 * 3600, ge=0)
     sweep_kaggle_datasets: bool = False
