@@ -103,6 +103,8 @@ class Settings(BaseSettings):
 
     # Lists count their rows up to this many; beyond, pages say "more than N" instead of scanning them all.
     list_count_limit: int = Field(1000, ge=1)
+    # A job keeps this many log lines as events; later ones go to compressed log artifacts (app/jobs/log_overflow.py).
+    job_log_event_cap: int = Field(20_000, ge=0)
 
     sweep_grace_seconds: int = Field(24 * 3600, ge=0)
     sweep_kaggle_datasets: bool = False

@@ -8,8 +8,8 @@ from app.api.auth import current_api_user
 from app.api.blueprint import bp
 from app.downloads import artifact_response
 from app.errors import ValidationFailed
-from app.extensions import get_job_context, get_settings
-from app.jobs import artifacts, capacity, service, submission
+from app.extensions import get_job_context, get_settings, get_store
+from app.jobs import artifacts, capacity, log_overflow, service, submission
 from app.models import Artifact, Job, JobEvent
 from app.pagination import int_arg, page_request, paginate
 from app.security import expensive, polling
@@ -88,6 +88,16 @@ def list_job_events(job_id: int):
               .order_by(JobEvent.id).limit(limit))
     data = [schemas.event_dict(e) for e in events]
     return jsonify(data=data, meta={"after": after, "last_id": data[-1]["id"] if data else after})
+
+
+@bp.get("/jobs/<int:job_id>/log-overflow")
+def list_job_log_overflow(job_id: int):
+    """The job's log lines past JOB_LOG_EVENT_CAP, read from their compressed artifacts, after a line number."""
+    job = Job.get_owned(job_id, current_api_user())
+    after = int_arg(request.args, "after", 0, minimum=0)
+    limit = int_arg(request.args, "limit", MAX_EVENTS, maximum=MAX_EVENTS)
+    lines = log_overflow.read_lines(get_store(), job, after, limit)
+    return jsonify(data=lines, meta={"after": after, "last_line": lines[-1]["line"] if lines else after})
 
 
 @bp.get("/jobs/<int:job_id>/artifacts")

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from peewee import fn
 
 from app.db import database
-
 from app.jobs import states
 from app.models import Artifact, Job, JobEvent, User
 from app.pagination import int_arg
