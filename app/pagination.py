@@ -49,7 +49,7 @@ class Page:
     def meta(self) -> dict:
         """The page's position, as the API reports it."""
         meta = {"per_page": self.per_page, "total": self.total, "total_exact": self.total_exact,
-                "next_cursor": str(self.next_cursor) if self.has_next else None}
+                "next_cursor": str(self.next_cursor) if self.has_next and self.next_cursor else None}
         if self.page is not None:
             meta.update(page=self.page, pages=self.pages)
         return meta
