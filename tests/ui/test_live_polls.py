@@ -76,7 +76,7 @@ def test_a_changed_poll_sends_only_what_changed_in_at_most_three_queries(browser
     body = charted.get_data(as_text=True)
     assert charted.status_code == 200 and len(queries) == 2, queries  # the job, the chart (no new line)
     assert 'id="job-chart" class="loss-chart" hx-swap-oob="true"' in body and "log-line" not in body
-    assert f"{steps + 1} / 100" in body, "the numbers come with every changed answer"
+    assert f"{steps + 1:,} / 100" in body, "the numbers come with every changed answer"
 
     in_db(make_event, job, message="and another")
     in_db(make_event, job, kind="metric", message="step", data={"type": "progress", "step": steps + 2, "loss": 0.4})
