@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.errors import ServiceUnavailable, StudioError
 from app.htmx import is_htmx
+from app.openai_api.errors import openai_error_response
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ def wants_json() -> bool:
 
 
 def error_response(status: int, code: str, message: str, details=None):
-    """The error as JSON for the API or as a page for the browser, with its status."""
+    """The error as JSON for the API (in OpenAI's format under /v1) or as a page for the browser, with its status."""
+    if request.path.startswith("/v1/"):
+        return openai_error_response(status, code, message, details)
     if wants_json():
         body = {"error": {"code": code, "message": message, "details": details}}
         return jsonify(body), status

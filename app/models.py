@@ -147,6 +147,14 @@ class Job(OwnedModel):
     # one of its backend's concurrency slots until the backend says it ended.
     remote_open = peewee.BooleanField(default=False)
     cancel_requested_at = peewee.DateTimeField(null=True)
+    # Set while a pause is asked for or in force (backends whose `pauses` is true): the run checkpoints and stops,
+    # and nothing carries the job on until it is resumed (app/jobs/pausing.py).
+    paused_at = peewee.DateTimeField(null=True)
+    # What a client of the OpenAI dialect (/v1) attached: its key-value metadata and the fine-tuned model's suffix.
+    metadata = peewee.JSONField(null=True)
+    suffix = peewee.CharField(max_length=64, null=True)
+    # How the run is judged and where it starts: sample_count, sample_prompts, init_from (app/jobs/judging.py).
+    run_options = peewee.JSONField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     started_at = peewee.DateTimeField(null=True)
     finished_at = peewee.DateTimeField(null=True)
@@ -183,6 +191,40 @@ class Artifact(BaseModel):
         indexes = ((("job", "name"), True),)
 
 
+class Checkpoint(BaseModel):
+    """A kept checkpoint of a finished job: its step, metrics and the artifact folder holding its adapter."""
+
+    job = peewee.ForeignKeyField(Job, backref="checkpoints", on_delete="CASCADE")
+    step = peewee.IntegerField()
+    metrics = peewee.JSONField(null=True)
+    artifact = peewee.CharField(max_length=255, null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("job", "step"), True),)
+
+
+class Completion(BaseModel):
+    """A playground request on a succeeded job and the text generated for it (filled in as tokens arrive)."""
+
+    job = peewee.ForeignKeyField(Job, backref="completions", on_delete="CASCADE")
+    owner = peewee.ForeignKeyField(User, backref="completions", on_delete="CASCADE")
+    messages = peewee.JSONField()
+    max_tokens = peewee.IntegerField()
+    temperature = peewee.FloatField(default=0.0)
+    adapter = peewee.BooleanField(default=True)
+    status = peewee.CharField(max_length=16, default="queued")
+    text = peewee.TextField(default="")
+    tokens = peewee.IntegerField(default=0)
+    error = peewee.TextField(null=True)
+    first_token_seconds = peewee.FloatField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    finished_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("owner", "created_at"), False),)
+
+
 class Installation(BaseModel):
     """This Studio installation (one row, id 1): a random id, made once, that keeps its names apart from other
     Studios' (two Studios sharing a Kaggle account, or one whose job ids restarted after a reset)."""
@@ -197,7 +239,46 @@ class Installation(BaseModel):
         return cls.get_by_id(1).installation_id
 
 
-ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Installation]
+class WebhookEndpoint(OwnedModel):
+    """A URL of one user's that is told about events, signed with its secret (kept encrypted)."""
+
+    owner = peewee.ForeignKeyField(User, backref="webhook_endpoints", on_delete="CASCADE")
+    url = peewee.CharField(max_length=2000)
+    events = peewee.JSONField(default=list)
+    secret_encrypted = peewee.TextField()
+    enabled = peewee.BooleanField(default=True)
+    # Failed deliveries in a row; past WEBHOOKS_DISABLE_AFTER_FAILURES the endpoint is disabled, and why is kept.
+    consecutive_failures = peewee.IntegerField(default=0)
+    disabled_reason = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("owner", "created_at"), False),)
+
+
+class WebhookDelivery(BaseModel):
+    """One event sent (or to be sent) to one endpoint: the exact body signed, and how its attempts went."""
+
+    endpoint = peewee.ForeignKeyField(WebhookEndpoint, backref="deliveries", on_delete="CASCADE")
+    event_id = peewee.CharField(max_length=64)
+    event_type = peewee.CharField(max_length=64)
+    body = peewee.TextField()
+    status = peewee.CharField(max_length=16, default="pending", index=True)
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(null=True)
+    response_status = peewee.IntegerField(null=True)
+    latency_ms = peewee.IntegerField(null=True)
+    response_excerpt = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    delivered_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("endpoint", "id"), False),)
+
+
+ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Checkpoint, Completion, Installation, WebhookEndpoint,
+              WebhookDelivery]
 # The columns that name stored objects. The sweeper keeps what they name and a restore must find it all; a new
 # kind of stored object is added here (tests/deploy/test_backup_restore.py checks every *_key column is).
 OBJECT_KEY_COLUMNS = ((Dataset, ("object_key", "normalized_key", "index_key")), (Artifact, ("object_key",)))

@@ -26,6 +26,16 @@ if ! fresh "$stamp" && ! fresh .venv/.installed-dev; then
   touch "$stamp"
 fi
 
+# The dialect's tests (tests/openai_api) also drive the newest 2.x OpenAI client, which cannot share the
+# virtualenv with the 3.x one: it goes into a folder of its own that those tests put first on PYTHONPATH.
+openai2=.venv/openai-2
+if [ "$profile" = dev ] && { [ ! -f "$openai2/.installed" ] || [ requirements-openai-2.txt -nt "$openai2/.installed" ]; }; then
+  say "installing the 2.x OpenAI client into $openai2"
+  rm -rf "$openai2"
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --target "$openai2" -r requirements-openai-2.txt
+  touch "$openai2/.installed"
+fi
+
 ensure_command npm npm "the Node.js package manager (Debian: apt-get install npm)"
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing front-end packages from the npm registry"

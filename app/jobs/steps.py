@@ -14,7 +14,7 @@ from redis.exceptions import LockError
 
 from app import faults
 from app.db import database
-from app.jobs import inputs, states
+from app.jobs import inputs, judging, states
 from app.jobs.artifacts import store_artifacts
 from app.jobs.backends import RunOutcome
 from app.jobs.context import JobContext
@@ -199,14 +199,21 @@ def _busy(ctx: JobContext, job: Job, outcome: RunOutcome) -> str:
     return outcome.message
 
 
+def _paused(ctx: JobContext, job: Job, outcome: RunOutcome) -> str:
+    """The run checkpointed and stopped on a pause: nothing carries the job on until it is resumed."""
+    add_event(job, "log", outcome.message)
+    return "paused"
+
+
 RUN_OUTCOMES = {"trained": _trained, "failed": _run_failed, "cancelled": _run_cancelled,
-                "handed back": _handed_back, "busy": _busy}
+                "handed back": _handed_back, "busy": _busy, "paused": _paused}
 
 
 def collect(ctx: JobContext, job: Job) -> str:
     """Copy the run's outputs into object storage as the job's artifacts."""
     outputs = ctx.backend(job.backend).outputs(ctx, job)
     stored = store_artifacts(ctx.store, job, outputs)
+    judging.record_checkpoints(job, outputs)
     faults.hit("collect.stored")
     add_event(job, "log", f"stored {stored} output files")
     schedule(ctx, job, states.FINALIZE)
