@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from app.models import Dataset, Job, JobEvent
+from app.models import Completion, Dataset, Job, JobEvent
 from tests.support.database import counted_queries
 from tests.support.factories import make_artifact, make_dataset, make_event, make_job, running_job
 from tests.support.pages import htmx
@@ -165,3 +165,17 @@ def test_a_processing_dataset_report_is_a_304_until_validation_ends(browser, own
           .execute())
     done = browser.get(path, headers={**htmx("dataset-report"), "If-None-Match": first.headers["ETag"]})
     assert done.status_code == 286 and "hx-trigger" not in done.get_data(as_text=True)
+
+
+def test_a_playground_answer_being_generated_is_a_304_until_a_token_comes(browser, owner, in_db, make_user):
+    job = in_db(make_job, owner, status="succeeded")
+    answer = in_db(Completion.create, job=job.id, owner=owner.id, messages=[{"role": "user", "content": "hi"}],
+                   max_tokens=8, status="running")
+    path = f"/jobs/{job.id}/playground/{answer.id}"
+    first, second, queries = revalidated(browser, path, f"completion-{answer.id}")
+    assert first.status_code == 200 and second.status_code == 304 and len(queries) == 1, queries
+    in_db(lambda: Completion.update(text="Hel", tokens=1).where(Completion.id == answer.id).execute())
+    grown = browser.get(path, headers={**htmx(), "If-None-Match": first.headers["ETag"]})
+    assert grown.status_code == 200 and "Hel" in grown.get_data(as_text=True)
+    other = in_db(make_job, make_user(), status="succeeded")
+    assert browser.get(f"/jobs/{other.id}/playground/{answer.id}", headers=htmx()).status_code == 404
