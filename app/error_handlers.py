@@ -5,6 +5,7 @@ import logging
 
 import peewee
 from flask import Flask, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -28,6 +29,17 @@ HTTP_CODES = {
     429: "rate_limited",
     500: "internal_error",
     503: "service_unavailable",
+}
+
+
+# What a page says for a plain HTTP error, in the user's language (werkzeug's descriptions are English only).
+PAGE_MESSAGES = {
+    400: _l("The request could not be understood."),
+    403: _l("You may not open this page."),
+    404: _l("This page does not exist, or it is not yours."),
+    405: _l("This page does not answer that kind of request."),
+    413: _l("What you sent is too large."),
+    429: _l("Too many requests; wait a moment and try again."),
 }
 
 
@@ -74,7 +86,10 @@ def _csrf_error(error: CSRFError):
 def _http_error(error: HTTPException):
     """A werkzeug HTTP error (404, 405, 413…)."""
     code = HTTP_CODES.get(error.code or 500, "http_error")
-    response = error_response(error.code or 500, code, error.description or error.name)
+    message = error.description or error.name
+    if not wants_json():
+        message = str(PAGE_MESSAGES.get(error.code, message))
+    response = error_response(error.code or 500, code, message)
     if error.code == 405 and wants_json():
         response[0].headers["Allow"] = ", ".join(error.valid_methods or [])
     return response

@@ -36,6 +36,8 @@ class User(BaseModel):
     max_active_jobs = peewee.IntegerField(null=True)
     max_stored_bytes = peewee.BigIntegerField(null=True)
     max_uploads_per_day = peewee.IntegerField(null=True)
+    # The interface language the user chose (app/i18n.py); NULL follows the browser, then DEFAULT_LOCALE.
+    locale = peewee.CharField(max_length=16, null=True)
 
     # Flask-Login's user protocol.
     is_authenticated = True

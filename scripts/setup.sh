@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepare a checkout: a virtualenv with the pinned packages and the front-end files from npm.
+# Prepare a checkout: a virtualenv with the pinned packages, the front-end files from npm, compiled translations.
 # Usage: scripts/setup.sh [runtime|dev]   (dev adds the test tools). Safe to run again: it only
 # reinstalls when a requirements or package file changed.
 set -euo pipefail
@@ -42,3 +42,6 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 scripts/vendor_assets.sh
+
+# The pages' translations: the .po catalogs are in the repository, the .mo files the app reads are built here.
+scripts/i18n.sh compile
