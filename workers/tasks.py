@@ -13,6 +13,7 @@ from app.extensions import get_settings, get_store
 from app.jobs import orchestrator
 from app.jobs.context import JobContext
 from app.models import Dataset, User
+from app.playground import runner
 from app.storage import StorageError
 from app.webhooks import delivery
 
@@ -54,3 +55,17 @@ def run_job_step(job_id: int, stage: str) -> str:
 def deliver_webhook(delivery_id: int) -> str:
     """One attempt of a webhook delivery (app/webhooks/delivery.py); what became of it."""
     return delivery.deliver(delivery_id, get_settings(), current_app.extensions["redis"])
+
+
+# The models the playground worker keeps loaded between completions; it runs jobs in its own process (no fork), so
+# this lives as long as the worker.
+WARM_MODELS = {}
+
+
+def generate_completion(completion_id: int) -> str:
+    """One playground completion (app/playground/runner.py), on the playground worker's warm models."""
+    # Imported here, not at the top: torch takes seconds to import, and only the playground worker needs it.
+    from trainer import serving
+
+    warm = WARM_MODELS.setdefault("models", serving.WarmModels(get_settings().playground_warm_seconds))
+    return runner.run_completion(JobContext.from_app(current_app), completion_id, serving, warm)

@@ -15,8 +15,8 @@ document.addEventListener("htmx:responseError", function (event) {
   var message = document.createElement("p");
   message.className = "flash flash-error";
   message.setAttribute("role", "alert");
-  // The words come from the page, in its language (templates/_flash.html).
-  message.textContent = flash.dataset.requestFailed.replace("{status}", xhr.status);
+  // The words come from the page, in its language (the <body> of templates/base.html).
+  message.textContent = document.body.dataset.requestFailed.replace("{status}", xhr.status);
   flash.replaceChildren(message);
 });
 
@@ -37,6 +37,6 @@ document.addEventListener("htmx:sendError", function () {
   message.className = "flash flash-error";
   message.setAttribute("role", "alert");
   message.setAttribute("data-offline-notice", "");
-  message.textContent = flash.dataset.offline;
+  message.textContent = document.body.dataset.offline;
   flash.replaceChildren(message);
 });
