@@ -27,7 +27,8 @@ def check_request(job: Job, payload) -> str:
     if fmt not in FORMATS:
         raise ValidationFailed("Unknown export format.", details={"format": f"one of {', '.join(FORMATS)}"})
     if job.status != states.SUCCEEDED:
-        raise Conflict(f"The job is {job.status}: only a succeeded job can be exported.", details={"status": job.status})
+        raise Conflict(f"The job is {job.status}: only a succeeded job can be exported.",
+                       details={"status": job.status})
     if job.method not in judging.ADAPTER_METHODS:
         raise Conflict("A full fine-tune is already a whole model: download model/ instead.",
                        details={"method": job.method})
