@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.db import database
@@ -45,7 +46,7 @@ def gpu_quota():
     """Each enabled backend's GPU quota this week (cached five minutes; "unknown" when it does not answer fast)."""
     backends = quota_backends()
     if not backends:
-        raise NotFound("No enabled training backend keeps a GPU quota (TRAINING_BACKENDS).")
+        raise NotFound(_("No enabled training backend keeps a GPU quota (TRAINING_BACKENDS)."))
     quotas = [(backend, backend.configuration_problems()) for backend in backends]
     quotas = [(backend, problems, None if problems else capacity.quota(get_job_context(), backend.name))
               for backend, problems in quotas]
