@@ -30,7 +30,7 @@ def test_results_show_samples_side_by_side_checkpoints_and_downloads(browser, ow
     html = browser.get(f"/jobs/{job.id}/results", headers=htmx("job-results")).get_data(as_text=True)
     assert "hx-trigger" not in html, "a finished job's results do not poll"
     assert re.search(r'class="sample-reference">ok<.*class="sample-base">zzz<.*class="sample-tuned">hi!<', html, re.S)
-    assert "50%" in html and "3.000" in html
+    assert "50.0%" in html and "3.000" in html
     assert f'href="/jobs/{job.id}/artifacts.zip?prefix=checkpoint_adapters/step-00000010/"' in html
     assert f'href="/jobs/{job.id}/artifacts.zip"' in html
 
