@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 import transformers
 
-from trainer.config import Config, Hyperparameters
 from trainer.checkpoints import save_extras
+from trainer.config import Config, Hyperparameters
 from trainer.data import Example, collate, count_targets, shuffled
 from trainer.errors import ConfigError, Interrupted, TrainingError
 from trainer.evaluation import validation_metrics

@@ -10,11 +10,12 @@ from rq import get_current_job
 from app import sweeper
 from app.datasets import service as datasets
 from app.extensions import get_settings, get_store
-from app.jobs import orchestrator
+from app.jobs import exports, orchestrator
 from app.jobs.context import JobContext
 from app.models import Dataset, User
 from app.playground import runner
 from app.storage import StorageError
+from app.webhooks import delivery
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ def run_job_step(job_id: int, stage: str) -> str:
     return orchestrator.run_step(JobContext.from_app(current_app), job_id, stage, rq_job.id if rq_job else None)
 
 
+def deliver_webhook(delivery_id: int) -> str:
+    """One attempt of a webhook delivery (app/webhooks/delivery.py); what became of it."""
+    return delivery.deliver(delivery_id, get_settings(), current_app.extensions["redis"])
+
+
 # The models the playground worker keeps loaded between completions; it runs jobs in its own process (no fork), so
 # this lives as long as the worker.
 WARM_MODELS = {}
@@ -63,3 +69,11 @@ def generate_completion(completion_id: int) -> str:
 
     warm = WARM_MODELS.setdefault("models", serving.WarmModels(get_settings().playground_warm_seconds))
     return runner.run_completion(JobContext.from_app(current_app), completion_id, serving, warm)
+
+
+def export_job(job_id: int, fmt: str) -> str:
+    """Merge and self-check one export of a succeeded job (app/jobs/exports.py)."""
+    # Imported here for the same reason as in generate_completion.
+    from trainer import export, serving
+
+    return exports.run_export(JobContext.from_app(current_app), job_id, fmt, export, serving)

@@ -10,7 +10,7 @@ from app.auth import quotas
 from app.errors import StudioError
 from app.extensions import get_redis, get_settings
 from app.models import User
-from app.pagination import page_args, paginate
+from app.pagination import numbered_page, page_args
 
 
 class Forbidden(StudioError):
@@ -40,7 +40,7 @@ def list_users():
     """Every user, oldest first, with their limits and usage; admins only."""
     require_admin()
     page, per_page = page_args(request.args)
-    result = paginate(User.select().order_by(User.id), page, per_page)
+    result = numbered_page(User.select().order_by(User.id), page, per_page)
     usage = quotas.usage([user.id for user in result.items], get_redis())
     return jsonify(data=[admin_user_dict(user, usage[user.id]) for user in result.items], meta=result.meta())
 

@@ -17,6 +17,7 @@ from app.jobs.context import JobContext
 from app.models import Dataset, Job, JobEvent, User, utcnow
 from app.web.formatting import format_number
 from app.web.jobs.chart import NAMED_WORDS, LossChart
+from app.web.live import owned_rows
 from trainer.config import PREFERENCE_METHODS
 
 # The chart keeps at most this many points per series, however long the run: a poll stays cheap.
@@ -63,31 +64,42 @@ SERIES = {"progress": ("loss", "reward_margin", "reward_accuracy"),
           "eval": ("eval_loss", "eval_reward_margin", "eval_reward_accuracy")}
 
 
-def loss_points(job: Job, limit: int = CHART_POINTS) -> dict[str, list[tuple[int, float]]]:
-    """(step, value) points of each charted metric of the job (SERIES), each thinned to about `limit` points.
+def loss_points(job: Job, limit: int = CHART_POINTS,
+                upto: int | None = None) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(step, loss) and (step, eval loss) points of the job (up to event `upto`), each thinned to about `limit`."""
+    series = metric_series(job, limit, upto)
+    return series["loss"], series["eval_loss"]
+
+
+def metric_series(job: Job, limit: int = CHART_POINTS, upto: int | None = None) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) points of each charted metric (SERIES) of the job (up to event `upto`), each thinned to about
+    `limit`.
 
     One query whatever the number of events: a window numbers each series' points, and only the first point of
     each of `limit` equal slices (and the last point) leaves the database.
     """
     series = JobEvent.data["type"].as_text()
+    where = (JobEvent.job == job.id) & (JobEvent.kind == "metric")
+    if upto is not None:  # the poll's snapshot: what its ETag names, even if more points arrive meanwhile
+        where &= JobEvent.id <= upto
     ranked = (JobEvent.select(JobEvent.id, JobEvent.data, series.alias("series"),
                               fn.ROW_NUMBER().over(partition_by=[series], order_by=[JobEvent.id]).alias("n"),
                               fn.COUNT(JobEvent.id).over(partition_by=[series]).alias("total"))
-              .where((JobEvent.job == job.id) & (JobEvent.kind == "metric"))
+              .where(where)
               .alias("ranked"))
     n, total = ranked.c.n, ranked.c.total
     # Integer division: the row opens a new slice when n * limit / total steps up.
     opens_slice = (n * limit) / total != ((n - 1) * limit) / total
     rows = (JobEvent.select(ranked.c.data, ranked.c.series).from_(ranked)
             .where(opens_slice | (n == total)).order_by(ranked.c.id).tuples())
-    series = {name: [] for names in SERIES.values() for name in names}
+    found = {name: [] for names in SERIES.values() for name in names}
     for data, kind in rows:
         data = JobEvent.data.python_value(data) if isinstance(data, str) else data
         for name in SERIES.get(kind, ()):
             point = _point(data, name)
             if point:
-                series[name].append(point)
-    return series
+                found[name].append(point)
+    return found
 
 
 def _point(data: dict | None, key: str) -> tuple[int, float] | None:
@@ -101,19 +113,22 @@ def _point(data: dict | None, key: str) -> tuple[int, float] | None:
 # -- what a job page shows ----------------------------------------------------------------------------------------
 
 
-def log_tail(job: Job, limit: int = LOG_TAIL_LINES) -> list[JobEvent]:
-    """The job's last log lines and status changes, oldest first."""
-    rows = (JobEvent.select(JobEvent.kind, JobEvent.message, JobEvent.created_at)
-            .where((JobEvent.job == job.id) & (JobEvent.kind.in_(("log", "status"))))
-            .order_by(JobEvent.id.desc()).limit(limit))
+def log_tail(job: Job, limit: int = LOG_TAIL_LINES, after: int = 0, upto: int | None = None) -> list[JobEvent]:
+    """The job's last log lines and status changes (those after event `after`, up to `upto`), oldest first."""
+    where = (JobEvent.job == job.id) & JobEvent.kind.in_(("log", "status")) & (JobEvent.id > after)
+    if upto is not None:
+        where &= JobEvent.id <= upto
+    rows = (JobEvent.select(JobEvent.id, JobEvent.kind, JobEvent.message, JobEvent.created_at)
+            .where(where).order_by(JobEvent.id.desc()).limit(limit))
     return list(reversed(list(rows)))
 
 
 def job_panel(job: Job) -> dict:
-    """Everything the live part of a job page shows: three queries, however many events the job has."""
-    series = loss_points(job)
+    """Everything the live part of a job page shows, up to the marks live_job read with the job (its cursor):
+    three queries, however many events the job has."""
+    series = metric_series(job, upto=job.last_point or 0)
     return {"progress": progress_of(job), "chart": LossChart(series["loss"], series["eval_loss"], job.total_steps),
-            "reward_charts": reward_charts(job, series), "log": log_tail(job),
+            "reward_charts": reward_charts(job, series), "log": log_tail(job, upto=job.last_event or 0),
             "artifacts": list_artifacts(job)}
 
 
@@ -121,8 +136,7 @@ def reward_charts(job: Job, series: dict) -> list[LossChart]:
     """A preference run's reward margin and accuracy charts (training and evaluation); none for other runs."""
     if job.method not in PREFERENCE_METHODS:
         return []
-    total_steps = job.total_steps
-    named = (NAMED_WORDS, NAMED_WORDS)
+    total_steps, named = job.total_steps, (NAMED_WORDS, NAMED_WORDS)
     return [LossChart(series["reward_margin"], series["eval_reward_margin"], total_steps, title=_l("Reward margin"),
                       names=(_l("Training margin"), _l("Evaluation margin")), figure_id="job-reward-margin",
                       words=named),
@@ -131,10 +145,12 @@ def reward_charts(job: Job, series: dict) -> list[LossChart]:
                       figure_id="job-reward-accuracy", words=named)]
 
 
-def running_jobs_of(owner: User, limit: int = RUNNING_ON_DASHBOARD) -> list[Job]:
-    """The owner's queued, preparing and running jobs, newest first."""
-    return list(Job.select().where((Job.owner == owner.id) & Job.status.in_(states.ACTIVE))
-                .order_by(Job.created_at.desc(), Job.id.desc()).limit(limit))
+def running_jobs_of(owner_id: int, limit: int = RUNNING_ON_DASHBOARD, with_owner: bool = False) -> list[Job]:
+    """The owner's queued, preparing and running jobs, newest first (with_owner: the owner, if active, joined in
+    and loaded with each, for a poll that answers in this one query)."""
+    query = Job.select().where(Job.status.in_(states.ACTIVE))
+    query = owned_rows(query, Job, owner_id) if with_owner else query.where(Job.owner == owner_id)
+    return list(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit))
 
 
 def ready_datasets(owner: User) -> list[Dataset]:
@@ -201,8 +217,7 @@ ADVICE = {
 
 
 def estimate_for(base_model: str, method: str, max_seq_length, batch_size, lora_r, gpu_gb: float | None,
-                 gradient_checkpointing: bool = True, *, adapter: str = "lora",
-                 reference_free: bool = False) -> EstimateView:
+                 gradient_checkpointing: bool = True) -> EstimateView:
     """The memory estimate of a run with these (form) values on a GPU of gpu_gb GB (None: unknown, a T4 is
     assumed); a problem instead when they cannot be estimated."""
     entry = catalog.find(base_model)
@@ -216,10 +231,8 @@ def estimate_for(base_model: str, method: str, max_seq_length, batch_size, lora_
     problem = _estimate_problem(entry, method, numbers)
     if problem:
         return view(None, problem=problem)
-    if adapter not in catalog.ADAPTERS:
-        return view(None, problem="Choose the adapter the preference method trains.")
-    return view(catalog.estimate_for_method(entry, method, numbers[0], numbers[1], gradient_checkpointing,
-                                            adapter=adapter, reference_free=reference_free, lora_r=numbers[2]))
+    return view(catalog.estimate_memory(entry, method, numbers[0], numbers[1], gradient_checkpointing,
+                                        lora_r=numbers[2]))
 
 
 def _estimate_problem(entry: catalog.ModelEntry, method: str, numbers: list[int]) -> str | None:
