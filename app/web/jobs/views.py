@@ -217,7 +217,8 @@ ADVICE = {
 
 
 def estimate_for(base_model: str, method: str, max_seq_length, batch_size, lora_r, gpu_gb: float | None,
-                 gradient_checkpointing: bool = True) -> EstimateView:
+                 gradient_checkpointing: bool = True, *, adapter: str = "lora",
+                 reference_free: bool = False) -> EstimateView:
     """The memory estimate of a run with these (form) values on a GPU of gpu_gb GB (None: unknown, a T4 is
     assumed); a problem instead when they cannot be estimated."""
     entry = catalog.find(base_model)
@@ -231,8 +232,10 @@ def estimate_for(base_model: str, method: str, max_seq_length, batch_size, lora_
     problem = _estimate_problem(entry, method, numbers)
     if problem:
         return view(None, problem=problem)
-    return view(catalog.estimate_memory(entry, method, numbers[0], numbers[1], gradient_checkpointing,
-                                        lora_r=numbers[2]))
+    if adapter not in catalog.ADAPTERS:
+        return view(None, problem=_("Choose the adapter the preference method trains."))
+    return view(catalog.estimate_for_method(entry, method, numbers[0], numbers[1], gradient_checkpointing,
+                                            adapter=adapter, reference_free=reference_free, lora_r=numbers[2]))
 
 
 def _estimate_problem(entry: catalog.ModelEntry, method: str, numbers: list[int]) -> str | None:
