@@ -98,6 +98,7 @@ class Changes:
     cursor: Cursor                       # the page's cursor once these changes are applied
     log: list[JobEvent]                  # new lines, to append
     chart: LossChart | None              # None: the page's chart is current
+    reward_charts: list                  # a preference run's reward charts, with the chart
     reload_files: bool                   # the artifact list changed (or its wording did: the job ended)
 
 
@@ -105,8 +106,10 @@ def changes_since(job: Job, cursor: Cursor) -> Changes:
     """What changed since the cursor, in at most two queries (log lines after it, the chart when points came)."""
     last_event, last_point = job.last_event or 0, job.last_point or 0
     log = views.log_tail(job, after=cursor.after, upto=last_event) if last_event > cursor.after else []
-    chart = None
+    chart, rewards = None, []
     if last_point > cursor.points:
-        chart = LossChart(*views.loss_points(job, upto=last_point), job.total_steps)
+        series = views.metric_series(job, upto=last_point)
+        chart = LossChart(series["loss"], series["eval_loss"], job.total_steps)
+        rewards = views.reward_charts(job, series)
     reload_files = job.files != cursor.files or job.status in states.TERMINAL
-    return Changes(views.progress_of(job), Cursor.of(job), log, chart, reload_files)
+    return Changes(views.progress_of(job), Cursor.of(job), log, chart, rewards, reload_files)
