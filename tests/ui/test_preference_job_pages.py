@@ -56,7 +56,10 @@ def test_dpo_job_page_charts_reward_margin_and_accuracy_beside_the_loss(browser,
     with counted_queries() as queries:
         live = browser.get(f"/jobs/{job.id}/progress", headers=htmx("job-progress")).get_data(as_text=True)
     assert 'id="job-reward-margin" class="loss-chart" hx-swap-oob="true"' in live
-    assert len(queries) == 5, "the reward series come with the loss, in the same query"
+    sft = in_db(running_job, owner, steps=20, evals=4, logs=1)
+    with counted_queries() as sft_queries:
+        browser.get(f"/jobs/{sft.id}/progress", headers=htmx("job-progress"))
+    assert len(queries) == len(sft_queries), "the reward series come with the loss, in the same query"
 
 
 def test_sft_job_page_has_no_reward_charts(browser, owner, in_db):
