@@ -1,7 +1,8 @@
 """Forms of the account pages; Flask-WTF adds the CSRF token to each."""
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, Optional
 
 
 class LoginForm(FlaskForm):
@@ -15,6 +16,14 @@ class TokenForm(FlaskForm):
     """The name of a new API token."""
 
     name = StringField("Token name", validators=[DataRequired(), Length(max=100)])
+
+
+class KaggleAccountForm(FlaskForm):
+    """A Kaggle user name and API key, or an access token (the service checks which was given)."""
+
+    username = StringField(_l("Kaggle user name"), validators=[Optional(), Length(max=64)])
+    key = PasswordField(_l("API key"), validators=[Optional(), Length(max=4096)])
+    token = PasswordField(_l("or an access token"), validators=[Optional(), Length(max=4096)])
 
 
 class ConfirmForm(FlaskForm):

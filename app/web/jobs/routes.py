@@ -49,7 +49,7 @@ def index():
 @login_required
 def new():
     """The new-job form; when htmx picks a preset, only the preset's hyperparameters (and the new estimate)."""
-    backends = views.backend_choices(get_job_context())
+    backends = views.backend_choices(get_job_context(), current_user.id)
     values = forms.initial_values(request.args, [choice.name for choice in backends])
     if wants_widget("hyperparameters"):
         return render_template("jobs/_preset_update.html", **form_context(values, {}, backends))
@@ -65,7 +65,7 @@ def create():
         job = submission.submit_job(get_job_context(), current_user, forms.job_request(request.form))
     except ValidationFailed as error:
         return render_form(forms.posted_values(request.form), forms.field_errors(error),
-                           views.backend_choices(get_job_context()), 422)
+                           views.backend_choices(get_job_context(), current_user.id), 422)
     flash(f"Job “{job.name}” queued.", "success")
     target = url_for("jobs.detail", job_id=job.id)
     if is_htmx():

@@ -131,9 +131,9 @@ class BackendChoice:
     problems: list[str]
 
 
-def backend_choices(ctx: JobContext) -> list[BackendChoice]:
-    """Each enabled backend, in the configured order."""
-    return [BackendChoice(name, backend.label, backend.configuration_problems())
+def backend_choices(ctx: JobContext, owner_id: int) -> list[BackendChoice]:
+    """Each enabled backend, in the configured order, with why this owner cannot use it."""
+    return [BackendChoice(name, backend.label, backend.configuration_problems(owner_id))
             for name, backend in ctx.enabled_backends().items()]
 
 
