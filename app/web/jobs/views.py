@@ -35,6 +35,8 @@ class Progress:
     elapsed_seconds: float | None
     eta_seconds: float | None
     metrics: dict
+    session: int | None = None           # which session of a run split across remote sessions (Kaggle's)
+    waiting_reason: str | None = None    # why the job waits for its account's slots or quota
 
 
 def progress_of(job: Job, now: datetime.datetime | None = None) -> Progress:
@@ -47,8 +49,10 @@ def progress_of(job: Job, now: datetime.datetime | None = None) -> Progress:
     elapsed = ((job.finished_at or now) - job.started_at).total_seconds() if job.started_at else None
     metrics = job.metrics or {}
     eta = metrics.get("eta_seconds") if job.status == states.RUNNING else None
+    ref = job.backend_ref or {}
     return Progress(job.status, active, active and job.cancel_requested_at is not None, job.step, job.total_steps,
-                    job.epoch, percent, elapsed, eta, metrics)
+                    job.epoch, percent, elapsed, eta, metrics, ref.get("session", 1) if ref.get("kernel") else None,
+                    ref.get("waiting_reason") if active else None)
 
 
 # -- the loss chart -----------------------------------------------------------------------------------------------

@@ -103,7 +103,10 @@ class KaggleBackend:
 
     def slot_wait_reason(self, ref: dict, cap: int) -> str:
         """Why a job waits for a slot, in the words its owner knows."""
-        whose = "your Kaggle account" if ref.get("credentials_of") is not None else "the shared Kaggle account"
+        shared = accounts.shared(self.settings)
+        on_shared = shared is not None and ref.get("credentials_of") is None and \
+            ref.get("account") == (shared.username or "shared")
+        whose = "the shared Kaggle account" if on_shared else "your Kaggle account"
         return f"waiting for a free GPU session on {whose} ({ref.get('account')}): {cap} already run there"
 
     def stops_itself(self, job) -> bool:
