@@ -11,6 +11,7 @@ from app.logs import configure_logging
 from app.ops.routes import bp as ops_bp
 from app.settings import PROJECT_ROOT, Settings
 from app.web import formatting
+from app.web.admin.routes import bp as admin_bp
 from app.web.auth.routes import bp as auth_bp
 from app.web.dashboard.routes import bp as web_bp
 from app.web.datasets.routes import bp as datasets_bp
@@ -73,5 +74,5 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach one blueprint per area."""
-    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, api_bp, ops_bp):
+    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, admin_bp, api_bp, ops_bp):
         app.register_blueprint(blueprint)

@@ -5,6 +5,8 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
+from app.db import database
+from app.models import KaggleAccount
 from app.secrets_at_rest import SecretBox, SecretUnreadable
 from app.settings import Settings
 
@@ -46,3 +48,16 @@ def test_without_keys_one_is_derived_from_the_secret_key():
 def test_a_malformed_key_is_refused_naming_its_position():
     with pytest.raises(ValidationError, match="key 2 is not a Fernet key"):
         Settings(secrets_keys=f"{OLD},not-a-key")
+
+
+def test_flask_secrets_rotate_reencrypts_every_linked_account(make_app, make_user):
+    app = make_app(secrets_keys=f"{NEW},{OLD}")
+    owner = make_user()
+    with app.app_context(), database.connection_context():
+        KaggleAccount.create(user=owner.id, username="alice", kind="key",
+                             secret=SecretBox.from_settings(Settings(secrets_keys=OLD)).encrypt("alice-key"))
+    result = app.test_cli_runner().invoke(args=["secrets", "rotate"])
+    assert result.exit_code == 0 and "re-encrypted 1 secret" in result.output
+    with app.app_context(), database.connection_context():
+        stored = KaggleAccount.get(KaggleAccount.user == owner.id).secret
+    assert SecretBox.from_settings(Settings(secrets_keys=NEW)).decrypt(stored) == "alice-key"

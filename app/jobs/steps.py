@@ -13,7 +13,7 @@ from redis.exceptions import LockError
 
 from app import faults
 from app.db import database
-from app.jobs import admission, inputs, states
+from app.jobs import admission, gpu_budget, inputs, states
 from app.jobs.artifacts import store_artifacts
 from app.jobs.backends import RunOutcome
 from app.jobs.context import JobContext
@@ -44,7 +44,8 @@ def prepare(ctx: JobContext, job: Job) -> str:
     backend = ctx.backend(job.backend)
     if job.status == states.QUEUED and backend.max_concurrent() is not None:
         with admission.account_lock(ctx, job):
-            reason = admission.slot_wait_reason(ctx, job, admission.admitted(job))
+            reason = admission.slot_wait_reason(ctx, job, admission.admitted(job)) \
+                or gpu_budget.quota_wait_reason(ctx, job)
             if reason is None:
                 move(job, states.PREPARING, "preparing")
         if reason is not None:

@@ -7,7 +7,9 @@ import logging
 import pytest
 
 from app.db import database
-from app.models import KaggleAccount
+from app.jobs.context import JobContext
+from app.jobs.orchestrator import run_step
+from app.models import Job, KaggleAccount
 from app.secrets_at_rest import SecretBox
 from tests.kaggle_emulator import KaggleEmulator
 from tests.support.accounts import login
@@ -168,3 +170,39 @@ def create_job(client, headers, seed: int) -> dict:
         "hyperparameters": {**TINY, "seed": seed}})
     assert response.status_code == 201, response.get_json()
     return response.get_json()
+
+
+QUOTA_HUNGRY = {"max_steps": 100_000, "batch_size": 4, "gradient_accumulation_steps": 4, "max_seq_length": 512}
+
+
+def test_the_estimate_warns_when_the_job_needs_more_than_the_quota_left(client, user, make_token, emulator):
+    headers = bearer(make_token, user)
+    link(client, headers, "alice")
+    emulator.set_quota(used_hours=29.9, limit_hours=30, account="alice")
+    dataset = upload(client, headers, as_jsonl(learnable_chats(16)), "chats.jsonl").get_json()
+    body = {"dataset_id": dataset["id"], "base_model": "qwen2.5-0.5b-instruct", "backend": "kaggle",
+            "hyperparameters": QUOTA_HUNGRY}
+    estimate = client.post("/api/v1/jobs/estimate", headers=headers, json=body).get_json()["gpu_estimate"]
+    assert estimate["quota_left_hours"] == 0.1 and estimate["hours"] > 0.1 and estimate["exceeds_quota"]
+    assert "your weekly quota has 0.1 h left" in estimate["warning"]
+    small = {**body, "hyperparameters": {**QUOTA_HUNGRY, "max_steps": 10}}
+    assert client.post("/api/v1/jobs/estimate", headers=headers, json=small).get_json()["gpu_estimate"][
+        "exceeds_quota"] is False
+    created = client.post("/api/v1/jobs", headers=headers, json=body)
+    assert created.status_code == 201 and created.get_json()["gpu_estimate"]["exceeds_quota"]
+
+
+def test_a_job_beyond_the_quota_left_waits_queued_saying_so(app, client, user, make_token, emulator):
+    headers = bearer(make_token, user)
+    link(client, headers, "alice")
+    emulator.set_quota(used_hours=29.9, limit_hours=30, account="alice")
+    dataset = upload(client, headers, as_jsonl(learnable_chats(16)), "chats.jsonl").get_json()
+    job = client.post("/api/v1/jobs", headers=headers, json={
+        "dataset_id": dataset["id"], "base_model": "qwen2.5-0.5b-instruct", "backend": "kaggle",
+        "hyperparameters": QUOTA_HUNGRY}).get_json()
+    with app.app_context(), database.connection_context():
+        stage = Job.get_by_id(job["id"])
+        assert run_step(JobContext.from_app(app), job["id"], "prepare", stage.rq_job_id) == "waiting for a slot"
+    state = job_state(client, headers, job["id"])
+    assert state["status"] == "queued" and emulator.datasets() == []
+    assert "your weekly GPU quota has 0.1 h left; this job needs about" in state["waiting_reason"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
-
 from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
 
 from app.auth import service, throttle
 from app.errors import StudioError

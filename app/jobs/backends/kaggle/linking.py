@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from app.errors import ServiceUnavailable, ValidationFailed
+from app.errors import Conflict, ServiceUnavailable, ValidationFailed
 from app.jobs.backends import BackendError
 from app.jobs.backends.kaggle import accounts
 from app.jobs.backends.kaggle.backend import KaggleBackend, Patience
@@ -17,6 +17,8 @@ LINK_PATIENCE = Patience(attempts=2, backoff_seconds=0.5, timeout=(5.0, 15.0))
 
 def link_checked(ctx, user: User, payload) -> KaggleAccount:
     """Check the credentials with one cheap Kaggle call, then store them encrypted (app/secrets_at_rest.py)."""
+    if KaggleBackend.name not in ctx.settings.backend_names:
+        raise Conflict("Kaggle is not one of this Studio's training backends (TRAINING_BACKENDS).")
     backend = KaggleBackend(ctx.settings, ctx.redis, LINK_PATIENCE)
 
     def verify(credentials: accounts.Credentials) -> str:
