@@ -67,22 +67,18 @@ def kaggle_api_class() -> type:
             self.args = ["--local"] if os.environ.get("KAGGLE_API_ENVIRONMENT") == "LOCALHOST" else []
 
         def read_config_environment(self, config_data: dict | None = None) -> dict:
-            """The client's KAGGLE_* variables without any credentials in them, plus the ones the Studio gave:
-            one worker serves many accounts, so none may come from its environment."""
+            """The client's KAGGLE_* variables less credentials, plus the Studio's (a worker serves many accounts)."""
             values = super().read_config_environment(config_data)
-            for name in CREDENTIAL_NAMES:
-                values.pop(name, None)
-            return {**values, **{k: v for k, v in self.credentials.items() if k != "token"}}
+            kept = {name: value for name, value in values.items() if name not in CREDENTIAL_NAMES}
+            return {**kept, **{k: v for k, v in self.credentials.items() if k != "token"}}
 
         def _authenticate_with_access_token(self) -> bool:
             """Authenticate with the given access token (never KAGGLE_API_TOKEN or a token file): Kaggle says whose."""
             token = self.credentials.get("token")
-            username = self._introspect_token(token) if token else None
-            if not username:
-                return False
-            self.config_values.update({self.CONFIG_NAME_TOKEN: token, self.CONFIG_NAME_USER: username,
-                                       self.CONFIG_NAME_AUTH_METHOD: "ACCESS_TOKEN"})
-            return True
+            if username := (self._introspect_token(token) if token else None):
+                self.config_values.update({self.CONFIG_NAME_TOKEN: token, self.CONFIG_NAME_USER: username,
+                                           self.CONFIG_NAME_AUTH_METHOD: "ACCESS_TOKEN"})
+            return bool(username)
 
         def build_kaggle_client(self):
             """The kagglesdk client of one call, its HTTP session given the timeout adapter."""
