@@ -206,3 +206,30 @@ def test_a_job_beyond_the_quota_left_waits_queued_saying_so(app, client, user, m
     state = job_state(client, headers, job["id"])
     assert state["status"] == "queued" and emulator.datasets() == []
     assert "your weekly GPU quota has 0.1 h left; this job needs about" in state["waiting_reason"]
+
+
+def test_admins_see_every_users_link_active_jobs_and_limits_never_the_key(app, client, make_user, make_token,
+                                                                           emulator):
+    member, admin = make_user(), make_user(is_admin=True)
+    headers = bearer(make_token, member)
+    link(client, headers, "alice")
+    job = create_job(client, headers, 0)  # queued: no worker runs here
+    admin_headers = bearer(make_token, admin)
+    answer = client.get("/api/v1/admin/users", headers=admin_headers)
+    listed = {entry["email"]: entry for entry in answer.get_json()["data"]}
+    assert listed[member.email]["kaggle"] == {"linked": True, "username": "alice", "kind": "key"}
+    assert listed[admin.email]["kaggle"]["linked"] is False
+    assert [j["id"] for j in listed[member.email]["active_jobs"]] == [job["id"]]
+    assert ACCOUNTS["alice"] not in answer.get_data(as_text=True)
+    browser = app.test_client()
+    login(browser, member.email)
+    assert browser.get("/admin/users").status_code == 404  # not a page for members
+    browser = app.test_client()
+    login(browser, admin.email)
+    page = browser.get("/admin/users").get_data(as_text=True)
+    assert member.email in page and "alice" in page and ACCOUNTS["alice"] not in page and job["name"] in page
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    browser.post(f"/admin/users/{member.id}/limits", data={"csrf_token": token, "max_active_jobs": "7",
+                                                            "max_stored_bytes": "", "max_uploads_per_day": ""})
+    listed = {e["email"]: e for e in client.get("/api/v1/admin/users", headers=admin_headers).get_json()["data"]}
+    assert listed[member.email]["limits"]["max_active_jobs"] == {"value": 7, "default": 5, "overridden": True}
