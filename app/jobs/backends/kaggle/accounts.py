@@ -48,8 +48,14 @@ class Credentials:
 
 
 def shared(settings) -> Credentials | None:
-    """The server-wide account, when the admin offers it and configured it."""
-    if not settings.kaggle_shared_account or not settings.has_kaggle_credentials:
+    """The server-wide account, when the admin offers it (KAGGLE_SHARED_ACCOUNT) to new jobs and configured it."""
+    return server(settings) if settings.kaggle_shared_account else None
+
+
+def server(settings) -> Credentials | None:
+    """The server-wide account, when configured: what jobs that run on it already (started before the upgrade
+    that brought personal accounts, or while it was offered) keep using, offered or not."""
+    if not settings.has_kaggle_credentials:
         return None
     if settings.kaggle_api_token:
         return Credentials(settings.kaggle_username or None, token=settings.kaggle_api_token)
@@ -78,9 +84,10 @@ def for_owner(user_id: int, settings) -> Credentials | None:
 def for_ref(ref: dict, settings) -> Credentials:
     """The credentials a job's backend_ref names; a permanent BackendError when they are gone."""
     owner_id = ref.get("credentials_of")
-    found = own(owner_id, settings) if owner_id is not None else shared(settings)
+    found = own(owner_id, settings) if owner_id is not None else server(settings)
     if found is None:
-        whose = "its owner's Kaggle account was unlinked" if owner_id is not None else "the shared account is off"
+        whose = "its owner's Kaggle account was unlinked" if owner_id is not None else \
+            "the server's credentials (KAGGLE_USERNAME/KAGGLE_KEY) are gone"
         raise BackendError(f"The Kaggle account this job runs on is no longer available: {whose}.")
     return found
 

@@ -131,7 +131,7 @@ class KaggleBackend:
         if ref.get("account"):
             return {"account": ref["account"], "credentials_of": ref.get("credentials_of")}
         credentials = accounts.for_owner(inputs.owner_id, self.settings) if inputs.owner_id is not None else \
-            accounts.shared(self.settings)
+            accounts.server(self.settings)
         if credentials is None:
             raise BackendError(accounts.NO_ACCOUNT_MESSAGE)
         api = self._retrying(lambda: self.connections.api(credentials))
@@ -320,7 +320,7 @@ class KaggleBackend:
         """This week's GPU quota of the owner's account (the shared one without an owner), or None when Kaggle
         reports none or there is no account; quick: one short attempt."""
         credentials = accounts.for_owner(owner_id, self.settings) if owner_id is not None else \
-            accounts.shared(self.settings)
+            accounts.server(self.settings)
         if credentials is None:
             return None
         backend = KaggleBackend(self.settings, self.redis, QUICK_PATIENCE) if quick else self
