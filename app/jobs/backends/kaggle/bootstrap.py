@@ -8,9 +8,11 @@ import base64
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -74,15 +76,55 @@ def unpack_program(bundle: str, scratch: Path) -> Path:
 
 
 def launch(job: dict, program: Path, input_root: Path, working: Path, scratch: Path) -> int:
-    """Run the program on the attached inputs; when it cannot even start, print an error line of its protocol."""
+    """Run the program on the attached inputs, one process per GPU (both T4s of a session, data parallel); when
+    it cannot even start, print an error line of its protocol."""
     protocol = protocol_of(program)
     try:
         command = prepare_command(job, program, input_root, working, scratch)
-        # The command is this interpreter running the program this kernel carries.
-        return subprocess.run(command, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False).returncode  # noqa: S603
+        return launch_processes(command, gpu_count() if job.get("data_parallel", True) else 1)
     except Exception as error:  # the Studio shows this line's message, whatever broke here
         protocol.print_error(f"The Kaggle kernel could not start the training program: {error}")
         return 1
+
+
+def gpu_count() -> int:
+    """The session's GPUs, as nvidia-smi lists them (0 when it cannot say)."""
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False, timeout=30)  # noqa: S607
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in listed.stdout.splitlines() if line.startswith("GPU "))
+
+
+def launch_processes(command: list[str], count: int) -> int:
+    """Run command once, or count times as ranks of one data-parallel run (torchrun's variables, a free port);
+    the exit status is the first failing one's, and a failure stops the others (they would wait for it)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if count < 2:
+        return subprocess.run(command, env=env, check=False).returncode  # noqa: S603 (this kernel's own program)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ranks = [subprocess.Popen(command, env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank),  # noqa: S603
+                                            "WORLD_SIZE": str(count), "MASTER_ADDR": "127.0.0.1",
+                                            "MASTER_PORT": str(port)}) for rank in range(count)]
+    return wait_for_ranks(ranks)
+
+
+def wait_for_ranks(ranks: list) -> int:
+    """Wait for every rank; once one fails, stop the rest. The first failure's status, else 0 (or all 75)."""
+    statuses: dict[int, int] = {}
+    while len(statuses) < len(ranks):
+        for index, process in enumerate(ranks):
+            if index not in statuses and process.poll() is not None:
+                statuses[index] = process.returncode
+                if process.returncode not in (0, EXIT_INTERRUPTED):
+                    for other in ranks:
+                        if other.poll() is None:
+                            other.kill()
+        time.sleep(0.2)
+    failures = [status for status in statuses.values() if status != 0]
+    return failures[0] if failures else 0
 
 
 def protocol_of(program: Path):
