@@ -1,5 +1,5 @@
 # Finetune Studio. The two commands a newcomer needs: `make dev` and `make test`.
-.PHONY: dev test bench setup lint clean
+.PHONY: dev test bench setup lint i18n clean
 
 dev:  ## run the whole app locally (SQLite, local folder storage, local Redis) at http://127.0.0.1:5000
 	@scripts/dev.sh
@@ -12,6 +12,9 @@ bench:  ## run the benchmarks (benchmarks/bench_*.py) and print their tables
 
 setup:  ## only create the virtualenv and fetch the front-end files
 	@scripts/setup.sh dev
+
+i18n:  ## extract the marked strings, update translations/*/messages.po, compile them (docs/DEVELOPMENT.md)
+	@scripts/setup.sh dev && scripts/i18n.sh
 
 lint:  ## ruff over the code
 	@scripts/setup.sh dev && .venv/bin/ruff check .

@@ -5,11 +5,13 @@ import logging
 
 import peewee
 from flask import Flask, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app.errors import ServiceUnavailable, StudioError
 from app.htmx import is_htmx
+from app.openai_api.errors import openai_error_response
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +32,26 @@ HTTP_CODES = {
 }
 
 
+# What a page says for a plain HTTP error, in the user's language (werkzeug's descriptions are English only).
+PAGE_MESSAGES = {
+    400: _l("The request could not be understood."),
+    403: _l("You may not open this page."),
+    404: _l("This page does not exist, or it is not yours."),
+    405: _l("This page does not answer that kind of request."),
+    413: _l("What you sent is too large."),
+    429: _l("Too many requests; wait a moment and try again."),
+}
+
+
 def wants_json() -> bool:
     """Whether this request is answered in the API's JSON format."""
     return request.path.startswith("/api/")
 
 
 def error_response(status: int, code: str, message: str, details=None):
-    """The error as JSON for the API or as a page for the browser, with its status."""
+    """The error as JSON for the API (in OpenAI's format under /v1) or as a page for the browser, with its status."""
+    if request.path.startswith("/v1/"):
+        return openai_error_response(status, code, message, details)
     if wants_json():
         body = {"error": {"code": code, "message": message, "details": details}}
         return jsonify(body), status
@@ -71,7 +86,10 @@ def _csrf_error(error: CSRFError):
 def _http_error(error: HTTPException):
     """A werkzeug HTTP error (404, 405, 413…)."""
     code = HTTP_CODES.get(error.code or 500, "http_error")
-    response = error_response(error.code or 500, code, error.description or error.name)
+    message = error.description or error.name
+    if not wants_json():
+        message = str(PAGE_MESSAGES.get(error.code, message))
+    response = error_response(error.code or 500, code, message)
     if error.code == 405 and wants_json():
         response[0].headers["Allow"] = ", ".join(error.valid_methods or [])
     return response

@@ -8,14 +8,18 @@ from flask import Flask
 from app import __version__, cli, db, error_handlers, extensions, i18n, logs, metrics, queue, security
 from app.api.routes import bp as api_bp
 from app.logs import configure_logging
+from app.openai_api.routes import bp as openai_bp
 from app.ops.routes import bp as ops_bp
 from app.settings import PROJECT_ROOT, Settings
-from app.web import formatting
+from app.web import formatting, labels, messages
 from app.web.admin.routes import bp as admin_bp
 from app.web.auth.routes import bp as auth_bp
 from app.web.dashboard.routes import bp as web_bp
 from app.web.datasets.routes import bp as datasets_bp
 from app.web.jobs.routes import bp as jobs_bp
+from app.web.language.routes import bp as language_bp
+from app.web.webhooks.routes import bp as webhooks_bp
+from app.webhooks import runtime as webhooks_runtime
 
 
 # A ClickException, so `flask` commands (check-config among them) print the report without a traceback.
@@ -48,9 +52,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     extensions.init_app(app)
     i18n.init_app(app)
     queue.init_app(app)
+    webhooks_runtime.init_app(app)
     metrics.init_app(app)
     register_blueprints(app)
     formatting.init_app(app)
+    labels.init_app(app)
+    messages.init_app(app)
     error_handlers.init_app(app)
     cli.init_app(app)
     return app
@@ -74,5 +81,6 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach one blueprint per area."""
-    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, admin_bp, api_bp, ops_bp):
+    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, admin_bp, language_bp, webhooks_bp, api_bp, openai_bp,
+                      ops_bp):
         app.register_blueprint(blueprint)

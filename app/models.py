@@ -36,6 +36,8 @@ class User(BaseModel):
     max_active_jobs = peewee.IntegerField(null=True)
     max_stored_bytes = peewee.BigIntegerField(null=True)
     max_uploads_per_day = peewee.IntegerField(null=True)
+    # The interface language the user chose (app/i18n.py); NULL follows the browser, then DEFAULT_LOCALE.
+    locale = peewee.CharField(max_length=16, null=True)
 
     # Flask-Login's user protocol.
     is_authenticated = True
@@ -147,6 +149,12 @@ class Job(OwnedModel):
     # The account on the backend the run belongs to (a Kaggle user name): slots and quota are counted per account.
     backend_account = peewee.CharField(max_length=64, null=True, index=True)
     cancel_requested_at = peewee.DateTimeField(null=True)
+    # Set while a pause is asked for or in force (backends whose `pauses` is true): the run checkpoints and stops,
+    # and nothing carries the job on until it is resumed (app/jobs/pausing.py).
+    paused_at = peewee.DateTimeField(null=True)
+    # What a client of the OpenAI dialect (/v1) attached: its key-value metadata and the fine-tuned model's suffix.
+    metadata = peewee.JSONField(null=True)
+    suffix = peewee.CharField(max_length=64, null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     started_at = peewee.DateTimeField(null=True)
     finished_at = peewee.DateTimeField(null=True)
@@ -207,7 +215,46 @@ class Installation(BaseModel):
         return cls.get_by_id(1).installation_id
 
 
-ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Installation, KaggleAccount]
+class WebhookEndpoint(OwnedModel):
+    """A URL of one user's that is told about events, signed with its secret (kept encrypted)."""
+
+    owner = peewee.ForeignKeyField(User, backref="webhook_endpoints", on_delete="CASCADE")
+    url = peewee.CharField(max_length=2000)
+    events = peewee.JSONField(default=list)
+    secret_encrypted = peewee.TextField()
+    enabled = peewee.BooleanField(default=True)
+    # Failed deliveries in a row; past WEBHOOKS_DISABLE_AFTER_FAILURES the endpoint is disabled, and why is kept.
+    consecutive_failures = peewee.IntegerField(default=0)
+    disabled_reason = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("owner", "created_at"), False),)
+
+
+class WebhookDelivery(BaseModel):
+    """One event sent (or to be sent) to one endpoint: the exact body signed, and how its attempts went."""
+
+    endpoint = peewee.ForeignKeyField(WebhookEndpoint, backref="deliveries", on_delete="CASCADE")
+    event_id = peewee.CharField(max_length=64)
+    event_type = peewee.CharField(max_length=64)
+    body = peewee.TextField()
+    status = peewee.CharField(max_length=16, default="pending", index=True)
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(null=True)
+    response_status = peewee.IntegerField(null=True)
+    latency_ms = peewee.IntegerField(null=True)
+    response_excerpt = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    delivered_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("endpoint", "id"), False),)
+
+
+ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Installation, WebhookEndpoint, WebhookDelivery,
+              KaggleAccount]
 # The columns that name stored objects. The sweeper keeps what they name and a restore must find it all; a new
 # kind of stored object is added here (tests/deploy/test_backup_restore.py checks every *_key column is).
 OBJECT_KEY_COLUMNS = ((Dataset, ("object_key", "normalized_key", "index_key")), (Artifact, ("object_key",)))

@@ -109,8 +109,33 @@ class Settings(BaseSettings):
     quota_max_stored_bytes: int = Field(10 * 1024 ** 3, ge=0)
     quota_max_uploads_per_day: int = Field(100, ge=0)
 
+    # Webhooks (app/webhooks): the key their secrets are encrypted with at rest (a Fernet key; empty derives one
+    # from SECRET_KEY), seconds between attempts, failures in a row that disable an endpoint, private addresses.
+    webhooks_encryption_key: str = ""
+    webhooks_retry_schedule: str = "10,60,300,1800,7200,18000,36000"
+    webhooks_disable_after_failures: int = Field(50, ge=1)
+    webhooks_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    webhooks_allow_private_addresses: bool = False
+
     sweep_grace_seconds: int = Field(24 * 3600, ge=0)
     sweep_kaggle_datasets: bool = False
+
+    @property
+    def webhook_retry_delays(self) -> list[float]:
+        """Seconds to wait before each retry of a failed webhook delivery."""
+        return [float(delay) for delay in _split_list(self.webhooks_retry_schedule)]
+
+    @field_validator("webhooks_retry_schedule")
+    @classmethod
+    def _check_retry_schedule(cls, value: str) -> str:
+        """A comma-separated list of non-negative numbers of seconds."""
+        try:
+            delays = [float(delay) for delay in _split_list(value)]
+        except ValueError:
+            delays = [-1.0]
+        if any(delay < 0 for delay in delays):
+            raise ValueError("use comma-separated seconds, e.g. 10,60,300")
+        return value
 
     @property
     def is_production(self) -> bool:

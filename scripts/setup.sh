@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepare a checkout: a virtualenv with the pinned packages and the front-end files from npm.
+# Prepare a checkout: a virtualenv with the pinned packages, the front-end files from npm, compiled translations.
 # Usage: scripts/setup.sh [runtime|dev]   (dev adds the test tools). Safe to run again: it only
 # reinstalls when a requirements or package file changed.
 set -euo pipefail
@@ -26,9 +26,22 @@ if ! fresh "$stamp" && ! fresh .venv/.installed-dev; then
   touch "$stamp"
 fi
 
+# The dialect's tests (tests/openai_api) also drive the newest 2.x OpenAI client, which cannot share the
+# virtualenv with the 3.x one: it goes into a folder of its own that those tests put first on PYTHONPATH.
+openai2=.venv/openai-2
+if [ "$profile" = dev ] && { [ ! -f "$openai2/.installed" ] || [ requirements-openai-2.txt -nt "$openai2/.installed" ]; }; then
+  say "installing the 2.x OpenAI client into $openai2"
+  rm -rf "$openai2"
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --target "$openai2" -r requirements-openai-2.txt
+  touch "$openai2/.installed"
+fi
+
 ensure_command npm npm "the Node.js package manager (Debian: apt-get install npm)"
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing front-end packages from the npm registry"
   npm ci --no-audit --no-fund --loglevel=error
 fi
 scripts/vendor_assets.sh
+
+# The pages' translations: the .po catalogs are in the repository, the .mo files the app reads are built here.
+scripts/i18n.sh compile

@@ -13,6 +13,7 @@ from app.factory import create_app
 from app.settings import Settings
 from tests.support.accounts import PASSWORD, login
 from tests.support.database import scratch_postgres_database, truncate_all_tables
+from tests.support.i18n import compile_catalogs
 from tests.support.seaweed import seaweed_server
 from tests.support.settings import make_settings
 
@@ -162,3 +163,9 @@ def make_app(tmp_path, postgres_database_url, redis_url, redis):
 def server_settings(tmp_path, postgres_database_url, redis_url, redis):
     """Settings for a gunicorn started by a test, on this process's database and Redis."""
     return make_settings(tmp_path, postgres_database_url, redis_url)
+
+
+@pytest.fixture(scope="session")
+def translations():
+    """The catalogs compiled, as scripts/setup.sh leaves them (a fresh checkout holds only the .po files)."""
+    compile_catalogs()

@@ -11,6 +11,7 @@ PUBLIC_ENDPOINTS = {
     "ops.liveness",
     "ops.prometheus_metrics",  # Prometheus; closed by METRICS_TOKEN when one is set
     "api.openapi",         # the API's own description
+    "openai.openapi",      # the OpenAI dialect's description
 }
 
 
@@ -26,7 +27,7 @@ def test_anonymous_requests_are_refused_everywhere_but_the_public_list(app, clie
             continue
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             response = client.open(concrete(rule), method=method)
-            if rule.rule.startswith("/api/"):
+            if rule.rule.startswith(("/api/", "/v1/")):
                 assert response.status_code == 401, f"{method} {rule.rule}"
             elif method == "GET":
                 assert response.status_code == 302 and "/login" in response.headers["Location"], rule.rule

@@ -6,7 +6,7 @@ import datetime
 from flask import url_for
 
 from app.jobs.states import ACTIVE
-from app.models import Artifact, Dataset, Job, JobEvent
+from app.models import Artifact, Dataset, Job, JobEvent, WebhookDelivery, WebhookEndpoint
 
 
 def iso(moment: datetime.datetime | None) -> str | None:
@@ -88,3 +88,19 @@ def artifact_dict(artifact: Artifact, job_id: int) -> dict:
         "sha256": artifact.sha256,
         "created_at": iso(artifact.created_at),
     }
+
+
+def webhook_dict(endpoint: WebhookEndpoint) -> dict:
+    """A webhook endpoint, never its secret."""
+    return {"id": endpoint.id, "url": endpoint.url, "events": endpoint.events, "enabled": endpoint.enabled,
+            "consecutive_failures": endpoint.consecutive_failures, "disabled_reason": endpoint.disabled_reason,
+            "created_at": iso(endpoint.created_at), "updated_at": iso(endpoint.updated_at)}
+
+
+def delivery_dict(delivery: WebhookDelivery) -> dict:
+    """One delivery of an event to an endpoint and how its attempts went."""
+    return {"id": delivery.id, "event_id": delivery.event_id, "event_type": delivery.event_type,
+            "status": delivery.status, "attempts": delivery.attempts, "response_status": delivery.response_status,
+            "latency_ms": delivery.latency_ms, "response_excerpt": delivery.response_excerpt,
+            "next_attempt_at": iso(delivery.next_attempt_at) if delivery.status == "retrying" else None,
+            "created_at": iso(delivery.created_at), "delivered_at": iso(delivery.delivered_at)}

@@ -18,6 +18,7 @@ from app.jobs import states
 from app.models import Dataset, Job, User, utcnow
 from app.pagination import Page, paginate
 from app.storage import ObjectStore, StorageError
+from app.webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,7 @@ def _record_outcome(dataset: Dataset, report, written: dict) -> bool:
     if saved:
         for name, value in values.items():
             setattr(dataset, name, value)
+        outbox.dataset_finished(dataset)
     return bool(saved)
 
 
@@ -231,9 +233,12 @@ def _finish_unvalidated(dataset: Dataset, kind: str, message: str) -> Dataset | 
     """End a still-processing dataset as invalid with one file-level problem; the row as it is now."""
     report = {"errors": [{"line": None, "kind": kind, "message": message}], "error_counts": {kind: 1},
               "invalid_records": 0, "dropped": 0, "truncated": False, "fatal": True}
-    Dataset.update(status="invalid", validation_errors=report, updated_at=utcnow()).where(
+    ended = Dataset.update(status="invalid", validation_errors=report, updated_at=utcnow()).where(
         (Dataset.id == dataset.id) & (Dataset.status == "processing")).execute()
-    return Dataset.get_or_none(Dataset.id == dataset.id)
+    row = Dataset.get_or_none(Dataset.id == dataset.id)
+    if ended and row is not None:
+        outbox.dataset_finished(row)
+    return row
 
 
 def list_datasets(owner: User, search: str, page: int, per_page: int) -> Page:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from app.jobs.states import DONE, TERMINAL, can_move
 from app.models import Job, JobEvent, utcnow
+from app.webhooks import outbox
 
 MAX_LINE_CHARS = 4000
 
@@ -37,4 +38,5 @@ def move(job: Job, target: str, message: str, **fields) -> bool:
     for name, value in changes.items():
         setattr(job, name, value)
     add_event(job, "status", message, {"from": previous, "to": target})
+    outbox.job_moved(job, target)
     return True

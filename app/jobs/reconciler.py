@@ -25,6 +25,7 @@ from app.jobs.leases import lease_is_live
 from app.jobs.scheduling import schedule
 from app.models import Dataset, Job, utcnow
 from app.queue import DEFAULT_QUEUE, WORKER_HEARTBEAT_SECONDS
+from app.webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +91,13 @@ def rq_job_status(ctx: JobContext, rq_id: str | None) -> str | None:
 
 
 def reconcile(ctx: JobContext) -> dict:
-    """Re-enqueue every active job and processing dataset that lost its work; returns the counts."""
+    """Re-enqueue every active job and processing dataset that lost its work, and every overdue webhook delivery;
+    returns the counts."""
     recovered = {"jobs": 0, "datasets": 0}
     # Active jobs, and finished ones whose remote session may still hold a slot (followed by the release step).
-    carried = Job.status.in_(states.ACTIVE) | (Job.status.in_(states.TERMINAL) & Job.remote_open)
+    # A paused job is left alone: nothing is meant to carry it until it is resumed.
+    carried = ((Job.status.in_(states.ACTIVE) & Job.paused_at.is_null())
+               | (Job.status.in_(states.TERMINAL) & Job.remote_open))
     for job in Job.select().where(carried):
         if job.stage == states.DONE:
             recovered["jobs"] += schedule(ctx, job, states.RELEASE) is not None
@@ -104,6 +108,7 @@ def reconcile(ctx: JobContext) -> dict:
         if not rq_job_alive(ctx, rq_id) and dataset.updated_at < utcnow() - timedelta(seconds=30):
             datasets.enqueue_validation(ctx.queue(DEFAULT_QUEUE), dataset.id)
             recovered["datasets"] += 1
+    recovered["webhook_deliveries"] = outbox.enqueue_overdue(ctx.redis)
     if any(recovered.values()):
         log.warning("reconciler recovered %s", recovered)
     return recovered

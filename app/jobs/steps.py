@@ -207,8 +207,14 @@ def _busy(ctx: JobContext, job: Job, outcome: RunOutcome) -> str:
     return outcome.message
 
 
+def _paused(ctx: JobContext, job: Job, outcome: RunOutcome) -> str:
+    """The run checkpointed and stopped on a pause: nothing carries the job on until it is resumed."""
+    add_event(job, "log", outcome.message)
+    return "paused"
+
+
 RUN_OUTCOMES = {"trained": _trained, "failed": _run_failed, "cancelled": _run_cancelled,
-                "handed back": _handed_back, "busy": _busy}
+                "handed back": _handed_back, "busy": _busy, "paused": _paused}
 
 
 def collect(ctx: JobContext, job: Job) -> str:

@@ -15,7 +15,8 @@ document.addEventListener("htmx:responseError", function (event) {
   var message = document.createElement("p");
   message.className = "flash flash-error";
   message.setAttribute("role", "alert");
-  message.textContent = "The request failed (" + xhr.status + "). Try again in a moment.";
+  // The words come from the page, in its language (templates/_flash.html).
+  message.textContent = flash.dataset.requestFailed.replace("{status}", xhr.status);
   flash.replaceChildren(message);
 });
 
@@ -31,11 +32,11 @@ document.addEventListener("htmx:xhr:progress", function (event) {
 // A request that never reached the server (network down, server restarting): say so once; polling retries by itself.
 document.addEventListener("htmx:sendError", function () {
   var flash = document.getElementById("flash");
-  if (!flash || flash.querySelector("[data-offline]")) { return; }
+  if (!flash || flash.querySelector("[data-offline-notice]")) { return; }
   var message = document.createElement("p");
   message.className = "flash flash-error";
   message.setAttribute("role", "alert");
-  message.setAttribute("data-offline", "");
-  message.textContent = "The Studio cannot be reached right now; retrying.";
+  message.setAttribute("data-offline-notice", "");
+  message.textContent = flash.dataset.offline;
   flash.replaceChildren(message);
 });

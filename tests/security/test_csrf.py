@@ -9,7 +9,7 @@ import re
 import pytest
 
 from app.db import database
-from app.models import ApiToken, Dataset, Job
+from app.models import ApiToken, Dataset, Job, User
 from tests.support.accounts import PASSWORD, csrf_token_from, login
 from tests.support.factories import make_dataset, make_job
 
@@ -33,6 +33,7 @@ CHANGES = {
     ("POST", "/datasets/<int:dataset_id>/delete"): dict,
     ("POST", "/jobs"): lambda: {"name": "forged", "base_model": "tiny-random-llama", "method": "lora"},
     ("POST", "/jobs/<int:job_id>/cancel"): dict,
+    ("POST", "/language"): lambda: {"locale": "es"},
 }
 
 
@@ -55,7 +56,8 @@ def state(app, client) -> dict:
                 "tokens": sorted((token.name, token.revoked_at) for token in ApiToken.select()),
                 "datasets": sorted(dataset.id for dataset in Dataset.select()),
                 "stored files": sorted(str(path) for path in storage.rglob("*") if path.is_file()),
-                "jobs": sorted((job.id, job.status, job.cancel_requested_at) for job in Job.select())}
+                "jobs": sorted((job.id, job.status, job.cancel_requested_at) for job in Job.select()),
+                "languages": sorted(str(user.locale) for user in User.select())}
 
 
 def send(client, method: str, path: str, data: dict, token: str | None, as_htmx: bool):

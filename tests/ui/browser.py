@@ -67,10 +67,10 @@ def chromium() -> Iterator:
             browser.close()
 
 
-def new_context(browser, console: Console, base_url: str, phone: bool = False):
-    """A fresh browser profile (its own cookies) at desktop or phone size, watched by console."""
+def new_context(browser, console: Console, base_url: str, phone: bool = False, locale: str = "en-US"):
+    """A fresh browser profile (its own cookies) at desktop or phone size, in a language, watched by console."""
     options = PHONE if phone else {"viewport": DESKTOP}
-    context = browser.new_context(base_url=base_url, accept_downloads=True, **options)
+    context = browser.new_context(base_url=base_url, accept_downloads=True, locale=locale, **options)
     context.set_default_timeout(15_000)
     console.watch(context)
     return context

@@ -128,7 +128,7 @@ def test_estimate_of_a_model_outside_the_catalog_or_bad_numbers_says_why_there_i
     assert "Enter whole numbers" in bad
     too_long = browser.get("/jobs/new/estimate?base_model=tiny-random-llama&method=lora&max_seq_length=5000"
                            "&batch_size=4&lora_r=8").get_data(as_text=True)
-    assert "The model reads at most 4096 tokens: shorten the sequence length." in too_long
+    assert "The model reads at most 4,096 tokens: shorten the sequence length." in too_long
 
 
 def test_form_errors_are_shown_next_to_their_fields(browser, owner, in_db):
@@ -171,13 +171,13 @@ def test_job_page_shows_progress_chart_log_and_settings(browser, owner, in_db):
     job = in_db(running_job, owner, steps=30, total=120, evals=3, logs=4)
     html = browser.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert '<span class="badge badge-running" id="job-status">running</span>' in html
-    assert '<progress id="job-progress-bar" value="25.0" max="100"' in html and "25 %" in html
+    assert '<progress id="job-progress-bar" value="25.0" max="100"' in html and "25%" in html
     assert "30 / 120" in html and "42 s" in html  # step and ETA
     assert html.count('<polyline class="chart-line chart-train" points="') == 1
     assert "Training loss (30 points)" in html and "Evaluation loss (3 points)" in html
     assert "log line 3" in html and "Cancel job" in html and "hx-confirm=" in html
     assert 'hx-trigger="every 2s"' in html and 'aria-live="polite"' in html
-    assert "learning rate" in html
+    assert "<dt>Learning rate</dt>" in html
 
 
 def test_progress_widget_polls_while_active_and_answers_286_once_terminal(browser, owner, in_db):

@@ -53,6 +53,8 @@ class LocalBackend:
     label = "This server (local worker)"
     gpu_gb = None
     trains_in_worker = True
+    # A run can be paused: it checkpoints and stops, and a later run step resumes from that checkpoint.
+    pauses = True
     reports_quota = False
 
     def __init__(self, settings, redis=None):
@@ -185,13 +187,15 @@ class LocalRun:
                 faults.hit("run.training")
 
     def stop_reason(self, keeper: LeaseKeeper) -> str:
-        """cancelled, handback, lost (the lease), or finished (keep going)."""
+        """cancelled, paused, handback, lost (the lease), or finished (keep going)."""
         if keeper.lost.is_set():
             return "lost"
         if self.handback:
             return "handback"
-        cancel_requested = Job.select(Job.cancel_requested_at).where(Job.id == self.job.id).scalar()
-        return "cancelled" if cancel_requested else "finished"
+        row = Job.select(Job.cancel_requested_at, Job.paused_at).where(Job.id == self.job.id).first()
+        if row is not None and row.cancel_requested_at:
+            return "cancelled"
+        return "paused" if row is not None and row.paused_at else "finished"
 
     def finish(self, outcome: tuple[int, str]) -> RunOutcome:
         """How the run ended, from the program's exit status and why it was stopped."""
@@ -200,6 +204,8 @@ class LocalRun:
             return RunOutcome("busy", "the run lost its lease (renewals failed): stopped; another run may resume it")
         if reason == "cancelled":
             return RunOutcome("cancelled", "cancelled; the training process was stopped")
+        if reason == "paused":
+            return RunOutcome("paused", "paused: checkpointed and stopped until it is resumed")
         if reason == "handback" and code != 0:
             return RunOutcome("handed back", "worker stopping: handed back to the queue to resume from its checkpoint")
         if code != 0:

@@ -8,14 +8,15 @@ from wtforms.validators import DataRequired, Length, Optional
 class LoginForm(FlaskForm):
     """Email and password."""
 
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    email = EmailField(_l("Email"), validators=[DataRequired(_l("Enter your email.")), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(_l("Enter your password.")), Length(max=1024)])
 
 
 class TokenForm(FlaskForm):
     """The name of a new API token."""
 
-    name = StringField("Token name", validators=[DataRequired(), Length(max=100)])
+    name = StringField(_l("Token name"), validators=[
+        DataRequired(_l("Name the token.")), Length(max=100, message=_l("Keep the name under %(max)d characters."))])
 
 
 class KaggleAccountForm(FlaskForm):

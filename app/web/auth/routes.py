@@ -5,8 +5,10 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 
+from app import i18n
 from app.auth import service, throttle
 from app.errors import StudioError
 from app.extensions import get_job_context, get_redis, get_settings
@@ -30,13 +32,19 @@ def login():
         try:
             user = service.sign_in(get_redis(), form.email.data, form.password.data, login_client(form.email.data))
         except throttle.LoginThrottled as throttled:
-            form.password.errors.append(throttled.message)
+            form.password.errors.append(ngettext(
+                "Too many failed sign-ins for this account; try again in %(num)d second.",
+                "Too many failed sign-ins for this account; try again in %(num)d seconds.", throttled.retry_after))
             return render_template("auth/login.html", form=form), 429, {"Retry-After": str(throttled.retry_after)}
         if user is not None:
-            session.clear()  # nothing from before the login survives into the signed-in session
+            chosen = i18n.remembered_choice()
+            session.clear()  # nothing from before the login survives into the signed-in session, but the language
+            i18n.keep_choice(chosen)
             login_user(user)
+            if chosen and chosen != user.locale:  # chosen on the sign-in page: the newest choice wins
+                i18n.save_user_locale(user, chosen)
             return remember_device(redirect(safe_next_url(request.args.get("next"))), user.email)
-        form.password.errors.append("Wrong email or password.")
+        form.password.errors.append(_("Wrong email or password."))
     status = 422 if form.errors else 200
     return render_template("auth/login.html", form=form), status
 
@@ -58,9 +66,11 @@ def remember_device(response, email: str):
 @bp.route("/logout", methods=["POST"])
 def logout():
     """Sign out and forget the session."""
+    chosen = i18n.remembered_choice()
     logout_user()
     session.clear()
-    flash("You are signed out.", "info")
+    i18n.keep_choice(chosen)
+    flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -90,7 +100,7 @@ def revoke_token(token_id: int):
     token = service.revoke_token(current_user, token_id)
     if is_htmx():
         return render_template("auth/_token_row.html", token=token, confirm=ConfirmForm())
-    flash(f"Token “{token.name}” revoked.", "success")
+    flash(_("Token “%(name)s” revoked.", name=token.name), "success")
     return redirect(url_for("auth.tokens"))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.db import database
@@ -46,7 +47,7 @@ def gpu_quota():
     when it does not answer fast)."""
     backends = quota_backends()
     if not backends:
-        raise NotFound("No enabled training backend keeps a GPU quota (TRAINING_BACKENDS).")
+        raise NotFound(_("No enabled training backend keeps a GPU quota (TRAINING_BACKENDS)."))
     ctx, owner_id = get_job_context(), current_user.id
     quotas = [(backend, backend.configuration_problems(owner_id)) for backend in backends]
     quotas = [(backend, problems, None if problems else capacity.quota(ctx, backend.name, owner_id))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
@@ -109,5 +110,5 @@ def delete(dataset_id: int):
     service.delete_dataset(dataset, get_store())
     if is_htmx() and request.method == "DELETE":
         return make_response("", 200)
-    flash(f"Dataset “{dataset.name}” deleted.", "success")
+    flash(_("Dataset “%(name)s” deleted.", name=dataset.name), "success")
     return redirect(url_for("datasets.index"), 303)

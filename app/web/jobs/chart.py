@@ -4,6 +4,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from flask_babel import lazy_gettext as _l
+
+from app.web.formatting import format_number
+
 
 @dataclass(frozen=True)
 class Tick:
@@ -89,28 +93,37 @@ class LossChart:
     def y_ticks(self) -> list[Tick]:
         """Loss gridlines with labels."""
         low, high = self._y_range
-        return [Tick(self.y(value), f"{value:.3g}") for value in nice_ticks(low, high, 4)]
+        return [Tick(self.y(value), format_number(float(f"{value:.3g}"))) for value in nice_ticks(low, high, 4)]
 
     @property
     def x_ticks(self) -> list[Tick]:
         """Step gridlines with labels (whole steps only)."""
-        return [Tick(self.x(value), f"{int(value)}") for value in nice_ticks(0, self._x_max, 5) if value == int(value)]
+        return [Tick(self.x(value), format_number(int(value)))
+                for value in nice_ticks(0, self._x_max, 5) if value == int(value)]
 
     @property
     def summary(self) -> str:
-        """The chart in words, for screen readers."""
-        parts = [_describe_series("Training loss", self.train), _describe_series("evaluation loss", self.evaluation)]
+        """The chart in words, for screen readers, in the request's language."""
+        parts = [_describe_series(TRAINING_WORDS, self.train), _describe_series(EVALUATION_WORDS, self.evaluation)]
         return "; ".join(part for part in parts if part) + "."
 
 
-def _describe_series(name: str, points: list[tuple[int, float]]) -> str:
+# How a series is told: (its only point, its first and last points), per series.
+TRAINING_WORDS = (_l("Training loss %(value)s at step %(step)s"),
+                  _l("Training loss from %(first)s at step %(first_step)s to %(last)s at step %(last_step)s"))
+EVALUATION_WORDS = (_l("evaluation loss %(value)s at step %(step)s"),
+                    _l("evaluation loss from %(first)s at step %(first_step)s to %(last)s at step %(last_step)s"))
+
+
+def _describe_series(words: tuple, points: list[tuple[int, float]]) -> str:
     """First and last point of a series, in words."""
     if not points:
         return ""
     (first_step, first), (last_step, last) = points[0], points[-1]
     if len(points) == 1:
-        return f"{name} {first:.4f} at step {first_step}"
-    return f"{name} from {first:.4f} at step {first_step} to {last:.4f} at step {last_step}"
+        return str(words[0]) % {"value": format_number(first, 4), "step": format_number(first_step)}
+    return str(words[1]) % {"first": format_number(first, 4), "first_step": format_number(first_step),
+                            "last": format_number(last, 4), "last_step": format_number(last_step)}
 
 
 def nice_ticks(low: float, high: float, count: int) -> list[float]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from app.errors import ValidationFailed
 from app.jobs.service import PRESETS, JobRequest
 from trainer.config import SCHEDULERS, Hyperparameters
@@ -22,14 +25,15 @@ class Choice:
 
 
 METHOD_CHOICES = {choice.value: choice for choice in (
-    Choice("lora", "LoRA", "a small adapter on 16-bit weights"),
-    Choice("qlora", "QLoRA", "an adapter on 4-bit weights: least memory; needs a CUDA GPU"),
-    Choice("full", "Full", "every weight: small models only"),
+    Choice("lora", _l("LoRA"), _l("a small adapter on 16-bit weights")),
+    Choice("qlora", _l("QLoRA"), _l("an adapter on 4-bit weights: least memory; needs a CUDA GPU")),
+    Choice("full", _l("Full"), _l("every weight: small models only")),
 )}
 PRESET_CHOICES = tuple(Choice(value, label, help_) for value, label, help_ in (
-    ("quick", "Quick test", "1 epoch, short sequences: check the data and the pipeline in minutes."),
-    ("balanced", "Balanced", "3 epochs of LoRA r=16: a sound first real run."),
-    ("thorough", "Thorough", "5 epochs, a lower learning rate, r=32 and long sequences: the best quality, slowest."),
+    ("quick", _l("Quick test"), _l("1 epoch, short sequences: check the data and the pipeline in minutes.")),
+    ("balanced", _l("Balanced"), _l("3 epochs of LoRA r=16: a sound first real run.")),
+    ("thorough", _l("Thorough"),
+     _l("5 epochs, a lower learning rate, r=32 and long sequences: the best quality, slowest.")),
 ))
 
 
@@ -55,34 +59,35 @@ class Field:
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("epochs", "Epochs", "int", "Passes over the training examples.", minimum=1),
-    Field("learning_rate", "Learning rate", "float", "Peak learning rate of AdamW.", minimum=0, step="any"),
-    Field("batch_size", "Batch size", "int", "Sequences per micro-batch; the biggest lever on memory.", minimum=1,
-          moves_estimate=True),
-    Field("gradient_accumulation_steps", "Gradient accumulation", "int",
-          "Micro-batches per optimizer step (effective batch = batch size × this).", minimum=1),
-    Field("max_seq_length", "Max sequence length", "int", "Longer examples are cut; memory grows with it.",
+    Field("epochs", _l("Epochs"), "int", _l("Passes over the training examples."), minimum=1),
+    Field("learning_rate", _l("Learning rate"), "float", _l("Peak learning rate of AdamW."), minimum=0,
+          step="any"),
+    Field("batch_size", _l("Batch size"), "int", _l("Sequences per micro-batch; the biggest lever on memory."),
+          minimum=1, moves_estimate=True),
+    Field("gradient_accumulation_steps", _l("Gradient accumulation"), "int",
+          _l("Micro-batches per optimizer step (effective batch = batch size × this)."), minimum=1),
+    Field("max_seq_length", _l("Max sequence length"), "int", _l("Longer examples are cut; memory grows with it."),
           minimum=16, moves_estimate=True),
-    Field("lora_r", "LoRA rank", "int", "Adapter size (LoRA and QLoRA).", minimum=1, moves_estimate=True),
-    Field("lora_alpha", "LoRA alpha", "int", "Adapter scaling; usually twice the rank.", minimum=1),
-    Field("max_steps", "Max steps", "int", "Stop after this many optimizer steps instead of whole epochs.",
+    Field("lora_r", _l("LoRA rank"), "int", _l("Adapter size (LoRA and QLoRA)."), minimum=1, moves_estimate=True),
+    Field("lora_alpha", _l("LoRA alpha"), "int", _l("Adapter scaling; usually twice the rank."), minimum=1),
+    Field("max_steps", _l("Max steps"), "int", _l("Stop after this many optimizer steps instead of whole epochs."),
           advanced=True, minimum=1, optional=True),
-    Field("lora_dropout", "LoRA dropout", "float", advanced=True, minimum=0, step="any"),
-    Field("warmup_ratio", "Warm-up ratio", "float", "Share of the steps spent warming the learning rate up.",
+    Field("lora_dropout", _l("LoRA dropout"), "float", advanced=True, minimum=0, step="any"),
+    Field("warmup_ratio", _l("Warm-up ratio"), "float", _l("Share of the steps spent warming the learning rate up."),
           advanced=True, minimum=0, step="any"),
-    Field("lr_scheduler", "Learning-rate schedule", "choice", advanced=True, choices=SCHEDULERS),
-    Field("weight_decay", "Weight decay", "float", advanced=True, minimum=0, step="any"),
-    Field("eval_steps", "Evaluate every (steps)", "int", advanced=True, minimum=1),
-    Field("save_steps", "Checkpoint every (steps)", "int", advanced=True, minimum=1),
-    Field("logging_steps", "Report progress every (steps)", "int", advanced=True, minimum=1),
-    Field("validation_split", "Validation split", "float",
-          "Share of the training file held out for evaluation when no validation dataset is chosen.",
+    Field("lr_scheduler", _l("Learning-rate schedule"), "choice", advanced=True, choices=SCHEDULERS),
+    Field("weight_decay", _l("Weight decay"), "float", advanced=True, minimum=0, step="any"),
+    Field("eval_steps", _l("Evaluate every (steps)"), "int", advanced=True, minimum=1),
+    Field("save_steps", _l("Checkpoint every (steps)"), "int", advanced=True, minimum=1),
+    Field("logging_steps", _l("Report progress every (steps)"), "int", advanced=True, minimum=1),
+    Field("validation_split", _l("Validation split"), "float",
+          _l("Share of the training file held out for evaluation when no validation dataset is chosen."),
           advanced=True, minimum=0, step="any"),
-    Field("seed", "Seed", "int", advanced=True, minimum=0),
-    Field("packing", "Pack several examples into each sequence", "bool", advanced=True),
-    Field("gradient_checkpointing", "Gradient checkpointing (less memory, a little slower)", "bool", advanced=True,
-          moves_estimate=True),
-    Field("train_on_prompt", "Train on the prompts too, not only on the answers", "bool", advanced=True),
+    Field("seed", _l("Seed"), "int", advanced=True, minimum=0),
+    Field("packing", _l("Pack several examples into each sequence"), "bool", advanced=True),
+    Field("gradient_checkpointing", _l("Gradient checkpointing (less memory, a little slower)"), "bool",
+          advanced=True, moves_estimate=True),
+    Field("train_on_prompt", _l("Train on the prompts too, not only on the answers"), "bool", advanced=True),
 )
 BY_NAME = {field.name: field for field in FIELDS}
 CHOICE_FIELDS = ("name", "dataset_id", "validation_dataset_id", "base_model", "method", "backend", "preset")
@@ -132,9 +137,9 @@ def job_request(form: Mapping) -> JobRequest:
         if value is not None:
             hyperparameters[field.name] = value
     if not form.get("dataset_id"):
-        problems["dataset_id"] = "Choose the dataset to train on."
+        problems["dataset_id"] = _("Choose the dataset to train on.")
     if problems:
-        raise ValidationFailed("The job has invalid fields.", details=problems)
+        raise ValidationFailed(_("The job has invalid fields."), details=problems)
     return JobRequest(name=form.get("name", ""), dataset_id=form.get("dataset_id") or None,
                       base_model=form.get("base_model", ""), method=form.get("method", "lora"),
                       backend=form.get("backend") or None,
@@ -151,13 +156,13 @@ def _parsed(field: Field, form: Mapping):
     if not raw:
         if field.optional:
             return None
-        raise ValueError("Enter a value.")
+        raise ValueError(_("Enter a value."))
     if field.kind == "choice":
         return raw
     try:
         return int(raw) if field.kind == "int" else float(raw)
     except ValueError:
-        raise ValueError("Enter a whole number." if field.kind == "int" else "Enter a number.") from None
+        raise ValueError(_("Enter a whole number.") if field.kind == "int" else _("Enter a number.")) from None
 
 
 def field_errors(error: ValidationFailed) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import catalog
@@ -13,6 +14,7 @@ from app.jobs import artifacts, backends, service, states, submission
 from app.models import Job
 from app.pagination import page_args
 from app.security import expensive, polling
+from app.web import messages
 from app.web.jobs import forms, views
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
@@ -28,9 +30,15 @@ def method_label_filter(method: str) -> str:
 def backend_label_filter(name: str) -> str:
     """How the pages name a backend (its registry label), the name itself for one this Studio no longer has."""
     try:
-        return backends.get(name).label
+        return messages.translate(backends.get(name).label)
     except KeyError:
         return name
+
+
+@bp.app_template_filter("hyperparameter_label")
+def hyperparameter_label_filter(name: str) -> str:
+    """How the form labels a hyperparameter; its name, spaced, for one the form does not show."""
+    return str(forms.BY_NAME[name].label) if name in forms.BY_NAME else name.replace("_", " ")
 
 
 @bp.get("")
@@ -66,7 +74,7 @@ def create():
     except ValidationFailed as error:
         return render_form(forms.posted_values(request.form), forms.field_errors(error),
                            views.backend_choices(get_job_context(), current_user.id), 422)
-    flash(f"Job “{job.name}” queued.", "success")
+    flash(_("Job “%(name)s” queued.", name=job.name), "success")
     target = url_for("jobs.detail", job_id=job.id)
     if is_htmx():
         return "", 201, {"HX-Location": target}
@@ -126,7 +134,7 @@ def progress(job_id: int):
 def cancel(job_id: int):
     """Ask the job to stop; htmx gets the live widgets back, a plain form the page."""
     job = submission.cancel_job(get_job_context(), Job.get_owned(job_id, current_user))
-    flash("Job cancelled." if job.status == states.CANCELLED else "Cancel requested: the run stops in a moment.",
+    flash(_("Job cancelled.") if job.status == states.CANCELLED else _("Cancel requested: the run stops in a moment."),
           "success")
     if is_htmx():
         return render_template("jobs/_live.html", job=job, with_flash=True, **views.job_panel(job))

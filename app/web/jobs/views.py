@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from peewee import fn
 
 from app import catalog
@@ -13,6 +15,7 @@ from app.jobs import states
 from app.jobs.artifacts import list_artifacts
 from app.jobs.context import JobContext
 from app.models import Dataset, Job, JobEvent, User, utcnow
+from app.web.formatting import format_number
 from app.web.jobs.chart import LossChart
 
 # The chart keeps at most this many points per series, however long the run: a poll stays cheap.
@@ -168,14 +171,14 @@ class EstimateView:
             return ""
         parts = self.estimate.breakdown()
         biggest = max(("weights_gb", "activations_gb", "trainable_gb"), key=lambda part: parts[part])
-        return ADVICE[biggest]
+        return str(ADVICE[biggest])
 
 
 ADVICE = {
-    "weights_gb": "The model's weights alone are too large: use QLoRA (4-bit weights) or a smaller model.",
-    "activations_gb": "Activations dominate: lower the batch size (raise gradient accumulation to keep the "
-                      "effective batch) or shorten the sequence length.",
-    "trainable_gb": "Full fine-tuning keeps optimizer state for every weight: use LoRA or QLoRA.",
+    "weights_gb": _l("The model's weights alone are too large: use QLoRA (4-bit weights) or a smaller model."),
+    "activations_gb": _l("Activations dominate: lower the batch size (raise gradient accumulation to keep the "
+                         "effective batch) or shorten the sequence length."),
+    "trainable_gb": _l("Full fine-tuning keeps optimizer state for every weight: use LoRA or QLoRA."),
 }
 
 
@@ -186,11 +189,11 @@ def estimate_for(base_model: str, method: str, max_seq_length, batch_size, lora_
     entry = catalog.find(base_model)
     view = partial(EstimateView, entry, gpu_gb=gpu_gb or catalog.T4_GB, enforced=gpu_gb is not None)
     if entry is None:
-        return view(None, problem="No estimate for models outside the catalog; check the model card.")
+        return view(None, problem=_("No estimate for models outside the catalog; check the model card."))
     try:
         numbers = [int(value) for value in (max_seq_length, batch_size, lora_r)]
     except (TypeError, ValueError):
-        return view(None, problem="Enter whole numbers for sequence length, batch size and LoRA rank.")
+        return view(None, problem=_("Enter whole numbers for sequence length, batch size and LoRA rank."))
     problem = _estimate_problem(entry, method, numbers)
     if problem:
         return view(None, problem=problem)
@@ -201,9 +204,10 @@ def estimate_for(base_model: str, method: str, max_seq_length, batch_size, lora_
 def _estimate_problem(entry: catalog.ModelEntry, method: str, numbers: list[int]) -> str | None:
     """Why these values cannot be estimated, if they cannot."""
     if method not in catalog.METHODS:
-        return "Choose a method."
+        return _("Choose a method.")
     if min(numbers) < 1:
-        return "Sequence length, batch size and LoRA rank must each be at least 1."
+        return _("Sequence length, batch size and LoRA rank must each be at least 1.")
     if numbers[0] > entry.context_length:
-        return f"The model reads at most {entry.context_length} tokens: shorten the sequence length."
+        return _("The model reads at most %(tokens)s tokens: shorten the sequence length.",
+                 tokens=format_number(entry.context_length))
     return None

@@ -1,0 +1,1 @@
+"""The language switch of the page footer."""

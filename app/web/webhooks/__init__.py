@@ -1,0 +1,1 @@
+"""The webhooks settings page: endpoints, their secrets (shown once), the delivery log with redelivery."""

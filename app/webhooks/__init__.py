@@ -1,0 +1,1 @@
+"""The webhooks domain: endpoints, Standard Webhooks signing, deliveries with retries; no Flask here."""
