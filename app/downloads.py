@@ -6,7 +6,8 @@ from urllib.parse import quote
 from flask import Response, stream_with_context
 
 from app.extensions import get_store
-from app.models import Artifact
+from app.jobs import archive, artifacts
+from app.models import Artifact, Job
 
 
 def artifact_response(artifact: Artifact) -> Response:
@@ -23,3 +24,12 @@ def attachment_disposition(filename: str) -> str:
     """A Content-Disposition value that makes a browser save the download as filename."""
     fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def archive_response(job: Job, prefix: str = "") -> Response:
+    """The job's artifacts whose names start with prefix, as one zip archive streamed as it is made."""
+    members = [a for a in artifacts.list_artifacts(job) if a.name.startswith(prefix)]
+    response = Response(stream_with_context(archive.stream_zip(get_store(), members)), mimetype="application/zip")
+    response.headers["Content-Disposition"] = attachment_disposition(f"job-{job.id}-artifacts.zip")
+    response.headers["X-Archive-Members"] = str(len(members))
+    return response

@@ -14,10 +14,13 @@ from app.settings import PROJECT_ROOT, Settings
 from app.web import formatting, labels, messages
 from app.web.admin.routes import bp as admin_bp
 from app.web.auth.routes import bp as auth_bp
+from app.web.compare.routes import bp as compare_bp
 from app.web.dashboard.routes import bp as web_bp
 from app.web.datasets.routes import bp as datasets_bp
 from app.web.jobs.routes import bp as jobs_bp
 from app.web.language.routes import bp as language_bp
+from app.web.playground.routes import bp as playground_bp
+from app.web.results.routes import bp as results_bp
 from app.web.webhooks.routes import bp as webhooks_bp
 from app.webhooks import runtime as webhooks_runtime
 
@@ -81,6 +84,6 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach one blueprint per area."""
-    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, admin_bp, language_bp, webhooks_bp, api_bp, openai_bp,
-                      ops_bp):
+    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, admin_bp, results_bp, compare_bp, playground_bp,
+                      language_bp, webhooks_bp, api_bp, openai_bp, ops_bp):
         app.register_blueprint(blueprint)

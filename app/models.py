@@ -155,6 +155,8 @@ class Job(OwnedModel):
     # What a client of the OpenAI dialect (/v1) attached: its key-value metadata and the fine-tuned model's suffix.
     metadata = peewee.JSONField(null=True)
     suffix = peewee.CharField(max_length=64, null=True)
+    # How the run is judged and where it starts: sample_count, sample_prompts, init_from (app/jobs/judging.py).
+    run_options = peewee.JSONField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     started_at = peewee.DateTimeField(null=True)
     finished_at = peewee.DateTimeField(null=True)
@@ -199,6 +201,40 @@ class KaggleAccount(BaseModel):
     kind = peewee.CharField(max_length=8)  # "key" (user name + API key) or "token" (an access token)
     secret = peewee.TextField()            # the Fernet ciphertext of the key or token, never the plaintext
     linked_at = peewee.DateTimeField(default=utcnow)
+
+
+class Checkpoint(BaseModel):
+    """A kept checkpoint of a finished job: its step, metrics and the artifact folder holding its adapter."""
+
+    job = peewee.ForeignKeyField(Job, backref="checkpoints", on_delete="CASCADE")
+    step = peewee.IntegerField()
+    metrics = peewee.JSONField(null=True)
+    artifact = peewee.CharField(max_length=255, null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("job", "step"), True),)
+
+
+class Completion(BaseModel):
+    """A playground request on a succeeded job and the text generated for it (filled in as tokens arrive)."""
+
+    job = peewee.ForeignKeyField(Job, backref="completions", on_delete="CASCADE")
+    owner = peewee.ForeignKeyField(User, backref="completions", on_delete="CASCADE")
+    messages = peewee.JSONField()
+    max_tokens = peewee.IntegerField()
+    temperature = peewee.FloatField(default=0.0)
+    adapter = peewee.BooleanField(default=True)
+    status = peewee.CharField(max_length=16, default="queued")
+    text = peewee.TextField(default="")
+    tokens = peewee.IntegerField(default=0)
+    error = peewee.TextField(null=True)
+    first_token_seconds = peewee.FloatField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    finished_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("owner", "created_at"), False),)
 
 
 class Installation(BaseModel):
@@ -253,8 +289,8 @@ class WebhookDelivery(BaseModel):
         indexes = ((("endpoint", "id"), False),)
 
 
-ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Installation, WebhookEndpoint, WebhookDelivery,
-              KaggleAccount]
+ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Checkpoint, Completion, Installation, WebhookEndpoint,
+              WebhookDelivery, KaggleAccount]
 # The columns that name stored objects. The sweeper keeps what they name and a restore must find it all; a new
 # kind of stored object is added here (tests/deploy/test_backup_restore.py checks every *_key column is).
 OBJECT_KEY_COLUMNS = ((Dataset, ("object_key", "normalized_key", "index_key")), (Artifact, ("object_key",)))

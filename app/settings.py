@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     sweep_grace_seconds: int = Field(24 * 3600, ge=0)
     sweep_kaggle_datasets: bool = False
 
+    # The playground (app/playground): generation on its own queue and worker (`python -m workers --playground`).
+    playground_max_tokens: int = Field(512, ge=1)
+    playground_rate_per_minute: int = Field(20, ge=1)
+    playground_queue_max: int = Field(16, ge=1)
+    playground_warm_seconds: int = Field(600, ge=0)
+    playground_memory_gb: float = Field(0.0, ge=0)  # 0: whatever the worker's machine has free
+
     @property
     def webhook_retry_delays(self) -> list[float]:
         """Seconds to wait before each retry of a failed webhook delivery."""

@@ -14,6 +14,10 @@ TINY_MODEL_ID = "tiny-random-llama"
 METHODS = ("lora", "qlora", "full")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+DEFAULT_SAMPLE_COUNT = 8
+MAX_SAMPLE_COUNT = 32
+# Flat names, because a Kaggle dataset is one folder: "init-adapter--adapter_config.json" and so on.
+INIT_ADAPTER_PREFIX = "init-adapter--"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ class Config:
     precision: str = "auto"
     merge_adapter: bool = False
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
+    # Judging the result (trainer/samples.py): how many prompts to answer, and the user's own prompts.
+    sample_count: int = DEFAULT_SAMPLE_COUNT
+    sample_prompts: list | None = None
+    # Files in the data folder named INIT_ADAPTER_PREFIX + <adapter file>: an earlier job's adapter to start from.
+    init_adapter: bool = False
 
 
 # What each hyperparameter may hold beyond its type: a predicate and the phrase an error uses.
@@ -115,11 +124,41 @@ def parse_config(raw: dict) -> Config:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, not {config.method!r}.")
     if config.precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}.")
+    check_samples(config)
     for name in ("train_file", "validation_file"):
         value = getattr(config, name)
         if value is not None and (not isinstance(value, str) or Path(value).name != value):
             raise ConfigError(f"{name} must be a file name inside the data folder, not {value!r}.")
     return config
+
+
+def check_samples(config: Config) -> None:
+    """sample_count within bounds; sample_prompts a list of conversations, each of role/content messages."""
+    count = config.sample_count
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_SAMPLE_COUNT:
+        raise ConfigError(f"sample_count must be an integer from 0 to {MAX_SAMPLE_COUNT}, not {count!r}.")
+    if config.sample_prompts is None:
+        return
+    if not isinstance(config.sample_prompts, list):
+        raise ConfigError("sample_prompts must be a list of conversations.")
+    for index, messages in enumerate(config.sample_prompts):
+        problem = conversation_problem(messages)
+        if problem:
+            raise ConfigError(f"sample_prompts[{index}]: {problem}")
+
+
+def conversation_problem(messages) -> str | None:
+    """What is wrong with a prompt conversation (role/content messages ending with a user turn), or None."""
+    if not isinstance(messages, list) or not messages:
+        return "must be a non-empty list of messages."
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant"):
+            return f"message {index} needs a role of system, user or assistant."
+        if not isinstance(message.get("content"), str) or not message["content"].strip():
+            return f"message {index} needs a non-empty content string."
+    if messages[-1]["role"] != "user":
+        return "the last message must be the user's."
+    return None
 
 
 def load_config(path: Path) -> Config:

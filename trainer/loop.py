@@ -14,9 +14,11 @@ import torch
 import transformers
 
 from trainer import distributed
+from trainer.checkpoints import save_extras
 from trainer.config import Config, Hyperparameters
 from trainer.data import Example, collate, count_targets, shuffled
 from trainer.errors import ConfigError, Interrupted, TrainingError
+from trainer.evaluation import validation_metrics
 from trainer.models import Hardware, torch_dtype
 from trainer.protocol import Reporter
 
@@ -124,6 +126,7 @@ class Run:
         self.step, self.history, self.meter = 0, [], Meter()
         self.last_loss = self.last_eval_loss = None
         self.world = distributed.world()  # data parallel: this process's share of each step (trainer/distributed.py)
+        self.last_eval_metrics: dict = {}  # the step and validation metrics of the last evaluation
 
     def autocast(self):
         """Mixed precision for fp16/bf16 runs; a no-op in fp32."""
@@ -175,16 +178,7 @@ class Run:
 
     def evaluate(self) -> float:
         """The mean loss per target token over the validation examples."""
-        self.model.eval()
-        total, targets = 0.0, 0
-        with torch.no_grad():
-            for start in range(0, len(self.validation), self.hp.batch_size):
-                batch = self.batch(self.validation[start:start + self.hp.batch_size])
-                count = count_targets(batch)
-                total += float(self.loss(batch, count)) * count
-                targets += count
-        self.model.train()
-        return total / targets
+        return validation_metrics(self)["eval_loss"]
 
     def position(self) -> dict:
         """The protocol's common fields for the current step."""
@@ -201,9 +195,10 @@ class Run:
         self.history.append(event)
 
     def report_eval(self) -> None:
-        """Evaluate and report the validation loss."""
-        self.last_eval_loss = self.evaluate()
-        self.history.append(self.reporter.emit("eval", **self.position(), eval_loss=self.last_eval_loss))
+        """Evaluate and report the validation loss, mean token accuracy and perplexity."""
+        metrics = validation_metrics(self)
+        self.last_eval_loss, self.last_eval_metrics = metrics["eval_loss"], {"step": self.step, **metrics}
+        self.history.append(self.reporter.emit("eval", **self.position(), **metrics))
 
     def save_checkpoint(self) -> None:
         """Rank 0 writes the checkpoint (once, whatever the number of processes); the others wait for it."""
@@ -218,11 +213,12 @@ class Run:
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir(parents=True)
         torch.save(self.state(), temporary / "state.pt")
+        metrics = save_extras(self, temporary)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(temporary, final)
         for old in checkpoint_dirs(root)[:-CHECKPOINTS_KEPT]:
             shutil.rmtree(old)
-        self.reporter.emit("checkpoint", **self.position(), path=str(final.relative_to(self.output)))
+        self.reporter.emit("checkpoint", **self.position(), path=str(final.relative_to(self.output)), metrics=metrics)
 
     def state(self) -> dict:
         """Everything a resumed run needs to continue exactly: weights being trained, optimizer, RNG, history."""

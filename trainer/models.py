@@ -136,8 +136,8 @@ def lora_targets(hp: Hyperparameters, model_type: str):
     return list(LORA_TARGETS[model_type]) if model_type in LORA_TARGETS else "all-linear"
 
 
-def prepare_for_training(model, config: Config):
-    """Gradient checkpointing, the QLoRA preparation, and the LoRA adapter for the adapter methods."""
+def prepare_for_training(model, config: Config, adapter_from=None):
+    """Gradient checkpointing, the QLoRA preparation, and the LoRA adapter (new, or adapter_from's to continue)."""
     hp = config.hyperparameters
     checkpointing = {"use_reentrant": False}
     if config.method == "qlora":
@@ -147,6 +147,8 @@ def prepare_for_training(model, config: Config):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
     if config.method == "full":
         return model
+    if adapter_from is not None:
+        return peft.PeftModel.from_pretrained(model, adapter_from, is_trainable=True)
     adapter = peft.LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
                               target_modules=lora_targets(hp, model.config.model_type), task_type="CAUSAL_LM")
     try:

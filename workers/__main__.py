@@ -15,7 +15,8 @@ from app.jobs.context import JobContext
 from app.logs import configure_logging
 from app.queue import DEFAULT_QUEUE, redis_client
 from app.settings import Settings
-from workers.worker import StudioWorker
+from app.playground.requests import PLAYGROUND_QUEUE
+from workers.worker import PlaygroundWorker, StudioWorker
 
 
 def parse_args(settings: Settings) -> argparse.Namespace:
@@ -26,6 +27,8 @@ def parse_args(settings: Settings) -> argparse.Namespace:
     parser.add_argument("--queues", default=",".join(settings.queue_names),
                         help="comma-separated queues in priority order (WORKER_QUEUES)")
     parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    parser.add_argument("--playground", action="store_true",
+                        help="one worker on the playground queue that keeps models loaded between completions")
     return parser.parse_args()
 
 
@@ -35,10 +38,12 @@ def main() -> None:
     args = parse_args(settings)
     configure_logging(settings)
     queues = [name.strip() for name in args.queues.split(",") if name.strip()]
-    pool = WorkerPool(queues, connection=redis_client(settings.redis_url, blocking=True),
-                      num_workers=args.pool_size, worker_class=StudioWorker)
+    if args.playground:
+        queues, args.pool_size = [PLAYGROUND_QUEUE], 1
+    pool = WorkerPool(queues, connection=redis_client(settings.redis_url, blocking=True), num_workers=args.pool_size,
+                      worker_class=PlaygroundWorker if args.playground else StudioWorker)
     logging.getLogger(__name__).info("starting %d worker(s) on %s", args.pool_size, ", ".join(queues))
-    if not args.burst:
+    if not args.burst and not args.playground:
         reconcile_at_start(settings)
         schedule_sweeps_at_start(settings)
     pool.start(burst=args.burst, logging_level=settings.log_level)

@@ -13,6 +13,7 @@ from app.extensions import get_settings, get_store
 from app.jobs import orchestrator
 from app.jobs.context import JobContext
 from app.models import Dataset, User
+from app.playground import runner
 from app.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -48,3 +49,17 @@ def run_job_step(job_id: int, stage: str) -> str:
     """One orchestration step of a fine-tuning job (see app/jobs/orchestrator.py)."""
     rq_job = get_current_job()
     return orchestrator.run_step(JobContext.from_app(current_app), job_id, stage, rq_job.id if rq_job else None)
+
+
+# The models the playground worker keeps loaded between completions; it runs jobs in its own process (no fork), so
+# this lives as long as the worker.
+WARM_MODELS = {}
+
+
+def generate_completion(completion_id: int) -> str:
+    """One playground completion (app/playground/runner.py), on the playground worker's warm models."""
+    # Imported here, not at the top: torch takes seconds to import, and only the playground worker needs it.
+    from trainer import serving
+
+    warm = WARM_MODELS.setdefault("models", serving.WarmModels(get_settings().playground_warm_seconds))
+    return runner.run_completion(JobContext.from_app(current_app), completion_id, serving, warm)

@@ -8,7 +8,7 @@ import time
 
 import peewee
 from redis.exceptions import RedisError
-from rq import Worker
+from rq import SimpleWorker, Worker
 
 from app.counters import record_job_step
 from app.db import database
@@ -70,3 +70,11 @@ class StudioWorker(Worker):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.horse_pid, HANDBACK_SIGNAL)
         return super().request_stop(signum, frame)
+
+
+class PlaygroundWorker(StudioWorker):
+    """A Studio worker that runs each job in its own process (no work horse), so loaded models stay warm."""
+
+    # SimpleWorker's, not the forking Worker's that StudioWorker inherits.
+    execute_job = SimpleWorker.execute_job
+    get_heartbeat_ttl = SimpleWorker.get_heartbeat_ttl

@@ -16,7 +16,7 @@ from app.security import expensive, polling
 
 MAX_EVENTS = 500
 JOB_FIELDS = ("name", "dataset_id", "validation_dataset_id", "base_model", "method", "backend", "preset",
-              "hyperparameters", "ignore_memory_warning")
+              "hyperparameters", "ignore_memory_warning", "sample_count", "sample_prompts", "init_from")
 
 
 def job_request_from(payload: dict) -> service.JobRequest:

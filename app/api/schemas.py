@@ -6,7 +6,7 @@ import datetime
 from flask import url_for
 
 from app.jobs.states import ACTIVE
-from app.models import Artifact, Dataset, Job, JobEvent, WebhookDelivery, WebhookEndpoint
+from app.models import Artifact, Checkpoint, Dataset, Job, JobEvent, WebhookDelivery, WebhookEndpoint
 
 
 def iso(moment: datetime.datetime | None) -> str | None:
@@ -47,6 +47,7 @@ def job_dict(job: Job) -> dict:
         "method": job.method,
         "backend": job.backend,
         "hyperparameters": job.hyperparameters,
+        "run_options": job.run_options,
         "progress": {"step": job.step, "total_steps": job.total_steps, "epoch": job.epoch, "percent": percent,
                      "eta_seconds": eta},
         "stage": job.stage,
@@ -104,3 +105,23 @@ def delivery_dict(delivery: WebhookDelivery) -> dict:
             "latency_ms": delivery.latency_ms, "response_excerpt": delivery.response_excerpt,
             "next_attempt_at": iso(delivery.next_attempt_at) if delivery.status == "retrying" else None,
             "created_at": iso(delivery.created_at), "delivered_at": iso(delivery.delivered_at)}
+
+
+SAMPLE_KEYS = ("messages", "reference", "base", "tuned", "base_tokens", "tuned_tokens", "base_seconds",
+               "tuned_seconds")
+
+
+def sample_dict(sample: dict) -> dict:
+    """One sample: the prompt's messages, the reference answer (or null), the base and the tuned answers."""
+    return {key: sample.get(key) for key in SAMPLE_KEYS}
+
+
+def checkpoint_dict(checkpoint: Checkpoint, job_id: int) -> dict:
+    """A kept checkpoint: its step, metrics, and the artifact folder of its adapter with a zip download."""
+    folder = checkpoint.artifact
+    return {
+        "step": checkpoint.step,
+        "metrics": checkpoint.metrics or {},
+        "artifact": {"name": folder,
+                     "url": url_for("api.download_job_archive", job_id=job_id, prefix=f"{folder}/")} if folder else None,
+    }

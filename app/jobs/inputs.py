@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from app import catalog
+from app.jobs import judging
 from app.jobs.artifacts import sha256_of
 from app.jobs.backends import BackendError, TrainingInputs
 from app.jobs.context import JobContext
@@ -21,7 +22,7 @@ def training_config(job: Job, with_validation: bool) -> dict:
     entry = catalog.find(job.base_model)
     return {"base_model": entry.hub_id if entry else job.base_model, "method": job.method, "train_file": TRAIN_FILE,
             "validation_file": VALIDATION_FILE if with_validation else None,
-            "hyperparameters": job.hyperparameters or {}}
+            "hyperparameters": job.hyperparameters or {}, **judging.config_options(job)}
 
 
 def model_source(model_id: str) -> str:
@@ -38,6 +39,7 @@ def gather(ctx: JobContext, job: Job) -> TrainingInputs:
     with_validation = job.validation_dataset_id is not None
     if with_validation:
         _download(ctx, job.validation_dataset_id, data_dir / VALIDATION_FILE)
+    judging.download_init_adapter(ctx.store, job, data_dir)
     config = training_config(job, with_validation)
     (data_dir.parent / "config.json").write_text(json.dumps(config, indent=2))
     digest = hashlib.sha256(b"".join(sha256_of(p).encode() for p in sorted(data_dir.iterdir()))).hexdigest()

@@ -6,7 +6,8 @@ from app.models import Job, utcnow
 from trainer.protocol import parse_progress_line
 
 # Progress keys copied into the job's latest metrics.
-METRIC_KEYS = ("loss", "eval_loss", "learning_rate", "tokens_per_second", "eta_seconds")
+METRIC_KEYS = ("loss", "eval_loss", "eval_accuracy", "eval_perplexity", "learning_rate", "tokens_per_second",
+               "eta_seconds")
 # Beyond this many log lines a job keeps only its progress: a chatty run must not fill the database.
 MAX_LOG_EVENTS = 20_000
 

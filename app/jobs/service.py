@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from app import catalog
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.jobs import states
+from app.jobs import judging, states
 from app.jobs.backends import Backend
 from app.jobs.events import add_event, move
 from app.models import Dataset, Job, User, utcnow
@@ -38,6 +38,9 @@ class JobRequest:
     preset: str | None = None
     hyperparameters: dict | None = None
     ignore_memory_warning: bool = False
+    sample_count: object = None         # how many prompts the run answers at its end (trainer/samples.py)
+    sample_prompts: object = None       # the user's own prompts: strings or conversations
+    init_from: object = None            # {"job_id", "checkpoint_step"}: a finished job's adapter to continue
 
 
 def create_job(owner: User, request: JobRequest, backends: dict[str, Backend]) -> Job:
@@ -50,6 +53,7 @@ def create_job(owner: User, request: JobRequest, backends: dict[str, Backend]) -
         validation = _ready_dataset(owner, request.validation_dataset_id, "validation_dataset_id", problems)
     hyperparameters = check_hyperparameters(request.preset, request.hyperparameters, problems)
     _check_choices(owner, request, backends, problems)
+    options = judging.run_options(owner, request, problems)
     if problems:
         raise ValidationFailed("The job has invalid fields.", details=problems)
     estimate = memory_warning(request, hyperparameters, backends[request.backend].gpu_gb)
@@ -58,7 +62,8 @@ def create_job(owner: User, request: JobRequest, backends: dict[str, Backend]) -
                                details={"memory": estimate})
     job = Job.create(owner=owner, name=_name(request, dataset), dataset=dataset, validation_dataset=validation,
                      base_model=request.base_model.strip(), method=request.method, backend=request.backend,
-                     hyperparameters=hyperparameters, backend_account=backends[request.backend].account_for(owner.id))
+                     hyperparameters=hyperparameters, run_options=options,
+                     backend_account=backends[request.backend].account_for(owner.id))
     add_event(job, "status", "queued", {"to": states.QUEUED})
     return job
 

@@ -13,7 +13,7 @@ from redis.exceptions import LockError
 
 from app import faults
 from app.db import database
-from app.jobs import admission, gpu_budget, inputs, states
+from app.jobs import admission, gpu_budget, inputs, judging, states
 from app.jobs.artifacts import store_artifacts
 from app.jobs.backends import RunOutcome
 from app.jobs.context import JobContext
@@ -221,6 +221,7 @@ def collect(ctx: JobContext, job: Job) -> str:
     """Copy the run's outputs into object storage as the job's artifacts."""
     outputs = ctx.backend(job.backend).outputs(ctx, job)
     stored = store_artifacts(ctx.store, job, outputs)
+    judging.record_checkpoints(job, outputs)
     faults.hit("collect.stored")
     add_event(job, "log", f"stored {stored} output files")
     schedule(ctx, job, states.FINALIZE)

@@ -1,0 +1,34 @@
+"""Result routes of the API: a job's samples, its kept checkpoints, and all its artifacts as one streamed zip."""
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from app.api import schemas
+from app.api.auth import current_api_user
+from app.api.blueprint import bp
+from app.downloads import archive_response
+from app.extensions import get_store
+from app.jobs import judging
+from app.models import Job
+
+
+@bp.get("/jobs/<int:job_id>/samples")
+def list_job_samples(job_id: int):
+    """The prompts the run answered at its end, with the reference, base and tuned answers."""
+    job = Job.get_owned(job_id, current_api_user())
+    return jsonify(data=[schemas.sample_dict(s) for s in judging.read_samples(get_store(), job)])
+
+
+@bp.get("/jobs/<int:job_id>/checkpoints")
+def list_job_checkpoints(job_id: int):
+    """The kept checkpoints with their metrics, each downloadable as a zip of its adapter."""
+    job = Job.get_owned(job_id, current_api_user())
+    return jsonify(data=[schemas.checkpoint_dict(c, job.id) for c in judging.list_checkpoints(job)])
+
+
+@bp.get("/jobs/<int:job_id>/artifacts.zip")
+def download_job_archive(job_id: int):
+    """Every artifact of the job (or those under ?prefix=) as one zip archive, streamed."""
+    job = Job.get_owned(job_id, current_api_user())
+    return archive_response(job, request.args.get("prefix", ""))
+

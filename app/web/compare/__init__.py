@@ -1,0 +1,1 @@
+"""The compare page: two to five jobs side by side."""
