@@ -50,7 +50,8 @@ def create_job():
     """Check and queue a fine-tuning job; 201 with the job and its GPU-time estimate (warning past the quota)."""
     ctx = get_job_context()
     job = submission.submit_job(ctx, current_api_user(), job_request_from(json_body()))
-    estimate = gpu_budget.estimate_for(job.base_model, job.method, job.dataset, job.hyperparameters)
+    estimate = gpu_budget.estimate_for(job.base_model, job.method, job.dataset, job.hyperparameters,
+                                       ctx.backend(job.backend).gpus)
     response = jsonify({**schemas.job_dict(job),
                         "gpu_estimate": gpu_budget.summary(ctx, job.owner_id, job.backend, estimate)})
     response.headers["Location"] = url_for("api.get_job", job_id=job.id)
@@ -70,9 +71,11 @@ def estimate_job():
         problems["dataset_id"] = "No such dataset among yours."
     if problems:
         raise ValidationFailed("The job has invalid fields.", details=problems)
-    estimate = gpu_budget.estimate_for(request_.base_model, request_.method, dataset, hyperparameters)
-    return jsonify(gpu_estimate=gpu_budget.summary(ctx, owner.id, backend, estimate) if backend in
-                   ctx.enabled_backends() else None)
+    if backend not in ctx.enabled_backends():
+        return jsonify(gpu_estimate=None)
+    estimate = gpu_budget.estimate_for(request_.base_model, request_.method, dataset, hyperparameters,
+                                       ctx.backend(backend).gpus)
+    return jsonify(gpu_estimate=gpu_budget.summary(ctx, owner.id, backend, estimate))
 
 
 @bp.get("/jobs")

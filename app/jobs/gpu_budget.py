@@ -8,14 +8,15 @@ from app.models import Dataset
 from trainer.config import Hyperparameters
 
 
-def estimate_for(base_model: str, method: str, dataset: Dataset | None, hyperparameters: dict
+def estimate_for(base_model: str, method: str, dataset: Dataset | None, hyperparameters: dict, gpus: int = 2
                  ) -> gpu_time.GpuTimeEstimate | None:
-    """The run's GPU time on a T4, or None for a model outside the catalog."""
+    """The run's GPU time on gpus T4s (a Kaggle session's two by default), or None for a model outside the
+    catalog."""
     entry = catalog.find(base_model)
     if entry is None or method not in gpu_time.UTILISATION:
         return None
     tokens = gpu_time.trained_tokens(dataset.stats if dataset else None, hyperparameters, Hyperparameters())
-    return gpu_time.estimate(entry, method, tokens)
+    return gpu_time.estimate(entry, method, tokens, gpus)
 
 
 def quota_left(ctx: JobContext, backend_name: str, owner_id: int) -> float | None:
@@ -43,7 +44,8 @@ def summary(ctx: JobContext, owner_id: int, backend_name: str, estimate) -> dict
 
 def quota_wait_reason(ctx: JobContext, job) -> str | None:
     """Why the job waits for next week's quota, or None when what is left covers it."""
-    estimate = estimate_for(job.base_model, job.method, job.dataset, job.hyperparameters or {})
+    estimate = estimate_for(job.base_model, job.method, job.dataset, job.hyperparameters or {},
+                            ctx.backend(job.backend).gpus)
     left = quota_left(ctx, job.backend, job.owner_id)
     if estimate is None or left is None or estimate.hours <= left:
         return None

@@ -56,7 +56,8 @@ def create_job(owner: User, request: JobRequest, backends: dict[str, Backend]) -
     options = judging.run_options(owner, request, problems)
     if problems:
         raise ValidationFailed("The job has invalid fields.", details=problems)
-    estimate = memory_warning(request, hyperparameters, backends[request.backend].gpu_gb)
+    backend = backends[request.backend]
+    estimate = memory_warning(request, hyperparameters, backend.gpu_gb, backend.gpus)
     if estimate and not request.ignore_memory_warning:
         raise ValidationFailed("The model may not fit the GPU; send ignore_memory_warning=true to try anyway.",
                                details={"memory": estimate})
@@ -115,15 +116,16 @@ def _check_choices(owner: User, request: JobRequest, backends: dict[str, Backend
         problems["backend"] = "; ".join(found)
 
 
-def memory_warning(request: JobRequest, hyperparameters: dict, gpu_gb: float | None) -> dict | None:
-    """The memory estimate when the job would not fit its backend's GPU (of gpu_gb GB, None: unknown), else None."""
+def memory_warning(request: JobRequest, hyperparameters: dict, gpu_gb: float | None, gpus: int = 1) -> dict | None:
+    """The memory estimate when the job would not fit its backend's GPU (of gpu_gb GB, None: unknown), else None.
+    Data parallel over gpus, each GPU holds the whole model and its share of each micro-batch."""
     entry = catalog.find(request.base_model)
     if gpu_gb is None or entry is None or request.method not in METHODS:
         return None
     defaults = Hyperparameters()
     estimate = catalog.estimate_memory(
         entry, request.method, hyperparameters.get("max_seq_length", defaults.max_seq_length),
-        hyperparameters.get("batch_size", defaults.batch_size))
+        -(-hyperparameters.get("batch_size", defaults.batch_size) // gpus))
     return None if catalog.fits(estimate, gpu_gb) else {**estimate.breakdown(), "gpu_gb": gpu_gb}
 
 

@@ -233,3 +233,17 @@ def test_admins_see_every_users_link_active_jobs_and_limits_never_the_key(app, c
                                                             "max_stored_bytes": "", "max_uploads_per_day": ""})
     listed = {e["email"]: e for e in client.get("/api/v1/admin/users", headers=admin_headers).get_json()["data"]}
     assert listed[member.email]["limits"]["max_active_jobs"] == {"value": 7, "default": 5, "overridden": True}
+
+
+def test_the_form_shows_the_gpu_time_and_warns_past_the_quota_left(logged_in, user, make_token, emulator):
+    headers = bearer(make_token, user)
+    link(logged_in, headers, "alice")
+    emulator.set_quota(used_hours=29.9, limit_hours=30, account="alice")
+    dataset = upload(logged_in, headers, as_jsonl(learnable_chats(16)), "chats.jsonl").get_json()
+    query = {"dataset_id": dataset["id"], "backend": "kaggle", "base_model": "qwen2.5-0.5b-instruct",
+             "method": "lora", "max_seq_length": 512, "batch_size": 4, "lora_r": 16, "gradient_checkpointing": "on",
+             "gradient_accumulation_steps": 4}
+    heavy = logged_in.get("/jobs/new/estimate", query_string={**query, "max_steps": 100_000}).get_data(as_text=True)
+    assert "GPU time" in heavy and "your weekly quota has 0.1 h left" in heavy
+    light = logged_in.get("/jobs/new/estimate", query_string={**query, "max_steps": 10}).get_data(as_text=True)
+    assert "GPU time" in light and "your weekly quota has" not in light

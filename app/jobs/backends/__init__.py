@@ -74,6 +74,7 @@ class Backend(Protocol):
     name: ClassVar[str]
     label: ClassVar[str]               # how the pages name it
     gpu_gb: ClassVar[float | None]     # the GPU memory a run must fit into; None when unknown (your own machine)
+    gpus: ClassVar[int]                # GPUs a run trains on at once, data parallel (a Kaggle session's two T4s)
     trains_in_worker: ClassVar[bool]
     reports_quota: ClassVar[bool]      # whether quota() can say how much GPU time is left
 

@@ -52,6 +52,7 @@ class LocalBackend:
     name = "local"
     label = "This server (local worker)"
     gpu_gb = None
+    gpus = 1
     trains_in_worker = True
     # A run can be paused: it checkpoints and stops, and a later run step resumes from that checkpoint.
     pauses = True

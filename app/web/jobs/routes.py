@@ -91,7 +91,8 @@ def render_form(values: dict, errors: dict, backends: list, status: int = 200):
 def form_context(values: dict, errors: dict, backends: list) -> dict:
     """What the form's templates need besides the datasets."""
     return dict(values=values, errors=errors, backends=backends, models=catalog.CATALOG, fields=forms.FIELDS,
-                methods=forms.METHOD_CHOICES.values(), presets=forms.PRESET_CHOICES, estimate=estimate_of(values))
+                methods=forms.METHOD_CHOICES.values(), presets=forms.PRESET_CHOICES, estimate=estimate_of(values),
+                gpu_time=views.gpu_time_for(get_job_context(), current_user.id, values))
 
 
 def estimate_of(values) -> views.EstimateView:
@@ -108,7 +109,8 @@ def estimate_of(values) -> views.EstimateView:
 def estimate():
     """The memory estimate widget for the values the form holds now (sent like the form: unchecked boxes absent)."""
     values = forms.posted_values(request.args)
-    return render_template("jobs/_estimate.html", estimate=estimate_of(values), errors={}, values=values)
+    return render_template("jobs/_estimate.html", estimate=estimate_of(values), errors={}, values=values,
+                           gpu_time=views.gpu_time_for(get_job_context(), current_user.id, values))
 
 
 @bp.get("/<int:job_id>")

@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from peewee import fn
 
 from app import catalog
-from app.jobs import states
+from app.jobs import gpu_budget, states
 from app.jobs.artifacts import list_artifacts
 from app.jobs.context import JobContext
 from app.models import Dataset, Job, JobEvent, User, utcnow
@@ -211,3 +211,21 @@ def _estimate_problem(entry: catalog.ModelEntry, method: str, numbers: list[int]
         return _("The model reads at most %(tokens)s tokens: shorten the sequence length.",
                  tokens=format_number(entry.context_length))
     return None
+
+
+# -- the GPU-time estimate of the new-job form (Kaggle) ------------------------------------------------------------
+
+TIME_FIELDS = ("epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "max_seq_length")
+
+
+def gpu_time_for(ctx: JobContext, owner_id: int, values: dict) -> dict | None:
+    """The form's run on the chosen backend's GPUs against the owner's quota left; None when the backend keeps
+    no quota or nothing can be estimated yet."""
+    backend = values.get("backend") or ""
+    if backend not in ctx.enabled_backends() or not str(values.get("dataset_id") or "").isdigit():
+        return None
+    dataset = Dataset.get_or_none((Dataset.id == int(values["dataset_id"])) & (Dataset.owner == owner_id))
+    numbers = {name: int(values[name]) for name in TIME_FIELDS if str(values.get(name) or "").isdigit()}
+    estimate = gpu_budget.estimate_for(values.get("base_model", ""), values.get("method", ""), dataset, numbers,
+                                       ctx.backend(backend).gpus)
+    return gpu_budget.summary(ctx, owner_id, backend, estimate)

@@ -63,6 +63,7 @@ class KaggleBackend:
     name = "kaggle"
     label = "Kaggle (free T4 GPU)"
     gpu_gb = catalog.T4_GB
+    gpus = 2  # a GPU session has two T4s; the bootstrap trains on both (data parallel)
     trains_in_worker = False
     reports_quota = True
 

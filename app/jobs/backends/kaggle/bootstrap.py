@@ -96,18 +96,21 @@ def gpu_count() -> int:
     return sum(1 for line in listed.stdout.splitlines() if line.startswith("GPU "))
 
 
-def launch_processes(command: list[str], count: int) -> int:
-    """Run command once, or count times as ranks of one data-parallel run (torchrun's variables, a free port);
-    the exit status is the first failing one's, and a failure stops the others (they would wait for it)."""
+def launch_processes(command: list[str], count: int, output=None) -> int:
+    """Run command once, or count times as ranks of one data-parallel run (torchrun's variables, a free port),
+    their output to output (the kernel's own by default); the exit status is the first failing one's, and a
+    failure stops the others (they would wait for it)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if count < 2:
-        return subprocess.run(command, env=env, check=False).returncode  # noqa: S603 (this kernel's own program)
+        return subprocess.run(command, env=env, check=False, stdout=output,  # noqa: S603 (this kernel's own program)
+                              stderr=output).returncode
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     ranks = [subprocess.Popen(command, env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank),  # noqa: S603
                                             "WORLD_SIZE": str(count), "MASTER_ADDR": "127.0.0.1",
-                                            "MASTER_PORT": str(port)}) for rank in range(count)]
+                                            "MASTER_PORT": str(port)}, stdout=output, stderr=output)
+             for rank in range(count)]
     return wait_for_ranks(ranks)
 
 
