@@ -108,7 +108,7 @@ class Dataset(OwnedModel):
     updated_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("owner", "created_at"), False),)
+        indexes = ((("owner", "created_at"), False), (("owner", "id"), False))
 
 
 class Job(OwnedModel):
@@ -163,7 +163,8 @@ class Job(OwnedModel):
     updated_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("owner", "created_at"), False),)
+        # Keyset pages of a user's jobs, all or of one status (app/pagination.py).
+        indexes = ((("owner", "created_at"), False), (("owner", "id"), False), (("owner", "status", "id"), False))
 
 
 class JobEvent(BaseModel):
@@ -176,7 +177,8 @@ class JobEvent(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("job", "id"), False),)
+        # (job, kind, id): a poll's last log line and last metric point are each one index lookup.
+        indexes = ((("job", "id"), False), (("job", "kind", "id"), False))
 
 
 class Artifact(BaseModel):
@@ -190,7 +192,7 @@ class Artifact(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("job", "name"), True),)
+        indexes = ((("job", "name"), True), (("job", "id"), False))
 
 
 class KaggleAccount(BaseModel):

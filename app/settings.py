@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     quota_max_stored_bytes: int = Field(10 * 1024 ** 3, ge=0)
     quota_max_uploads_per_day: int = Field(100, ge=0)
 
+    # Lists count their rows up to this many; beyond, pages say "more than N" instead of scanning them all.
+    list_count_limit: int = Field(1000, ge=1)
+    # A job keeps this many log lines as events; later ones go to compressed log artifacts (app/jobs/log_overflow.py).
+    job_log_event_cap: int = Field(20_000, ge=0)
     # Webhooks (app/webhooks): the key their secrets are encrypted with at rest (a Fernet key; empty derives one
     # from SECRET_KEY), seconds between attempts, failures in a row that disable an endpoint, private addresses.
     webhooks_encryption_key: str = ""

@@ -67,7 +67,10 @@ def test_lists_are_paginated_newest_first(app, client, owner, owner_headers):
         ids = [make_dataset(owner).id for _ in range(5)]
     page = client.get("/api/v1/datasets?page=2&per_page=2", headers=owner_headers).get_json()
     assert [d["id"] for d in page["data"]] == list(reversed(ids))[2:4]
-    assert page["meta"] == {"page": 2, "per_page": 2, "total": 5, "pages": 3}
+    assert page["meta"] == {"page": 2, "per_page": 2, "total": 5, "pages": 3, "total_exact": True,
+                            "next_cursor": str(ids[1])}
+    older = client.get(f"/api/v1/datasets?per_page=2&cursor={ids[1]}", headers=owner_headers).get_json()
+    assert [d["id"] for d in older["data"]] == [ids[0]] and older["meta"]["next_cursor"] is None
 
 
 @pytest.mark.parametrize("query, field", [("page=0", "page"), ("per_page=101", "per_page"), ("page=abc", "page")])

@@ -46,9 +46,11 @@ def test_migrated_schema_matches_the_models(fresh_database):
 def test_list_queries_have_their_indexes(fresh_database):
     upgrade(fresh_database)
     with fresh_database.connection_context():
-        indexed = {tuple(index.columns) for table in ("dataset", "job", "job_event", "api_token")
+        indexed = {tuple(index.columns) for table in ("dataset", "job", "job_event", "api_token", "artifact")
                    for index in fresh_database.get_indexes(table)}
     assert {("owner_id", "created_at"), ("job_id", "id"), ("user_id", "created_at")} <= indexed
+    # Keyset pages and live polls (migration 0010).
+    assert {("owner_id", "id"), ("owner_id", "status", "id"), ("job_id", "kind", "id")} <= indexed
 
 
 def test_concurrent_upgrades_apply_each_migration_once(fresh_url):

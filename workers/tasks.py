@@ -15,6 +15,7 @@ from app.jobs.context import JobContext
 from app.models import Dataset, User
 from app.playground import runner
 from app.storage import StorageError
+from app.webhooks import delivery
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,11 @@ def run_job_step(job_id: int, stage: str) -> str:
     """One orchestration step of a fine-tuning job (see app/jobs/orchestrator.py)."""
     rq_job = get_current_job()
     return orchestrator.run_step(JobContext.from_app(current_app), job_id, stage, rq_job.id if rq_job else None)
+
+
+def deliver_webhook(delivery_id: int) -> str:
+    """One attempt of a webhook delivery (app/webhooks/delivery.py); what became of it."""
+    return delivery.deliver(delivery_id, get_settings(), current_app.extensions["redis"])
 
 
 # The models the playground worker keeps loaded between completions; it runs jobs in its own process (no fork), so

@@ -10,7 +10,7 @@ from app.auth import overview, quotas
 from app.errors import StudioError
 from app.extensions import get_redis, get_settings
 from app.models import User
-from app.pagination import page_args, paginate
+from app.pagination import numbered_page, page_args
 
 
 class Forbidden(StudioError):
@@ -48,7 +48,7 @@ def list_users():
     """Every user, oldest first, with their limits and usage, Kaggle link, active jobs and quota; admins only."""
     require_admin()
     page, per_page = page_args(request.args)
-    result = paginate(User.select().order_by(User.id), page, per_page)
+    result = numbered_page(User.select().order_by(User.id), page, per_page)
     return jsonify(data=admin_user_dicts(list(result.items)), meta=result.meta())
 
 

@@ -8,9 +8,9 @@ from app.api.auth import current_api_user
 from app.api.blueprint import bp
 from app.datasets import previews, service
 from app.datasets.intake import accept_upload
-from app.extensions import get_store
+from app.extensions import get_settings, get_store
 from app.models import Dataset
-from app.pagination import int_arg, page_args
+from app.pagination import int_arg, page_request
 from app.security import expensive
 
 MAX_PREVIEW = 100
@@ -30,8 +30,8 @@ def upload_dataset():
 @bp.get("/datasets")
 def list_datasets():
     """The user's datasets, newest first; `q` filters by name."""
-    page, per_page = page_args(request.args)
-    result = service.list_datasets(current_api_user(), request.args.get("q", "").strip(), page, per_page)
+    result = service.list_datasets(current_api_user(), request.args.get("q", "").strip(),
+                                   page_request(request.args, numbered=True), get_settings().list_count_limit)
     return jsonify(data=[schemas.dataset_dict(d) for d in result.items], meta=result.meta())
 
 

@@ -8,10 +8,10 @@ from app.api.auth import current_api_user
 from app.api.blueprint import bp
 from app.downloads import artifact_response
 from app.errors import ValidationFailed
-from app.extensions import get_job_context
-from app.jobs import artifacts, capacity, gpu_budget, service, submission
-from app.models import Dataset, Job, JobEvent
-from app.pagination import int_arg, page_args
+from app.extensions import get_job_context, get_settings, get_store
+from app.jobs import artifacts, capacity, gpu_budget, log_overflow, service, submission
+from app.models import Artifact, Dataset, Job, JobEvent
+from app.pagination import int_arg, page_request, paginate
 from app.security import expensive, polling
 
 MAX_EVENTS = 500
@@ -81,8 +81,8 @@ def estimate_job():
 @bp.get("/jobs")
 def list_jobs():
     """The user's jobs, newest first, optionally of one status."""
-    page, per_page = page_args(request.args)
-    result = service.list_jobs(current_api_user(), request.args.get("status") or None, page, per_page)
+    result = service.list_jobs(current_api_user(), request.args.get("status") or None,
+                               page_request(request.args, numbered=True), get_settings().list_count_limit)
     return jsonify(data=[schemas.job_dict(j) for j in result.items], meta=result.meta())
 
 
@@ -119,11 +119,23 @@ def list_job_events(job_id: int):
     return jsonify(data=data, meta={"after": after, "last_id": data[-1]["id"] if data else after})
 
 
+@bp.get("/jobs/<int:job_id>/log-overflow")
+def list_job_log_overflow(job_id: int):
+    """The job's log lines past JOB_LOG_EVENT_CAP, read from their compressed artifacts, after a line number."""
+    job = Job.get_owned(job_id, current_api_user())
+    after = int_arg(request.args, "after", 0, minimum=0)
+    limit = int_arg(request.args, "limit", MAX_EVENTS, maximum=MAX_EVENTS)
+    lines = log_overflow.read_lines(get_store(), job, after, limit)
+    return jsonify(data=lines, meta={"after": after, "last_line": lines[-1]["line"] if lines else after})
+
+
 @bp.get("/jobs/<int:job_id>/artifacts")
 def list_job_artifacts(job_id: int):
     """The files the job produced."""
     job = Job.get_owned(job_id, current_api_user())
-    return jsonify(data=[schemas.artifact_dict(a, job.id) for a in artifacts.list_artifacts(job)])
+    result = paginate(Artifact.select().where(Artifact.job == job.id), Artifact.id,
+                      page_request(request.args, numbered=True), get_settings().list_count_limit)
+    return jsonify(data=[schemas.artifact_dict(a, job.id) for a in result.items], meta=result.meta())
 
 
 @bp.get("/jobs/<int:job_id>/artifacts/<path:name>")

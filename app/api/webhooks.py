@@ -9,7 +9,7 @@ from app.api.blueprint import bp
 from app.errors import ValidationFailed
 from app.extensions import get_settings
 from app.models import WebhookEndpoint
-from app.pagination import page_args
+from app.pagination import page_request
 from app.webhooks import endpoints
 
 
@@ -66,8 +66,8 @@ def rotate_webhook_secret(endpoint_id: int):
 @bp.get("/webhooks/<int:endpoint_id>/deliveries")
 def list_webhook_deliveries(endpoint_id: int):
     """The endpoint's deliveries, newest first: status, attempts, latency, an excerpt of the answer."""
-    page, per_page = page_args(request.args)
-    result = endpoints.deliveries(_owned(endpoint_id), page, per_page)
+    result = endpoints.deliveries(_owned(endpoint_id), page_request(request.args, numbered=True),
+                                  get_settings().list_count_limit)
     return jsonify(data=[schemas.delivery_dict(d) for d in result.items], meta=result.meta())
 
 

@@ -26,6 +26,8 @@ class RawRecord:
     problem: Problem | None = None
     # A fatal problem ends the file: nothing after it can be read reliably.
     fatal: bool = False
+    # Its text holds at most MAX_DEPTH brackets, so it cannot nest deeper: the depth walk can be skipped.
+    shallow: bool = False
 
 
 def problem_record(line: int, kind: str, message: str, fatal: bool = False) -> RawRecord:

@@ -5,15 +5,21 @@ import codecs
 import json
 from collections.abc import Iterable, Iterator
 
+import orjson
+
 from app.datasets.csv_rows import read_csv
 from app.datasets.raw import Problem, RawRecord, problem_record
-from app.datasets.shape import shape_problem, value_end
+from app.datasets.shape import MAX_VALUES, shape_problem, value_end
+from trainer.records import MAX_DEPTH
 
 __all__ = ["FILE_FORMATS", "Problem", "RawRecord", "detect_file_format", "read_records", "split_lines"]
 
 FILE_FORMATS = ("jsonl", "json", "csv")
 SNIFF_BYTES = 8192
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}
+# Shorter lines hold too few values to need shape_problem's scan (it skips texts this short), so they are
+# parsed at once; a line's byte length bounds its length in characters.
+FAST_PARSE_BYTES = 2 * MAX_VALUES
 
 
 def detect_file_format(head: bytes, filename: str = "") -> str:
@@ -41,6 +47,16 @@ def read_jsonl(chunks: Iterator[bytes], max_record_bytes: int) -> Iterator[RawRe
         if raw is None:
             yield problem_record(line_number, "too_long", f"the line is longer than {max_record_bytes} bytes")
             continue
+        # The fast path: orjson parses the line's bytes (checking UTF-8 as it goes) when the line is too short
+        # to need the shape check; anything it refuses (or a BOM, or a blank line) takes the exact path below,
+        # so every problem keeps its wording, and NaN or huge integers are read as the standard library does.
+        if len(raw) < FAST_PARSE_BYTES and raw[:1] == b"{":
+            try:
+                shallow = raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
+                yield RawRecord(line_number, value=orjson.loads(raw), shallow=shallow)
+                continue
+            except orjson.JSONDecodeError:
+                pass
         try:
             text = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
         except UnicodeDecodeError as error:

@@ -16,7 +16,7 @@ from app.datasets.validation import ValidationOptions, to_jsonl_line, validate
 from app.errors import Conflict, ServiceUnavailable, ValidationFailed
 from app.jobs import states
 from app.models import Dataset, Job, User, utcnow
-from app.pagination import Page, paginate
+from app.pagination import Page, PageRequest, paginate
 from app.storage import ObjectStore, StorageError
 from app.webhooks import outbox
 
@@ -241,12 +241,13 @@ def _finish_unvalidated(dataset: Dataset, kind: str, message: str) -> Dataset | 
     return row
 
 
-def list_datasets(owner: User, search: str, page: int, per_page: int) -> Page:
-    """The owner's datasets, newest first, whose name contains search (case-insensitive); none being deleted."""
+def list_datasets(owner: User, search: str, request: PageRequest, count_limit: int) -> Page:
+    """The owner's datasets, newest first (by keyset on the id), whose name contains search (case-insensitive);
+    none being deleted; counted up to count_limit."""
     query = Dataset.select().where((Dataset.owner == owner.id) & (Dataset.status != "deleting"))
     if search:
         query = query.where(Dataset.name.contains(search))
-    return paginate(query.order_by(Dataset.created_at.desc(), Dataset.id.desc()), page, per_page)
+    return paginate(query, Dataset.id, request, count_limit)
 
 
 def delete_dataset(dataset: Dataset, store: ObjectStore) -> None:

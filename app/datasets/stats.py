@@ -10,6 +10,8 @@ import json
 import math
 from collections import Counter
 
+import orjson
+
 from trainer.records import texts
 
 # Without a tokenizer available offline, tokens are estimated: BPE tokenizers of current models
@@ -84,6 +86,15 @@ class DuplicateCounter:
         return self.filter is not None
 
 
+def canonical_bytes(record: dict) -> bytes:
+    """The record as sorted-key JSON bytes, for its duplicate hash (orjson; the standard library for integers
+    beyond 64 bits, which orjson does not write)."""
+    try:
+        return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(record, sort_keys=True).encode()
+
+
 class StatsAccumulator:
     """Collects what the statistics need, one canonical record at a time, in memory that does not grow."""
 
@@ -103,7 +114,7 @@ class StatsAccumulator:
         if "messages" in record:
             self.messages[len(record["messages"])] += 1
             self.roles.update(message["role"] for message in record["messages"])
-        self.duplicates.add(hashlib.blake2b(json.dumps(record, sort_keys=True).encode(), digest_size=16).digest())
+        self.duplicates.add(hashlib.blake2b(canonical_bytes(record), digest_size=16).digest())
 
     def result(self) -> dict:
         """The statistics as stored with the dataset."""

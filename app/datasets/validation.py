@@ -6,6 +6,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import orjson
+
 from app.datasets import readers
 from app.datasets.readers import Problem, RawRecord
 from app.datasets.shape import shape_problem
@@ -108,7 +110,7 @@ class _RecordJudge:
             return None
         found = self._cell_problems(raw.value)
         value = records.from_csv_row(raw.value) if self.file_format == "csv" and not found else raw.value
-        found = found or self._problems(raw.line, value)
+        found = found or self._problems(raw.line, value, raw.shallow)
         if found:
             # A CSV header that fits no format is reported where it is: on line 1.
             line = 1 if self.stop else raw.line
@@ -125,11 +127,11 @@ class _RecordJudge:
         found = shape_problem(cell) if isinstance(cell, str) else None
         return [found] if found else []
 
-    def _problems(self, line: int, value) -> list[tuple[str, str]]:
-        """What is wrong with one parsed value."""
+    def _problems(self, line: int, value, shallow: bool = False) -> list[tuple[str, str]]:
+        """What is wrong with one parsed value (shallow: its text was too short of brackets to nest too deep)."""
         if not isinstance(value, dict):
             return [("not_object", f"a record must be a JSON object, not {records.json_type(value)}")]
-        if records.depth(value) > records.MAX_DEPTH:
+        if not shallow and records.depth(value) > records.MAX_DEPTH:
             return [("too_deep", f"the record nests deeper than {records.MAX_DEPTH} levels")]
         detected = records.detect(value)
         if detected is None:
@@ -151,5 +153,9 @@ class _RecordJudge:
 
 
 def to_jsonl_line(record: dict) -> bytes:
-    """One canonical record as a line of the normalised file."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """One canonical record as a line of the normalised file (orjson writes the same compact UTF-8 JSON; the
+    standard library takes what it refuses, such as integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(record) + b"\n"
+    except TypeError:
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

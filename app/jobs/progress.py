@@ -1,6 +1,8 @@
 """Turn the training program's output into job progress: `@@studio` lines become metrics, the rest log lines."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.jobs.events import add_events
 from app.models import Job, utcnow
 from trainer.protocol import parse_progress_line
@@ -8,7 +10,8 @@ from trainer.protocol import parse_progress_line
 # Progress keys copied into the job's latest metrics.
 METRIC_KEYS = ("loss", "eval_loss", "eval_accuracy", "eval_perplexity", "learning_rate", "tokens_per_second",
                "eta_seconds")
-# Beyond this many log lines a job keeps only its progress: a chatty run must not fill the database.
+# Beyond this many log lines (JOB_LOG_EVENT_CAP) a job keeps only its progress as events: a chatty run must not
+# fill the database; the lines past it go to the overflow (compressed log artifacts, app/jobs/log_overflow.py).
 MAX_LOG_EVENTS = 20_000
 
 
@@ -18,9 +21,11 @@ MAX_LOG_EVENTS = 20_000
 STEPPED = ("start", "progress", "eval", "checkpoint", "done")
 
 
-def apply_output(job: Job, lines: list[str], logged_so_far: int = 0) -> int:
-    """Record a batch of output lines on the job (one insert, one update); returns log lines kept."""
-    events, kept = [], 0
+def apply_output(job: Job, lines: list[str], logged_so_far: int = 0, cap: int = MAX_LOG_EVENTS,
+                 overflow: Callable[[list[str]], None] | None = None) -> int:
+    """Record a batch of output lines on the job (one insert, one update); returns log lines kept as events.
+    Log lines past `cap` go to overflow (dropped without one); metric points are always kept."""
+    events, kept, beyond = [], 0, []
     changes: dict = {}
     reported = dict((job.metrics or {}).get("reported_steps") or {})
     for line in lines:
@@ -30,10 +35,14 @@ def apply_output(job: Job, lines: list[str], logged_so_far: int = 0) -> int:
         if progress is not None:
             events.append(_event_of(progress))
             changes.update(_job_changes(job, progress, changes))
-        elif line.strip() and logged_so_far + kept < MAX_LOG_EVENTS:
+        elif line.strip() and logged_so_far + kept < cap:
             events.append(("log", line.rstrip("\n"), None))
             kept += 1
+        elif line.strip():
+            beyond.append(line.rstrip("\n"))
     add_events(job, events)
+    if beyond and overflow is not None:
+        overflow(beyond)
     if reported != ((job.metrics or {}).get("reported_steps") or {}):
         changes["metrics"] = {**(changes.get("metrics") or job.metrics or {}), "reported_steps": reported}
     if changes:

@@ -10,7 +10,7 @@ from app.jobs import judging, states
 from app.jobs.backends import Backend
 from app.jobs.events import add_event, move
 from app.models import Dataset, Job, User, utcnow
-from app.pagination import Page, paginate
+from app.pagination import Page, PageRequest, paginate
 from trainer.config import METHODS, ConfigError, Hyperparameters, parse_hyperparameters
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
@@ -142,8 +142,10 @@ def request_cancel(job: Job) -> Job:
     return job
 
 
-def list_jobs(owner: User, status: str | None, page: int, per_page: int, *, name_contains: str = "") -> Page:
-    """The owner's jobs, newest first, optionally of one status and with a name containing a text."""
+def list_jobs(owner: User, status: str | None, request: PageRequest, count_limit: int, *,
+              name_contains: str = "") -> Page:
+    """The owner's jobs, newest first (by keyset on the id), optionally of one status and with a name containing
+    a text; counted up to count_limit."""
     query = Job.select().where(Job.owner == owner.id)
     if name_contains:
         query = query.where(Job.name.contains(name_contains))
@@ -151,4 +153,4 @@ def list_jobs(owner: User, status: str | None, page: int, per_page: int, *, name
         if status not in states.ALL:
             raise ValidationFailed(f"status must be one of {', '.join(states.ALL)}.", details={"field": "status"})
         query = query.where(Job.status == status)
-    return paginate(query.order_by(Job.created_at.desc(), Job.id.desc()), page, per_page)
+    return paginate(query, Job.id, request, count_limit)

@@ -13,7 +13,7 @@ from redis.exceptions import LockError
 
 from app import faults
 from app.db import database
-from app.jobs import admission, gpu_budget, inputs, judging, states
+from app.jobs import admission, gpu_budget, inputs, judging, log_overflow, states
 from app.jobs.artifacts import store_artifacts
 from app.jobs.backends import RunOutcome
 from app.jobs.context import JobContext
@@ -109,7 +109,8 @@ def poll(ctx: JobContext, job: Job) -> str:
     ref = job.backend_ref or {}
     ended = result.state in ("complete", "paused", "error", "cancelled")
     with database.atomic():
-        kept = apply_output(job, result.lines, ref.get("log_lines", 0))
+        kept = apply_output(job, result.lines, ref.get("log_lines", 0), ctx.settings.job_log_event_cap,
+                            log_overflow.keeper(ctx.store, job))
         faults.hit("poll.recorded")
         quiet = 0 if result.lines else ref.get("quiet_polls", 0) + 1
         changes = {**result.ref, "quiet_polls": quiet, "remote_state": result.state,

@@ -5,8 +5,8 @@ import peewee
 
 from app import catalog
 from app.errors import NotFound
-from app.jobs import artifacts, states
-from app.models import Artifact, Dataset, Job, JobEvent, User
+from app.jobs import artifacts, judging, states
+from app.models import Dataset, Job, JobEvent, User
 from app.openai_api import ids, objects
 from app.openai_api.paging import take
 
@@ -46,15 +46,16 @@ def list_events(job: Job, after: int | None, limit: int) -> tuple[list[JobEvent]
 
 
 def checkpoints(job: Job) -> list[dict]:
-    """The checkpoints the job keeps, newest first: each stored checkpoint folder, and the final model."""
-    steps: dict[int, Artifact] = {}
+    """The checkpoints the job keeps, newest first: its kept checkpoints, any stored checkpoint folder, and the
+    final model."""
+    steps: dict[int, tuple] = {row.step: (row.metrics or {}, row.created_at) for row in judging.list_checkpoints(job)}
     for artifact in artifacts.list_artifacts(job):
         step = _checkpoint_step(artifact.name)
         if step is not None:
-            steps.setdefault(step, artifact)
+            steps.setdefault(step, ({}, artifact.created_at))
     metrics = _metrics_by_step(job)
-    found = [objects.checkpoint_object(job, step, metrics.get(step, {}), artifact.created_at)
-             for step, artifact in steps.items()]
+    found = [objects.checkpoint_object(job, step, {**metrics.get(step, {}), **kept}, created)
+             for step, (kept, created) in steps.items()]
     if job.status == states.SUCCEEDED and job.step not in steps:
         found.append(objects.checkpoint_object(job, job.step, {**metrics.get(job.step, {}), **(job.metrics or {})},
                                                job.finished_at))

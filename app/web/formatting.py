@@ -29,11 +29,14 @@ def format_number(value, digits: int | None = None) -> str:
     return format_decimal(value, format=pattern, locale=locale())
 
 
-def format_percentage(percent) -> str:
-    """A percentage given on a 0–100 scale, rounded: 45% / 45 %."""
+def format_percentage(percent, digits: int = 0) -> str:
+    """A percentage given on a 0–100 scale, rounded to digits decimals: 45% / 45 %, 45.3% / 45,3 %."""
     if percent is None:
         return "—"
-    return format_percent(round(percent) / 100, locale=locale())
+    pattern = locale().percent_formats[None].pattern  # "#,##0%", "#,##0 %": the language's spacing, these decimals
+    if digits:
+        pattern = pattern.replace("0", "0." + "0" * digits, 1)
+    return format_percent(percent / 100, format=pattern, locale=locale())
 
 
 def format_size(size_bytes) -> str:

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 EXCERPT_CHARS = 500
 # How long a claimed attempt may take before the reconciler thinks it was lost (beyond the request timeout).
 CLAIM_GRACE_SECONDS = 30
+# RQ's scheduler keeps whole seconds, so a retry's job may start up to a second before the row says it is due.
+EARLY_SECONDS = 2
 WAITING = ("pending", "retrying")
 
 
@@ -53,7 +55,7 @@ def _claim(delivery_id: int, timeout: float) -> WebhookDelivery | None:
     held_until = now + datetime.timedelta(seconds=timeout + CLAIM_GRACE_SECONDS)
     claimed = WebhookDelivery.update(attempts=WebhookDelivery.attempts + 1, next_attempt_at=held_until).where(
         (WebhookDelivery.id == delivery_id) & WebhookDelivery.status.in_(WAITING)
-        & (WebhookDelivery.next_attempt_at <= now)).execute()
+        & (WebhookDelivery.next_attempt_at <= now + datetime.timedelta(seconds=EARLY_SECONDS))).execute()
     if not claimed:
         return None
     return WebhookDelivery.select(WebhookDelivery, WebhookEndpoint).join(WebhookEndpoint).where(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from app.errors import NotFound, ValidationFailed
 from app.models import User, WebhookDelivery, WebhookEndpoint, utcnow
-from app.pagination import Page, paginate
+from app.pagination import Page, PageRequest, paginate
 from app.webhooks import event_types, keys, outbox
 from app.webhooks.addresses import validated_url
 
@@ -70,10 +70,10 @@ def list_endpoints(owner: User) -> list[WebhookEndpoint]:
     return list(WebhookEndpoint.select().where(WebhookEndpoint.owner == owner.id).order_by(WebhookEndpoint.id))
 
 
-def deliveries(endpoint: WebhookEndpoint, page: int, per_page: int) -> Page:
-    """The endpoint's deliveries, newest first."""
+def deliveries(endpoint: WebhookEndpoint, request: PageRequest, count_limit: int) -> Page:
+    """The endpoint's deliveries, newest first (by keyset on the id), counted up to count_limit."""
     query = WebhookDelivery.select().where(WebhookDelivery.endpoint == endpoint.id)
-    return paginate(query.order_by(WebhookDelivery.id.desc()), page, per_page)
+    return paginate(query, WebhookDelivery.id, request, count_limit)
 
 
 def get_delivery(endpoint: WebhookEndpoint, delivery_id) -> WebhookDelivery:

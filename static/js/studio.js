@@ -1,4 +1,4 @@
-// Finetune Studio's only script of its own: make failed htmx requests visible, show upload progress.
+// Finetune Studio's only script of its own: make failed htmx requests visible, show upload progress, bound the log.
 // htmx does not swap 4xx/5xx responses, so without this a refused request (an expired CSRF token,
 // a rate limit) would fail silently.
 // Error answers to htmx requests are a short message fragment rendered by the server.
@@ -15,8 +15,8 @@ document.addEventListener("htmx:responseError", function (event) {
   var message = document.createElement("p");
   message.className = "flash flash-error";
   message.setAttribute("role", "alert");
-  // The words come from the page, in its language (templates/_flash.html).
-  message.textContent = flash.dataset.requestFailed.replace("{status}", xhr.status);
+  // The words come from the page, in its language (the <body> of templates/base.html).
+  message.textContent = document.body.dataset.requestFailed.replace("{status}", xhr.status);
   flash.replaceChildren(message);
 });
 
@@ -37,6 +37,19 @@ document.addEventListener("htmx:sendError", function () {
   message.className = "flash flash-error";
   message.setAttribute("role", "alert");
   message.setAttribute("data-offline-notice", "");
-  message.textContent = flash.dataset.offline;
+  message.textContent = document.body.dataset.offline;
   flash.replaceChildren(message);
+});
+
+// The job log keeps its newest lines: polls append only what is new, and a long run would otherwise grow the
+// page without end. Each line is a <span> followed by its newline.
+var LOG_LINES_KEPT = 500;
+document.addEventListener("htmx:oobAfterSwap", function (event) {
+  var log = event.detail.target;
+  if (!log || log.id !== "job-log-lines") { return; }
+  while (log.childElementCount > LOG_LINES_KEPT) {
+    var first = log.firstElementChild;
+    if (first.nextSibling && first.nextSibling.nodeType === Node.TEXT_NODE) { log.removeChild(first.nextSibling); }
+    log.removeChild(first);
+  }
 });

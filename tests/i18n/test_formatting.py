@@ -26,6 +26,13 @@ def test_values_are_written_the_way_the_language_writes_them(app, language, expe
     assert [value.replace("\xa0", " ") for value in shown] == expected
 
 
+def test_percentages_keep_the_decimals_asked_for(app):
+    with app.test_request_context(), force_locale("es"):
+        assert formatting.format_percentage(45.26, 1).replace("\xa0", " ") == "45,3 %"
+    with app.test_request_context(), force_locale("en"):
+        assert formatting.format_percentage(45.26, 1) == "45.3%" and formatting.format_percentage(50, 1) == "50.0%"
+
+
 def test_iso_timestamps_from_backends_are_shown_in_utc(app):
     with app.test_request_context(), force_locale("es"):
         assert formatting.format_iso_datetime("2026-12-01T23:04:05+02:00") == "1 dic 2026 21:04 UTC"

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from app.db import database
+from app.models import Checkpoint
 from app.openai_api.translation import base_learning_rate, translate
 from tests.support.database import counted_queries
 from tests.support.factories import make_dataset, make_job
@@ -72,3 +73,18 @@ def test_a_page_of_jobs_costs_the_same_queries_however_many_succeeded(app, clien
         assert len(response.get_json()["data"]) == limit and response.get_json()["data"][0]["trained_tokens"]
         counts.append(len(queries))
     assert counts[0] == counts[1] == 2  # the token's user, then the page of jobs with their datasets
+
+
+def test_checkpoints_are_the_kept_ones_and_the_final_model_newest_first(app, client, user, make_token):
+    headers = {"Authorization": f"Bearer {make_token(user)}"}
+    with app.app_context(), database.connection_context():
+        job = make_job(user, status="succeeded", step=30, metrics={"loss": 0.5})
+        for step, loss in ((10, 1.5), (20, 0.9)):
+            Checkpoint.create(job=job.id, step=step, metrics={"loss": loss, "eval_loss": loss + 0.1},
+                              artifact=f"checkpoints/checkpoint-{step}")
+    page = client.get(f"/v1/fine_tuning/jobs/ftjob-{job.id}/checkpoints", headers=headers).get_json()
+    assert [(c["step_number"], c["metrics"]["train_loss"]) for c in page["data"]] == [(30, 0.5), (20, 0.9), (10, 1.5)]
+    assert page["data"][1]["metrics"]["valid_loss"] == 1.0 and page["has_more"] is False
+    after = client.get(f"/v1/fine_tuning/jobs/ftjob-{job.id}/checkpoints?after={page['data'][0]['id']}&limit=1",
+                       headers=headers).get_json()
+    assert [c["step_number"] for c in after["data"]] == [20] and after["has_more"] is True

@@ -18,6 +18,8 @@ LABEL_CALLS = {"badge"}
 JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 JINJA_CODE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 LETTER = re.compile(r"[^\W\d_]")
+# printf formats ("%.4f"|format(x)) and example URLs (placeholder="https://…") hold letters but no words.
+NOT_WORDS = re.compile(r"%(\(\w+\))?[-#0 +]*\d*(\.\d+)?[a-zA-Z%]|https?://\S+")
 ATTRIBUTE_VALUE = re.compile(r"([\w:-]+)=[\"'][^\"']*$")
 
 
@@ -29,6 +31,7 @@ def _blank_code(source: str) -> str:
 
 def _shown(text: str) -> bool:
     """Whether text holds words that need a translation (beyond the allowed names and units)."""
+    text = NOT_WORDS.sub(" ", text)
     for allowed in sorted(ALLOWED, key=len, reverse=True):
         text = re.sub(rf"(?<!\w){re.escape(allowed)}(?!\w)", " ", text)
     return bool(LETTER.search(text))

@@ -24,7 +24,7 @@ from pathlib import Path
 from app import faults
 from app.child_env import training_environment
 from app.db import database
-from app.jobs import inputs, leases, states
+from app.jobs import inputs, leases, log_overflow, states
 from app.jobs.backends import CancelOutcome, RunOutcome, register
 from app.jobs.events import move
 from app.jobs.progress import apply_output, last_error_message
@@ -183,7 +183,8 @@ class LocalRun:
     def record(self, batch: list[str]) -> None:
         """Apply a batch of output lines to the job."""
         if batch:
-            self.logged += apply_output(self.job, batch, self.logged)
+            self.logged += apply_output(self.job, batch, self.logged, self.ctx.settings.job_log_event_cap,
+                                        log_overflow.keeper(self.ctx.store, self.job))
             if self.job.step:
                 faults.hit("run.training")
 

@@ -1,7 +1,7 @@
 """Dashboard page and its widgets: running jobs (polled), GPU quota and service health (loaded lazily)."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, make_response, render_template
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -13,6 +13,7 @@ from app.jobs import capacity
 from app.security import polling
 from app.web.dashboard import views
 from app.web.jobs.views import progress_of, running_jobs_of
+from app.web.live import adopt_user, etag_of, is_current, not_modified, session_user_id, versioned
 
 bp = Blueprint("web", __name__)
 
@@ -21,18 +22,27 @@ bp = Blueprint("web", __name__)
 @login_required
 def dashboard():
     """Running jobs, counts by status, what happened recently; quota and health load after the page."""
-    running = [(job, progress_of(job)) for job in running_jobs_of(current_user)]
+    running = [(job, progress_of(job)) for job in running_jobs_of(current_user.id)]
     return render_template("web/dashboard.html", running=running, quota_backends=quota_backends(),
                            **views.dashboard_summary(current_user))
 
 
 @bp.get("/dashboard/running")
 @polling
-@login_required
 def running_jobs():
-    """The running-jobs widget, polled while something runs; 286 once nothing does."""
-    running = [(job, progress_of(job)) for job in running_jobs_of(current_user)]
-    return render_template("web/_running.html", running=running), 200 if running else STOP_POLLING
+    """The running-jobs widget, polled while something runs: 304 after one query while none of them moved;
+    286 once nothing runs."""
+    jobs = running_jobs_of(session_user_id(), with_owner=True)
+    if not jobs:  # nothing runs (or the user is no longer active): Flask-Login's usual check decides
+        if not current_user.is_authenticated:
+            return current_app.login_manager.unauthorized()
+        return render_template("web/_running.html", running=[]), STOP_POLLING
+    adopt_user(jobs[0].owner)
+    etag = etag_of(*(views.shown_version(job) for job in jobs))
+    if is_current(etag):
+        return not_modified(etag)
+    body = render_template("web/_running.html", running=[(job, progress_of(job)) for job in jobs])
+    return versioned(make_response(body), etag)
 
 
 def quota_backends() -> list:

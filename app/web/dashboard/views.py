@@ -9,6 +9,15 @@ from app.ops import health
 RECENT = 5
 
 
+# The columns of a job that its line on the dashboard shows (or that change what it shows).
+SHOWN_JOB_FIELDS = ("id", "name", "status", "step", "total_steps", "metrics", "cancel_requested_at", "updated_at")
+
+
+def shown_version(job: Job) -> tuple:
+    """What a running job's line on the dashboard is drawn from, for the widget's ETag."""
+    return tuple(str(getattr(job, name)) for name in SHOWN_JOB_FIELDS)
+
+
 def status_counts(model, owner: User) -> dict[str, int]:
     """How many of the owner's rows are in each status (one grouped query)."""
     rows = (model.select(model.status, peewee.fn.COUNT(model.id).alias("n"))

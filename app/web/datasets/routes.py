@@ -10,11 +10,12 @@ from wtforms import ValidationError
 from app.datasets import previews, service
 from app.datasets.intake import accept_upload
 from app.errors import StudioError
-from app.extensions import csrf, get_store
+from app.extensions import csrf, get_settings, get_store
 from app.htmx import STOP_POLLING, is_htmx, wants_widget
 from app.models import Dataset
-from app.pagination import int_arg, page_args
+from app.pagination import int_arg, page_request
 from app.security import expensive, polling
+from app.web.live import adopt_user, etag_of, is_current, not_modified, owned_rows, refuse, session_user_id, versioned
 
 bp = Blueprint("datasets", __name__, url_prefix="/datasets")
 
@@ -25,9 +26,8 @@ PREVIEW_PAGE = 10
 @login_required
 def index():
     """The user's datasets with search, pagination and the upload form."""
-    page, per_page = page_args(request.args)
     query = request.args.get("q", "").strip()
-    result = service.list_datasets(current_user, query, page, per_page)
+    result = service.list_datasets(current_user, query, page_request(request.args), get_settings().list_count_limit)
     if wants_widget("dataset-table"):
         return render_template("datasets/_table.html", page=result, q=query)
     return render_template("datasets/index.html", page=result, q=query)
@@ -71,12 +71,19 @@ def detail(dataset_id: int):
 
 @bp.get("/<int:dataset_id>/report")
 @polling
-@login_required
 def report(dataset_id: int):
-    """The report widget; polled while processing, and polling stops once the outcome is known."""
-    dataset = Dataset.get_owned(dataset_id, current_user)
+    """The report widget; polled while processing (304 after one query while it still is), and polling stops
+    once the outcome is known."""
+    dataset = owned_rows(Dataset.select(), Dataset, session_user_id()).where(Dataset.id == dataset_id).first()
+    if dataset is None:
+        refuse(Dataset, dataset_id)
+    adopt_user(dataset.owner)
+    etag = etag_of(dataset.id, dataset.status, str(dataset.updated_at), dataset.example_count)
+    if is_current(etag):
+        return not_modified(etag)
     status = 200 if dataset.status == "processing" else STOP_POLLING
-    return render_template("datasets/_report.html", dataset=dataset, just_finished=True), status
+    body = render_template("datasets/_report.html", dataset=dataset, just_finished=True)
+    return versioned(make_response(body, status), etag)
 
 
 @bp.get("/<int:dataset_id>/preview")

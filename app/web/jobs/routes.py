@@ -1,21 +1,22 @@
 """Job pages: the list, the new-job form with its memory estimate, the detail page with live progress."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import catalog
 from app.downloads import artifact_response
 from app.errors import ValidationFailed
-from app.extensions import get_job_context
+from app.extensions import get_job_context, get_settings
 from app.htmx import STOP_POLLING, is_htmx, wants_widget
 from app.jobs import artifacts, backends, service, states, submission
 from app.models import Job
-from app.pagination import page_args
+from app.pagination import page_request
 from app.security import expensive, polling
 from app.web import messages
-from app.web.jobs import forms, views
+from app.web.jobs import forms, live, views
+from app.web.live import adopt_user, etag_of, is_current, not_modified, refuse, session_user_id, versioned
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -45,9 +46,9 @@ def hyperparameter_label_filter(name: str) -> str:
 @login_required
 def index():
     """The user's jobs, filtered by status and searched by name, a page at a time."""
-    page, per_page = page_args(request.args)
     status, query = request.args.get("status") or None, request.args.get("q", "").strip()
-    result = service.list_jobs(current_user, status, page, per_page, name_contains=query)
+    result = service.list_jobs(current_user, status, page_request(request.args), get_settings().list_count_limit,
+                               name_contains=query)
     template = "jobs/_table.html" if wants_widget("job-table") else "jobs/index.html"
     progress = {job.id: views.progress_of(job) for job in result.items}
     return render_template(template, page=result, progress=progress, q=query, status=status, statuses=states.ALL)
@@ -117,18 +118,40 @@ def estimate():
 @login_required
 def detail(job_id: int):
     """One job: its settings, live progress, loss chart, log and artifacts."""
-    job = Job.get_owned(job_id, current_user)
-    return render_template("jobs/detail.html", job=job, **views.job_panel(job))
+    job = owned_live_job(job_id, current_user.id)
+    return render_template("jobs/detail.html", job=job, cursor=live.Cursor.of(job), **views.job_panel(job))
+
+
+def owned_live_job(job_id: int, user_id: int) -> Job:
+    """The user's job with its live marks (live.live_job); for anyone else, what any page answers."""
+    job = live.live_job(job_id, user_id)
+    if job is None:
+        refuse(Job, job_id)
+    return job
 
 
 @bp.get("/<int:job_id>/progress")
 @polling
-@login_required
 def progress(job_id: int):
-    """The live widgets, polled while the job is active; 286 stops the polling once it is over."""
-    job = Job.get_owned(job_id, current_user)
+    """The live widgets, polled while the job is active: 304 while nothing changed (one query), else only what
+    did (at most three); 286 stops the polling once the job is over."""
+    cursor = live.Cursor.from_args(request.args)
+    job = owned_live_job(job_id, session_user_id())
+    adopt_user(job.owner)
+    etag = etag_of(*live.etag_parts(job, cursor))
+    if is_current(etag):
+        return not_modified(etag)
     status = 200 if job.status in states.ACTIVE else STOP_POLLING
-    return render_template("jobs/_live.html", job=job, **views.job_panel(job)), status
+    body = render_template("jobs/_changes.html", job=job, changes=live.changes_since(job, cursor))
+    return versioned(make_response(body, status), etag)
+
+
+@bp.get("/<int:job_id>/artifacts")
+@login_required
+def artifact_list(job_id: int):
+    """The artifacts widget, which a poll asks to reload itself when the job's files (or its ending) changed."""
+    job = Job.get_owned(job_id, current_user)
+    return render_template("jobs/_artifacts.html", job=job, artifacts=artifacts.list_artifacts(job))
 
 
 @bp.post("/<int:job_id>/cancel")
@@ -139,7 +162,9 @@ def cancel(job_id: int):
     flash(_("Job cancelled.") if job.status == states.CANCELLED else _("Cancel requested: the run stops in a moment."),
           "success")
     if is_htmx():
-        return render_template("jobs/_live.html", job=job, with_flash=True, **views.job_panel(job))
+        job = owned_live_job(job_id, current_user.id)
+        return render_template("jobs/_live.html", job=job, cursor=live.Cursor.of(job), with_flash=True,
+                               **views.job_panel(job))
     return redirect(url_for("jobs.detail", job_id=job.id), 303)
 
 

@@ -17,6 +17,7 @@ from app.jobs.context import JobContext
 from app.models import Dataset, Job, JobEvent, User, utcnow
 from app.web.formatting import format_number
 from app.web.jobs.chart import LossChart
+from app.web.live import owned_rows
 
 # The chart keeps at most this many points per series, however long the run: a poll stays cheap.
 CHART_POINTS = 200
@@ -61,17 +62,21 @@ def progress_of(job: Job, now: datetime.datetime | None = None) -> Progress:
 # -- the loss chart -----------------------------------------------------------------------------------------------
 
 
-def loss_points(job: Job, limit: int = CHART_POINTS) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, loss) and (step, eval loss) points of the job, each series thinned to about `limit` points.
+def loss_points(job: Job, limit: int = CHART_POINTS,
+                upto: int | None = None) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(step, loss) and (step, eval loss) points of the job (up to event `upto`), each thinned to about `limit`.
 
     One query whatever the number of events: a window numbers each series' points, and only the first point of
     each of `limit` equal slices (and the last point) leaves the database.
     """
     series = JobEvent.data["type"].as_text()
+    where = (JobEvent.job == job.id) & (JobEvent.kind == "metric")
+    if upto is not None:  # the poll's snapshot: what its ETag names, even if more points arrive meanwhile
+        where &= JobEvent.id <= upto
     ranked = (JobEvent.select(JobEvent.id, JobEvent.data, series.alias("series"),
                               fn.ROW_NUMBER().over(partition_by=[series], order_by=[JobEvent.id]).alias("n"),
                               fn.COUNT(JobEvent.id).over(partition_by=[series]).alias("total"))
-              .where((JobEvent.job == job.id) & (JobEvent.kind == "metric"))
+              .where(where)
               .alias("ranked"))
     n, total = ranked.c.n, ranked.c.total
     # Integer division: the row opens a new slice when n * limit / total steps up.
@@ -98,25 +103,30 @@ def _point(data: dict | None, key: str) -> tuple[int, float] | None:
 # -- what a job page shows ----------------------------------------------------------------------------------------
 
 
-def log_tail(job: Job, limit: int = LOG_TAIL_LINES) -> list[JobEvent]:
-    """The job's last log lines and status changes, oldest first."""
-    rows = (JobEvent.select(JobEvent.kind, JobEvent.message, JobEvent.created_at)
-            .where((JobEvent.job == job.id) & (JobEvent.kind.in_(("log", "status"))))
-            .order_by(JobEvent.id.desc()).limit(limit))
+def log_tail(job: Job, limit: int = LOG_TAIL_LINES, after: int = 0, upto: int | None = None) -> list[JobEvent]:
+    """The job's last log lines and status changes (those after event `after`, up to `upto`), oldest first."""
+    where = (JobEvent.job == job.id) & JobEvent.kind.in_(("log", "status")) & (JobEvent.id > after)
+    if upto is not None:
+        where &= JobEvent.id <= upto
+    rows = (JobEvent.select(JobEvent.id, JobEvent.kind, JobEvent.message, JobEvent.created_at)
+            .where(where).order_by(JobEvent.id.desc()).limit(limit))
     return list(reversed(list(rows)))
 
 
 def job_panel(job: Job) -> dict:
-    """Everything the live part of a job page shows: three queries, however many events the job has."""
-    train, evaluation = loss_points(job)
+    """Everything the live part of a job page shows, up to the marks live_job read with the job (its cursor):
+    three queries, however many events the job has."""
+    train, evaluation = loss_points(job, upto=job.last_point or 0)
     return {"progress": progress_of(job), "chart": LossChart(train, evaluation, job.total_steps),
-            "log": log_tail(job), "artifacts": list_artifacts(job)}
+            "log": log_tail(job, upto=job.last_event or 0), "artifacts": list_artifacts(job)}
 
 
-def running_jobs_of(owner: User, limit: int = RUNNING_ON_DASHBOARD) -> list[Job]:
-    """The owner's queued, preparing and running jobs, newest first."""
-    return list(Job.select().where((Job.owner == owner.id) & Job.status.in_(states.ACTIVE))
-                .order_by(Job.created_at.desc(), Job.id.desc()).limit(limit))
+def running_jobs_of(owner_id: int, limit: int = RUNNING_ON_DASHBOARD, with_owner: bool = False) -> list[Job]:
+    """The owner's queued, preparing and running jobs, newest first (with_owner: the owner, if active, joined in
+    and loaded with each, for a poll that answers in this one query)."""
+    query = Job.select().where(Job.status.in_(states.ACTIVE))
+    query = owned_rows(query, Job, owner_id) if with_owner else query.where(Job.owner == owner_id)
+    return list(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit))
 
 
 def ready_datasets(owner: User) -> list[Dataset]:

@@ -1,15 +1,16 @@
 """The playground page: ask the tuned (and the base) model, and watch each answer grow as its tokens arrive."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app.errors import NotFound, StudioError
+from app.errors import StudioError
 from app.extensions import enqueue, get_job_context, get_settings
 from app.models import Completion, Job
 from app.playground.requests import request_completion
 from app.security import polling
+from app.web.live import adopt_user, etag_of, is_current, not_modified, owned_rows, refuse, session_user_id, versioned
 
 bp = Blueprint("playground", __name__, url_prefix="/jobs")
 
@@ -54,11 +55,15 @@ def ask(job_id: int):
 
 @bp.get("/<int:job_id>/playground/<int:completion_id>")
 @polling
-@login_required
 def completion(job_id: int, completion_id: int):
-    """One answer as far as it got; it asks again until it is finished."""
-    job = Job.get_owned(job_id, current_user)
-    found = Completion.get_or_none((Completion.id == completion_id) & (Completion.job == job.id))
+    """One answer as far as it got; it asks again until it is finished (a 304 after one query while no new token
+    came, app/web/live.py)."""
+    found = (owned_rows(Completion.select(), Completion, session_user_id())
+             .where((Completion.id == completion_id) & (Completion.job == job_id)).first())
     if found is None:
-        raise NotFound("completion not found")
-    return render_template("playground/_completion.html", job=job, completion=found)
+        refuse(Job, job_id)  # sign in again, or 404 (another's job, or no such completion of theirs)
+    adopt_user(found.owner)
+    etag = etag_of(found.id, found.status, found.tokens, len(found.text), found.error, str(found.finished_at))
+    if is_current(etag):
+        return not_modified(etag)
+    return versioned(make_response(render_template("playground/_completion.html", completion=found)), etag)

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from app.errors import ValidationFailed
 from app.extensions import get_settings
 from app.models import WebhookEndpoint
-from app.pagination import page_args
+from app.pagination import page_request
 from app.web.auth.forms import ConfirmForm
 from app.web.webhooks.forms import EndpointForm
 from app.webhooks import endpoints
@@ -78,9 +78,9 @@ def delete(endpoint_id: int):
 def deliveries(endpoint_id: int):
     """One endpoint's delivery log, newest first."""
     endpoint = WebhookEndpoint.get_owned(endpoint_id, current_user)
-    page, per_page = page_args(request.args)
+    page = endpoints.deliveries(endpoint, page_request(request.args), get_settings().list_count_limit)
     return render_template("webhooks/deliveries.html", endpoint=endpoint, confirm=ConfirmForm(), area="auth",
-                           page=endpoints.deliveries(endpoint, page, per_page))
+                           page=page)
 
 
 @bp.post("/<int:endpoint_id>/deliveries/<int:delivery_id>/redeliver")

@@ -1,0 +1,112 @@
+"""A job page's live part as versions: what the page shows (a cursor), what changed since, in at most 3 queries.
+
+The page carries a cursor in its poll URL: the last event it has, the last metric point its chart draws and how
+many files its list shows. One indexed query reads the job with those three marks (and its owner, for the
+session); an unchanged job is a 304 after it. A changed one reads only what moved: the log lines after the
+cursor (appended by the page), the thinned chart when new points arrived; the numbers come with the job row.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from peewee import fn
+
+from app.db import database
+from app.jobs import states
+from app.models import Artifact, Job, JobEvent, User
+from app.pagination import int_arg
+from app.web.jobs import views
+from app.web.jobs.chart import LossChart
+
+# The job row's columns that the live widgets show (or that change what they show).
+SHOWN_FIELDS = ("status", "step", "total_steps", "epoch", "metrics", "error", "cancel_requested_at", "started_at",
+                "finished_at", "updated_at")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """What a page shows already: events up to `after`, chart points up to `points`, `files` artifacts."""
+
+    after: int = 0
+    points: int = 0
+    files: int = 0
+
+    @classmethod
+    def from_args(cls, args) -> Cursor:
+        """The cursor of a poll URL; ValidationFailed names a bad part."""
+        return cls(*(int_arg(args, name, 0, minimum=0) for name in ("after", "points", "files")))
+
+    @classmethod
+    def of(cls, job: Job) -> Cursor:
+        """The cursor of a page that shows everything the job (read by live_job) has now."""
+        return cls(job.last_event or 0, job.last_point or 0, job.files)
+
+    def as_args(self) -> dict:
+        """The cursor as poll URL arguments."""
+        return {"after": self.after, "points": self.points, "files": self.files}
+
+
+def live_job(job_id: int, user_id: int) -> Job | None:
+    """The user's job (None for another's or a deactivated user), its owner loaded, with the id of its last log
+    line or status change (`last_event`), of its last metric point (`last_point`) and its artifact count
+    (`files`): one query, each mark an index lookup on (job, kind, id)."""
+    query, sql, params = _compiled(database.obj)
+    values = [job_id if value == JOB_MARK else user_id if value == USER_MARK else value for value in params]
+    # The query's own reader turns the row into the job and its owner, as .first() would.
+    job = next(iter(query._get_cursor_wrapper(database.execute_sql(sql, values))), None)
+    if job is not None:
+        job.last_event = max(job.last_log or 0, job.last_status or 0)
+    return job
+
+
+# Stand-ins for the ids in the compiled query, swapped for the real ones at each poll (no other parameter of the
+# query is an integer).
+JOB_MARK, USER_MARK = -7_301, -7_302
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(_database) -> tuple:
+    """The poll's query, its SQL and parameters, built once per database: compiling it costs a poll more than
+    running it."""
+    query = (Job.select(Job, User, _last("log").alias("last_log"), _last("status").alias("last_status"),
+                        _last("metric").alias("last_point"),
+                        Artifact.select(fn.COUNT(Artifact.id)).where(Artifact.job == Job.id).alias("files"))
+             .join(User, on=(Job.owner == User.id))
+             .where((Job.id == JOB_MARK) & (Job.owner == USER_MARK) & User.is_active)
+             .limit(1))
+    sql, params = query.sql()
+    return query, sql, params
+
+
+def _last(kind: str):
+    """The id of the job's last event of this kind (a subquery of live_job's)."""
+    return JobEvent.select(fn.MAX(JobEvent.id)).where((JobEvent.job == Job.id) & (JobEvent.kind == kind))
+
+
+def etag_parts(job: Job, cursor: Cursor) -> tuple:
+    """What the answer to a poll with this cursor is drawn from: the job's shown fields and its marks."""
+    shown = tuple(str(getattr(job, name)) for name in SHOWN_FIELDS)
+    return job.id, shown, Cursor.of(job), cursor
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a poll sends: the numbers always, the rest only when it moved."""
+
+    progress: views.Progress
+    cursor: Cursor                       # the page's cursor once these changes are applied
+    log: list[JobEvent]                  # new lines, to append
+    chart: LossChart | None              # None: the page's chart is current
+    reload_files: bool                   # the artifact list changed (or its wording did: the job ended)
+
+
+def changes_since(job: Job, cursor: Cursor) -> Changes:
+    """What changed since the cursor, in at most two queries (log lines after it, the chart when points came)."""
+    last_event, last_point = job.last_event or 0, job.last_point or 0
+    log = views.log_tail(job, after=cursor.after, upto=last_event) if last_event > cursor.after else []
+    chart = None
+    if last_point > cursor.points:
+        chart = LossChart(*views.loss_points(job, upto=last_point), job.total_steps)
+    reload_files = job.files != cursor.files or job.status in states.TERMINAL
+    return Changes(views.progress_of(job), Cursor.of(job), log, chart, reload_files)

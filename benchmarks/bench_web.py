@@ -1,0 +1,195 @@
+"""The pages under load: polls, the job page and the jobs list at 1k and 100k jobs, as ratios to a bare route.
+
+gunicorn with the project's gunicorn.conf.py (2 workers, its threads) on a scratch PostgreSQL database and the
+local Redis, rate limits off; each route is requested by 8 keep-alive connections for a few seconds (like
+`wrk -c8`), and its requests per second are printed against `/api/v1/health/live` measured in the same run.
+The rows are seeded with bulk SQL: one user with 1,000 jobs (one of them running, with 10,000 events), one with
+100,000. The lists are read by keyset: first page, a middle one (`before=`) and the last (`after=0`).
+
+    python benchmarks/bench_web.py          # BENCH_WEB_SECONDS per route (default 3)
+"""
+from __future__ import annotations
+
+import html
+import http.client
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from app.auth import service as accounts  # noqa: E402
+from app.db import database, upgrade  # noqa: E402
+from app.factory import create_app  # noqa: E402
+from tests.support.accounts import PASSWORD, csrf_token_from  # noqa: E402
+from tests.support.database import scratch_postgres_database  # noqa: E402
+from tests.support.settings import make_settings  # noqa: E402
+from tests.support.web import gunicorn  # noqa: E402
+
+SECONDS = float(os.environ.get("BENCH_WEB_SECONDS", "3"))
+CONNECTIONS = 8
+REDIS_URL = "redis://127.0.0.1:6379/13"
+SIZES = (1_000, 100_000)
+EVENTS = 10_000
+
+JOBS_SQL = """
+INSERT INTO job (owner_id, name, base_model, method, backend, hyperparameters, status, step, total_steps, epoch,
+                 stage, attempts, stage_attempts, remote_open, created_at, updated_at)
+SELECT %s, 'bench job ' || g, 'tiny-random-llama', 'lora', 'local', '{}',
+       (ARRAY['succeeded', 'failed', 'cancelled'])[1 + g %% 3], 100, 100, 1.0, 'done', 1, 0, false, now(), now()
+FROM generate_series(1, %s) AS g
+"""
+RUNNING_SQL = """
+INSERT INTO job (owner_id, name, base_model, method, backend, hyperparameters, status, step, total_steps, epoch,
+                 metrics, stage, attempts, stage_attempts, remote_open, created_at, started_at, updated_at)
+VALUES (%s, 'bench running job', 'tiny-random-llama', 'lora', 'local', '{}', 'running', 9000, 10000, 0.9,
+        '{"loss": 0.5, "eta_seconds": 60}', 'run', 1, 0, false, now(), now(), now())
+RETURNING id
+"""
+# Nine metric points in ten, the rest log lines, as a long run reports them.
+EVENTS_SQL = """
+INSERT INTO job_event (job_id, kind, message, data, created_at)
+SELECT %s, CASE WHEN g %% 10 = 0 THEN 'log' ELSE 'metric' END, 'line ' || g,
+       CASE WHEN g %% 10 = 0 THEN NULL
+            ELSE jsonb_build_object('type', 'progress', 'step', g, 'loss', 2.0 / (1 + g / 500.0)) END,
+       now()
+FROM generate_series(1, %s) AS g
+"""
+
+
+def seed(settings) -> dict:
+    """Two users (1k and 100k jobs) and a running job with 10k events, in bulk; returns their emails and ids."""
+    app = create_app(settings)
+    with app.app_context(), database.connection_context():
+        upgrade()
+        users = {size: accounts.create_user(f"bench{size}@example.com", PASSWORD) for size in SIZES}
+        for size, user in users.items():
+            database.execute_sql(JOBS_SQL, (user.id, size - (size == SIZES[0])))
+        running = database.execute_sql(RUNNING_SQL, (users[SIZES[0]].id,)).fetchone()[0]
+        database.execute_sql(EVENTS_SQL, (running, EVENTS))
+        database.execute_sql("ANALYZE")
+        middles = {size: database.execute_sql(
+            "SELECT id FROM job WHERE owner_id = %s ORDER BY id DESC OFFSET %s LIMIT 1",
+            (user.id, size // 2)).fetchone()[0] for size, user in users.items()}
+    return {"emails": {size: user.email for size, user in users.items()}, "running": running, "middles": middles}
+
+
+class Client:
+    """One keep-alive connection with a session cookie."""
+
+    def __init__(self, port: int, cookie: str = ""):
+        """Connect to the server on port."""
+        self.connection, self.cookie = http.client.HTTPConnection("127.0.0.1", port, timeout=30), cookie
+
+    def get(self, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+        """GET path; (status, headers, body)."""
+        self.connection.request("GET", path, headers={"Cookie": self.cookie, **(headers or {})})
+        response = self.connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+
+    def sign_in(self, email: str) -> str:
+        """Sign in through the form; returns the session cookie."""
+        self.connection.request("GET", "/login")
+        response = self.connection.getresponse()
+        body = response.read()
+        self.cookie = "; ".join(value.split(";", 1)[0] for value in response.msg.get_all("Set-Cookie"))
+        form = urlencode({"email": email, "password": PASSWORD, "csrf_token": csrf_token_from(body.decode())})
+        self.connection.request("POST", "/login", body=form, headers={
+            "Cookie": self.cookie, "Content-Type": "application/x-www-form-urlencoded"})
+        response = self.connection.getresponse()
+        response.read()
+        assert response.status == 302, response.status
+        cookies = [value.split(";", 1)[0] for value in response.msg.get_all("Set-Cookie")]
+        self.cookie = "; ".join(cookies)
+        return self.cookie
+
+
+def rate(port: int, cookie: str, path: str, headers: dict, expected: int) -> float:
+    """Requests per second of CONNECTIONS connections requesting path for SECONDS."""
+    done, stop = [0] * CONNECTIONS, time.monotonic() + SECONDS
+
+    def run(index: int) -> None:
+        client = Client(port, cookie)
+        while time.monotonic() < stop:
+            status, _headers, _body = client.get(path, headers)
+            assert status == expected, (path, status)
+            done[index] += 1
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(CONNECTIONS)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(done) / (time.monotonic() - started)
+
+
+def poll_paths(client: Client, job_id: int) -> dict:
+    """The poll as the page makes it (current cursor, with its ETag), one behind (a changed poll), and one
+    from scratch (everything: what every poll sent before polls answered from a version)."""
+    page = client.get(f"/jobs/{job_id}")[2].decode()
+    current = html.unescape(re.search(r'id="job-progress"[^>]*hx-get="([^"]+)"', page).group(1))
+    after, points = (int(value) for value in re.search(r"after=(\d+)&points=(\d+)", current).groups())
+    behind = current.replace(f"after={after}", f"after={after - 30}").replace(f"points={points}",
+                                                                             f"points={points - 1}")
+    etag = client.get(current, {"HX-Request": "true"})[1]["ETag"]
+    return {"current": current, "etag": etag, "behind": behind, "scratch": f"/jobs/{job_id}/progress"}
+
+
+def measure(port: int, seeded: dict) -> tuple[list, dict]:
+    """Every route's rate and the bytes of each kind of poll."""
+    cookies = {size: Client(port).sign_in(email) for size, email in seeded["emails"].items()}
+    small, htmx = cookies[SIZES[0]], {"HX-Request": "true"}
+    polls = poll_paths(Client(port, small), seeded["running"])
+    routes = [("bare route: GET /api/v1/health/live", "", "/api/v1/health/live", {}, 200),
+              ("unchanged poll (304)", small, polls["current"], {**htmx, "If-None-Match": polls["etag"]}, 304),
+              ("changed poll (new lines and points)", small, polls["behind"], htmx, 200),
+              ("full poll (everything, as every poll was)", small, polls["scratch"], htmx, 200),
+              ("job page (10k events)", small, f"/jobs/{seeded['running']}", {}, 200)]
+    for size in SIZES:
+        for name, query in (("first", ""), ("middle", f"?before={seeded['middles'][size]}"), ("last", "?after=0")):
+            routes.append((f"jobs list, {size // 1000}k jobs, {name} page", cookies[size], f"/jobs{query}", {}, 200))
+    rates = [(name, rate(port, cookie, path, headers, status)) for name, cookie, path, headers, status in routes]
+    client = Client(port, small)
+    sizes = {name: len(client.get(path, headers)[2]) for name, path, headers in (
+        ("unchanged", polls["current"], {**htmx, "If-None-Match": polls["etag"]}),
+        ("changed", polls["behind"], htmx), ("full", polls["scratch"], htmx))}
+    return rates, sizes
+
+
+def print_tables(rates: list, sizes: dict) -> None:
+    """Rates as ratios to the bare route; 100k/1k per list page; bytes per poll."""
+    bare = rates[0][1]
+    print(f"\nWeb under load: gunicorn.conf.py (2 workers), PostgreSQL, {CONNECTIONS} connections, {SECONDS:g} s each")
+    print(f"{'route':46} {'req/s':>8} {'vs bare':>8}")
+    for name, value in rates:
+        print(f"{name:46} {value:8.1f} {value / bare:8.2f}")
+    by_name = dict(rates)
+    print(f"\n{'jobs list page':12} {'1k req/s':>9} {'100k req/s':>11} {'1k/100k time':>13}  (target ≤ 1.2)")
+    for page in ("first", "middle", "last"):
+        one, hundred = by_name[f"jobs list, 1k jobs, {page} page"], by_name[f"jobs list, 100k jobs, {page} page"]
+        print(f"{page:12} {one:9.1f} {hundred:11.1f} {one / hundred:13.2f}")
+    print(f"\n{'bytes per poll':46} {'bytes':>8}")
+    print(f"{'before: every poll sent everything':46} {sizes['full']:8d}")
+    print(f"{'after: unchanged (304, empty)':46} {sizes['unchanged']:8d}")
+    print(f"{'after: changed (30 lines, the chart)':46} {sizes['changed']:8d}")
+
+
+def main() -> None:
+    """Seed, serve, measure, print."""
+    with tempfile.TemporaryDirectory(prefix="bench-web-") as folder, scratch_postgres_database() as url:
+        settings = make_settings(Path(folder), url, REDIS_URL, rate_limits_enabled=False, log_level="WARNING")
+        seeded = seed(settings)
+        with gunicorn(settings, Path(folder) / "web.log") as server:
+            rates, sizes = measure(server.port, seeded)
+    print_tables(rates, sizes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Polls that answer from a version: 304 after one query while nothing changed, only what changed otherwise.
+
+The browser sends If-None-Match by itself (the answers carry an ETag and Cache-Control: no-cache); these tests
+send it as the browser would, and count the app's queries per poll, also for a job with 10,000 events.
+"""
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from app.models import Completion, Dataset, Job, JobEvent
+from tests.support.database import counted_queries
+from tests.support.factories import make_artifact, make_dataset, make_event, make_job, running_job
+from tests.support.pages import htmx
+
+NEXT_POLL = re.compile(r'id="job-progress"[^>]*hx-get="([^"]+)"')
+
+
+class Poller:
+    """Polls one job as the page would: the URL its last answer carried, with the ETag the browser kept."""
+
+    def __init__(self, browser, job_id: int):
+        """Start from the job page: its progress widget's poll URL."""
+        self.browser, self.etag = browser, None
+        self.url = next_poll(browser.get(f"/jobs/{job_id}").get_data(as_text=True))
+
+    def poll(self):
+        """One poll; returns (response, its queries); follows the answer's next URL and ETag as a browser does."""
+        headers = {**htmx("job-progress"), **({"If-None-Match": self.etag} if self.etag else {})}
+        with counted_queries() as queries:
+            response = self.browser.get(self.url, headers=headers)
+        if response.status_code != 304:
+            self.etag = response.headers.get("ETag")
+            body = response.get_data(as_text=True)
+            self.url = next_poll(body) if NEXT_POLL.search(body) else None
+        return response, queries
+
+
+def next_poll(body: str) -> str:
+    """The URL the progress widget polls next."""
+    return html.unescape(NEXT_POLL.search(body).group(1))
+
+
+@pytest.mark.parametrize(("steps", "evals", "logs"), [(10, 2, 5), (9_000, 500, 500)], ids=["10", "10k-events"])
+def test_an_unchanged_poll_is_a_304_after_one_query(browser, owner, in_db, steps, evals, logs):
+    job = in_db(running_job, owner, steps=steps, evals=evals, logs=logs)
+    poller = Poller(browser, job.id)
+    first, _ = poller.poll()  # the page is current, but this request carried no ETag yet
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "no-cache, private"
+    assert first.headers["ETag"].startswith('W/"')
+    for _ in range(2):
+        response, queries = poller.poll()
+        assert response.status_code == 304 and response.get_data() == b""
+        assert len(queries) == 1, queries
+        assert response.headers["ETag"] == first.headers["ETag"]
+
+
+@pytest.mark.parametrize(("steps", "evals", "logs"), [(10, 2, 5), (9_000, 500, 500)], ids=["10", "10k-events"])
+def test_a_changed_poll_sends_only_what_changed_in_at_most_three_queries(browser, owner, in_db, steps, evals, logs):
+    job = in_db(running_job, owner, steps=steps, evals=evals, logs=logs)
+    poller = Poller(browser, job.id)
+    poller.poll()
+    in_db(make_event, job, message="a new line")
+    logged, queries = poller.poll()
+    body = logged.get_data(as_text=True)
+    assert logged.status_code == 200 and len(queries) == 2, queries  # the job, the lines after the cursor
+    assert 'hx-swap-oob="beforeend:#job-log-lines"' in body and body.count('class="log-line') == 1
+    assert "a new line" in body and "log line 0" not in body, "lines the page has are not sent again"
+    assert 'id="job-chart"' not in body, "no new point: the chart is not redrawn"
+
+    in_db(make_event, job, kind="metric", message="step", data={"type": "progress", "step": steps + 1, "loss": 0.5})
+    in_db(lambda: Job.update(step=steps + 1).where(Job.id == job.id).execute())
+    charted, queries = poller.poll()
+    body = charted.get_data(as_text=True)
+    assert charted.status_code == 200 and len(queries) == 2, queries  # the job, the chart (no new line)
+    assert 'id="job-chart" class="loss-chart" hx-swap-oob="true"' in body and "log-line" not in body
+    assert f"{steps + 1:,} / 100" in body, "the numbers come with every changed answer"
+
+    in_db(make_event, job, message="and another")
+    in_db(make_event, job, kind="metric", message="step", data={"type": "progress", "step": steps + 2, "loss": 0.4})
+    both, queries = poller.poll()
+    assert both.status_code == 200 and len(queries) == 3, queries
+    assert "and another" in both.get_data(as_text=True) and 'id="job-chart"' in both.get_data(as_text=True)
+    # The cursor moved, so the next URL is new to the browser's cache: one plain answer, then 304s again.
+    settled, queries = poller.poll()
+    assert settled.status_code == 200 and len(queries) == 1 and "log-line" not in settled.get_data(as_text=True)
+    assert poller.poll()[0].status_code == 304
+
+
+def test_numbers_alone_change_in_one_query(browser, owner, in_db):
+    job = in_db(running_job, owner, steps=10)
+    poller = Poller(browser, job.id)
+    poller.poll()
+    in_db(lambda: Job.update(epoch=0.5, metrics={"loss": 0.9, "eta_seconds": 7.0}).where(Job.id == job.id).execute())
+    response, queries = poller.poll()
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and len(queries) == 1, queries
+    assert "0.50" in body and "7 s" in body and "log-line" not in body and 'id="job-chart"' not in body
+
+
+def test_the_end_stops_polling_and_reloads_the_files_and_a_finished_page_never_polls(browser, owner, in_db):
+    job = in_db(running_job, owner, steps=10)
+    poller = Poller(browser, job.id)
+    poller.poll()
+    in_db(make_artifact, job, name="adapter/adapter_model.safetensors")
+    in_db(lambda: Job.update(status="succeeded", step=100).where(Job.id == job.id).execute())
+    in_db(make_event, job, kind="status", message="succeeded", data={"from": "running", "to": "succeeded"})
+    done, queries = poller.poll()
+    body = done.get_data(as_text=True)
+    assert done.status_code == 286 and len(queries) <= 3, queries
+    assert poller.url is None, "the finished widget carries no trigger"
+    assert 'value="100.0"' in body and "Cancel job" not in body
+    loader = re.search(r'<section id="job-artifacts"[^>]*hx-get="([^"]+)"[^>]*hx-trigger="load"', body)
+    assert loader, "the artifact list reloads itself once the job has ended"
+    files = browser.get(loader.group(1), headers=htmx("job-artifacts")).get_data(as_text=True)
+    assert "adapter/adapter_model.safetensors" in files and "hx-swap-oob" not in files
+    page = browser.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert "hx-trigger" not in re.search(r'<section id="job-progress".*?>', page, re.S).group(0)
+
+
+def test_a_page_on_an_empty_job_shows_the_first_lines_when_they_come(browser, owner, in_db):
+    job = in_db(make_job, owner, status="running", dataset=in_db(make_dataset, owner))
+    page = browser.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert '<pre id="job-log-lines"></pre>' in page and "Nothing logged yet." in page
+    poller = Poller(browser, job.id)
+    in_db(make_event, job, message="first words")
+    body = poller.poll()[0].get_data(as_text=True)
+    assert 'hx-swap-oob="beforeend:#job-log-lines"' in body and "first words" in body
+
+
+def test_polls_of_someone_elses_job_or_signed_out_are_refused(browser, client, make_user, in_db):
+    other = in_db(make_job, make_user(), status="running")
+    assert browser.get(f"/jobs/{other.id}/progress", headers=htmx("job-progress")).status_code == 404
+    browser.post("/logout", data={"csrf_token": browser.csrf})
+    response = browser.get(f"/jobs/{other.id}/progress", headers=htmx("job-progress"))
+    assert response.status_code in (302, 401) and "ETag" not in response.headers
+    assert in_db(lambda: JobEvent.select().where(JobEvent.job == other.id).count()) == 0
+
+
+def revalidated(browser, path: str, target: str):
+    """A poll of path, then the same poll with the ETag it got, as a browser revalidates; (first, second, queries)."""
+    first = browser.get(path, headers=htmx(target))
+    with counted_queries() as queries:
+        second = browser.get(path, headers={**htmx(target), "If-None-Match": first.headers["ETag"]})
+    return first, second, queries
+
+
+def test_the_dashboard_widget_is_a_304_while_no_running_job_moved(browser, owner, in_db):
+    job = in_db(running_job, owner, steps=30, total=120)
+    first, second, queries = revalidated(browser, "/dashboard/running", "running-jobs")
+    assert first.status_code == 200 and second.status_code == 304 and len(queries) == 1, queries
+    in_db(lambda: Job.update(step=60).where(Job.id == job.id).execute())
+    moved = browser.get("/dashboard/running", headers={**htmx("running-jobs"), "If-None-Match": first.headers["ETag"]})
+    assert moved.status_code == 200 and 'value="50.0"' in moved.get_data(as_text=True)
+
+
+def test_a_processing_dataset_report_is_a_304_until_validation_ends(browser, owner, in_db):
+    dataset = in_db(make_dataset, owner, status="processing", example_count=None)
+    path = f"/datasets/{dataset.id}/report"
+    first, second, queries = revalidated(browser, path, "dataset-report")
+    assert first.status_code == 200 and second.status_code == 304 and len(queries) == 1, queries
+    in_db(lambda: Dataset.update(status="invalid", updated_at=Dataset.updated_at).where(Dataset.id == dataset.id)
+          .execute())
+    done = browser.get(path, headers={**htmx("dataset-report"), "If-None-Match": first.headers["ETag"]})
+    assert done.status_code == 286 and "hx-trigger" not in done.get_data(as_text=True)
+
+
+def test_a_playground_answer_being_generated_is_a_304_until_a_token_comes(browser, owner, in_db, make_user):
+    job = in_db(make_job, owner, status="succeeded")
+    answer = in_db(Completion.create, job=job.id, owner=owner.id, messages=[{"role": "user", "content": "hi"}],
+                   max_tokens=8, status="running")
+    path = f"/jobs/{job.id}/playground/{answer.id}"
+    first, second, queries = revalidated(browser, path, f"completion-{answer.id}")
+    assert first.status_code == 200 and second.status_code == 304 and len(queries) == 1, queries
+    in_db(lambda: Completion.update(text="Hel", tokens=1).where(Completion.id == answer.id).execute())
+    grown = browser.get(path, headers={**htmx(), "If-None-Match": first.headers["ETag"]})
+    assert grown.status_code == 200 and "Hel" in grown.get_data(as_text=True)
+    other = in_db(make_job, make_user(), status="succeeded")
+    assert browser.get(f"/jobs/{other.id}/playground/{answer.id}", headers=htmx()).status_code == 404
