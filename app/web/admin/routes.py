@@ -9,7 +9,7 @@ from app.auth import overview, quotas
 from app.errors import NotFound, StudioError
 from app.extensions import get_redis, get_settings
 from app.models import User
-from app.pagination import page_args, paginate
+from app.pagination import numbered_page, page_args
 from app.web.auth.forms import ConfirmForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -27,7 +27,7 @@ def users():
     """Every user with what they use and their limits, a form per user to change them."""
     require_admin()
     page, per_page = page_args(request.args)
-    result = paginate(User.select().order_by(User.id), page, per_page)
+    result = numbered_page(User.select().order_by(User.id), page, per_page)
     ids = [user.id for user in result.items]
     rows = [(user, quotas.limits_view(user, get_settings()), usage, seen)
             for user, usage, seen in zip(result.items, quotas.usage(ids, get_redis()).values(),
