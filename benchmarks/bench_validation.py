@@ -5,7 +5,7 @@ file's 1 MiB chunks, as the worker reads them; the bare loop splits the same chu
 with orjson, doing nothing else. The ratio is validation MB/s over the bare loop's (the issue's target: 0.5).
 The standard library's json in the same bare loop is printed for scale.
 
-    python benchmarks/bench_validation.py        # BENCH_VALIDATION_MB (default 50) of chats
+    python benchmarks/bench_validation.py        # BENCH_VALIDATION_MB (default 20) of chats
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from app.datasets.validation import ValidationOptions, validate  # noqa: E402
 
 MB = 1024 * 1024
-SIZE = int(os.environ.get("BENCH_VALIDATION_MB", "50")) * MB
+SIZE = int(os.environ.get("BENCH_VALIDATION_MB", "20")) * MB
 ROUNDS = 3
 
 

@@ -44,6 +44,9 @@ redis_ping "$REDIS_URL" || start_local_redis
 
 .venv/bin/python -m workers &
 children+=($!)
+# The playground's worker keeps a loaded model warm between completions (app/playground).
+.venv/bin/python -m workers --playground &
+children+=($!)
 .venv/bin/flask run --host 127.0.0.1 --port "$PORT" &
 children+=($!)
 say "Finetune Studio at http://127.0.0.1:$PORT (Ctrl-C stops it)"

@@ -65,7 +65,8 @@ def test_check_config_command_prints_the_report(tmp_path):
 
 
 # Variables that only docker-compose.prod.yml reads.
-COMPOSE_ONLY_VARIABLES = {"REDIS_PASSWORD", "DOMAIN", "DB_ADMIN_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
+COMPOSE_ONLY_VARIABLES = {"REDIS_PASSWORD", "DOMAIN", "DB_ADMIN_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
+                          "PLAYGROUND_TORCH_INDEX_URL"}
 
 
 def test_every_setting_is_documented_in_env_example():

@@ -1,4 +1,4 @@
-"""Checkpoints as results: each kept one's adapter and metrics, the list of them, and an earlier adapter to start from."""
+"""Checkpoints as results: each kept one's adapter and metrics, their list, and an earlier adapter to start from."""
 from __future__ import annotations
 
 import json
@@ -36,7 +36,7 @@ def save_extras(run, folder: Path) -> dict:
 
 
 def export_kept(run, kept: list[Path], final_artifact: str | None) -> list[dict]:
-    """Copy the kept checkpoints' adapters beside the outputs and list them, the final step last, in checkpoints.json."""
+    """Copy the kept checkpoints' adapters beside the outputs; list them, the final step last, in checkpoints.json."""
     listed = []
     for folder in kept:
         step = int(folder.name.split("-")[1])

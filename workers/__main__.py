@@ -13,9 +13,9 @@ from app.factory import create_app
 from app.jobs import reconciler
 from app.jobs.context import JobContext
 from app.logs import configure_logging
+from app.playground.requests import PLAYGROUND_QUEUE
 from app.queue import DEFAULT_QUEUE, redis_client
 from app.settings import Settings
-from app.playground.requests import PLAYGROUND_QUEUE
 from workers.worker import PlaygroundWorker, StudioWorker
 
 

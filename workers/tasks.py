@@ -10,7 +10,7 @@ from rq import get_current_job
 from app import sweeper
 from app.datasets import service as datasets
 from app.extensions import get_settings, get_store
-from app.jobs import orchestrator
+from app.jobs import exports, orchestrator
 from app.jobs.context import JobContext
 from app.models import Dataset, User
 from app.playground import runner
@@ -69,3 +69,11 @@ def generate_completion(completion_id: int) -> str:
 
     warm = WARM_MODELS.setdefault("models", serving.WarmModels(get_settings().playground_warm_seconds))
     return runner.run_completion(JobContext.from_app(current_app), completion_id, serving, warm)
+
+
+def export_job(job_id: int, fmt: str) -> str:
+    """Merge and self-check one export of a succeeded job (app/jobs/exports.py)."""
+    # Imported here for the same reason as in generate_completion.
+    from trainer import export, serving
+
+    return exports.run_export(JobContext.from_app(current_app), job_id, fmt, export, serving)

@@ -1,14 +1,14 @@
 """Result routes of the API: a job's samples, its kept checkpoints, and all its artifacts as one streamed zip."""
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import jsonify, request, url_for
 
 from app.api import schemas
 from app.api.auth import current_api_user
 from app.api.blueprint import bp
 from app.downloads import archive_response
-from app.extensions import get_store
-from app.jobs import judging
+from app.extensions import enqueue, get_store
+from app.jobs import exports, judging
 from app.models import Job
 
 
@@ -32,3 +32,13 @@ def download_job_archive(job_id: int):
     job = Job.get_owned(job_id, current_api_user())
     return archive_response(job, request.args.get("prefix", ""))
 
+
+
+@bp.post("/jobs/<int:job_id>/export")
+def export_job(job_id: int):
+    """Queue an export (merged safetensors, or that plus an Ollama Modelfile); 202. It lands among the artifacts."""
+    job = Job.get_owned(job_id, current_api_user())
+    fmt = exports.check_request(job, request.get_json(silent=True))
+    enqueue(exports.TASK, job.id, fmt, job_timeout=3600)
+    return jsonify(job_id=job.id, format=fmt, status="queued",
+                   artifacts=url_for("api.list_job_artifacts", job_id=job.id)), 202

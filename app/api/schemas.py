@@ -119,9 +119,6 @@ def sample_dict(sample: dict) -> dict:
 def checkpoint_dict(checkpoint: Checkpoint, job_id: int) -> dict:
     """A kept checkpoint: its step, metrics, and the artifact folder of its adapter with a zip download."""
     folder = checkpoint.artifact
-    return {
-        "step": checkpoint.step,
-        "metrics": checkpoint.metrics or {},
-        "artifact": {"name": folder,
-                     "url": url_for("api.download_job_archive", job_id=job_id, prefix=f"{folder}/")} if folder else None,
-    }
+    url = url_for("api.download_job_archive", job_id=job_id, prefix=f"{folder}/") if folder else None
+    return {"step": checkpoint.step, "metrics": checkpoint.metrics or {},
+            "artifact": {"name": folder, "url": url} if folder else None}

@@ -47,7 +47,7 @@ def memory_refusal(job: Job, engine, budget_gb: float) -> str | None:
 
 
 class TextSaver:
-    """Writes the answer so far onto the completion row, at most every SAVE_EVERY_SECONDS, and the first token's time."""
+    """Saves the answer so far on the completion row (at most every SAVE_EVERY_SECONDS) and the first token's time."""
 
     def __init__(self, completion: Completion, started: float):
         """Save onto completion, timing from started."""

@@ -6,8 +6,8 @@ from app.db import database
 from app.factory import create_app
 from app.models import Dataset
 from app.storage import S3ObjectStore, StorageError
-from tests.support.datasets import bucket_keys, upload
 from tests.support.data import as_jsonl, examples
+from tests.support.datasets import bucket_keys, upload
 from tests.support.ports import free_port
 from tests.support.seaweed import seaweed_server
 from workers import tasks

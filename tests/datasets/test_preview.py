@@ -7,8 +7,8 @@ from app.datasets import service
 from app.db import database
 from app.models import Dataset
 from tests.support.accounts import login
-from tests.support.datasets import upload
 from tests.support.data import as_jsonl, examples
+from tests.support.datasets import upload
 
 
 def count_reads(store) -> dict:

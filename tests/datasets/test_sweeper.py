@@ -20,9 +20,9 @@ from app.jobs.backends import TrainingInputs
 from app.jobs.context import JobContext
 from app.models import Dataset, Job, utcnow
 from app.queue import DEFAULT_QUEUE
+from tests.kaggle_emulator import KaggleEmulator
 from tests.support.datasets import bucket_keys
 from tests.support.factories import make_artifact, make_dataset, make_job
-from tests.kaggle_emulator import KaggleEmulator
 from tests.support.waiting import wait_until
 from tests.support.workers import worker_pool
 

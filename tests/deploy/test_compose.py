@@ -10,9 +10,9 @@ from tests.support.deploy import COMPOSE_FILE, REQUIRED_ENV, compose_config
 from tests.test_settings import COMPOSE_ONLY_VARIABLES
 
 DATA_SERVICES = {"postgres", "redis", "minio"}
-LONG_RUNNING = {"postgres", "redis", "minio", "web", "worker", "nginx"}
+LONG_RUNNING = {"postgres", "redis", "minio", "web", "worker", "playground", "nginx"}
 ONE_SHOT = {"migrate", "certbot", "minio-init"}
-APP_SERVICES = {"migrate", "web", "worker"}
+APP_SERVICES = {"migrate", "web", "worker", "playground"}
 # An exact release: 16.6-alpine, 7.4.1-alpine, v2.11.0, RELEASE.2024-11-07T00-52-20Z; never latest or a major alone.
 EXACT_TAG = re.compile(r"^[\w./-]+:(v?\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?|RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ)$")
 GIB = 1024 ** 3

@@ -1,0 +1,39 @@
+"""Exports through the API and a real worker: the merged model and Modelfile land among the artifacts."""
+from __future__ import annotations
+
+import pytest
+
+from app.db import database
+from app.extensions import get_store
+from tests.support.judging import sample, stored_samples
+from tests.support.playground import job_with_adapter
+from tests.support.waiting import wait_until
+from tests.support.workers import worker_pool
+
+
+@pytest.fixture
+def settings(settings):
+    """No rate limits: the test polls the artifacts."""
+    return settings.model_copy(update={"rate_limits_enabled": False})
+
+
+def test_ollama_export_passes_its_self_check_and_lands_among_the_artifacts(app, client, headers, user, settings,
+                                                                          tmp_path):
+    with app.app_context(), database.connection_context():
+        job = job_with_adapter(user, get_store(), tmp_path / "adapter")
+        stored_samples(get_store(), job, [sample("Please greet the comet.", "Hello there, friend!", reference="Hi")])
+    assert client.post(f"/api/v1/jobs/{job.id}/export", headers=headers, json={"format": "gguf"}).status_code == 422
+    response = client.post(f"/api/v1/jobs/{job.id}/export", headers=headers, json={"format": "ollama"})
+    assert response.status_code == 202 and response.get_json()["status"] == "queued"
+
+    def export_events():
+        events = client.get(f"/api/v1/jobs/{job.id}/events", headers=headers).get_json()["data"]
+        return [e["message"] for e in events if "export" in e["message"]]
+
+    with worker_pool(settings, tmp_path / "worker.log"):
+        outcome = wait_until(export_events, 180, "the export to end")
+    assert "export ollama passed its self-check" in outcome[0], outcome
+    names = {a["name"] for a in client.get(f"/api/v1/jobs/{job.id}/artifacts", headers=headers).get_json()["data"]}
+    assert {"export/ollama/model.safetensors", "export/ollama/tokenizer.json"} <= names
+    modelfile = client.get(f"/api/v1/jobs/{job.id}/artifacts/export/ollama/Modelfile", headers=headers)
+    assert 'PARAMETER stop "<|end|>"' in modelfile.get_data(as_text=True)
