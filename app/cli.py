@@ -1,4 +1,5 @@
-"""Command-line tools: `flask --app wsgi db|users|tokens|check-config …` (users: create, ensure-admin, limits)."""
+"""Command-line tools: `flask --app wsgi db|users|tokens|secrets|check-config …` (users: create, ensure-admin,
+limits; secrets: rotate)."""
 from __future__ import annotations
 
 import sys
@@ -10,16 +11,18 @@ from flask.cli import AppGroup
 from app import db
 from app.auth import quotas, service
 from app.errors import StudioError
+from app.jobs.backends.kaggle import accounts
 from app.models import User
 
 db_cli = AppGroup("db", help="Database schema migrations.")
 users_cli = AppGroup("users", help="User accounts.")
 tokens_cli = AppGroup("tokens", help="API tokens.")
+secrets_cli = AppGroup("secrets", help="Secrets kept encrypted at rest.")
 
 
 def init_app(app: Flask) -> None:
     """Register the command groups on app."""
-    for group in (db_cli, users_cli, tokens_cli):
+    for group in (db_cli, users_cli, tokens_cli, secrets_cli):
         app.cli.add_command(group)
     app.cli.add_command(check_config)
 
@@ -103,6 +106,14 @@ def tokens_create(email: str, name: str):
         user = _or_exit(lambda: service.find_user(email))
         _token, plaintext = _or_exit(lambda: service.create_token(user, name))
     click.echo(plaintext)
+
+
+@secrets_cli.command("rotate")
+def secrets_rotate():
+    """Encrypt every stored secret again with the first of SECRETS_KEYS (then the old keys may go)."""
+    with db.database.connection_context(), db.database.atomic():
+        count = accounts.rotate_all(current_app.extensions["settings"])
+    click.echo(f"re-encrypted {count} secret(s) with the newest key")
 
 
 @click.command("check-config")

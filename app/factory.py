@@ -12,6 +12,7 @@ from app.openai_api.routes import bp as openai_bp
 from app.ops.routes import bp as ops_bp
 from app.settings import PROJECT_ROOT, Settings
 from app.web import formatting, labels, messages
+from app.web.admin.routes import bp as admin_bp
 from app.web.auth.routes import bp as auth_bp
 from app.web.compare.routes import bp as compare_bp
 from app.web.dashboard.routes import bp as web_bp
@@ -83,6 +84,6 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach one blueprint per area."""
-    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, results_bp, compare_bp, playground_bp, language_bp,
-                      webhooks_bp, api_bp, openai_bp, ops_bp):
+    for blueprint in (web_bp, auth_bp, datasets_bp, jobs_bp, admin_bp, results_bp, compare_bp, playground_bp,
+                      language_bp, webhooks_bp, api_bp, openai_bp, ops_bp):
         app.register_blueprint(blueprint)

@@ -1,4 +1,4 @@
-"""The peewee models: users and their tokens, datasets, jobs with their events and artifacts."""
+"""The peewee models: users with their tokens and Kaggle accounts, datasets, jobs with their events and artifacts."""
 from __future__ import annotations
 
 import datetime
@@ -146,6 +146,8 @@ class Job(OwnedModel):
     # A run submitted elsewhere (a Kaggle session) that may still be running, cancelled or not: it holds
     # one of its backend's concurrency slots until the backend says it ended.
     remote_open = peewee.BooleanField(default=False)
+    # The account on the backend the run belongs to (a Kaggle user name): slots and quota are counted per account.
+    backend_account = peewee.CharField(max_length=64, null=True, index=True)
     cancel_requested_at = peewee.DateTimeField(null=True)
     # Set while a pause is asked for or in force (backends whose `pauses` is true): the run checkpoints and stops,
     # and nothing carries the job on until it is resumed (app/jobs/pausing.py).
@@ -191,6 +193,16 @@ class Artifact(BaseModel):
 
     class Meta:
         indexes = ((("job", "name"), True), (("job", "id"), False))
+
+
+class KaggleAccount(BaseModel):
+    """A user's own Kaggle account: the user name in clear, the key or access token encrypted (secrets_at_rest)."""
+
+    user = peewee.ForeignKeyField(User, backref="kaggle_accounts", unique=True, on_delete="CASCADE")
+    username = peewee.CharField(max_length=64)
+    kind = peewee.CharField(max_length=8)  # "key" (user name + API key) or "token" (an access token)
+    secret = peewee.TextField()            # the Fernet ciphertext of the key or token, never the plaintext
+    linked_at = peewee.DateTimeField(default=utcnow)
 
 
 class Checkpoint(BaseModel):
@@ -280,7 +292,7 @@ class WebhookDelivery(BaseModel):
 
 
 ALL_MODELS = [User, ApiToken, Dataset, Job, JobEvent, Artifact, Checkpoint, Completion, Installation, WebhookEndpoint,
-              WebhookDelivery]
+              WebhookDelivery, KaggleAccount]
 # The columns that name stored objects. The sweeper keeps what they name and a restore must find it all; a new
 # kind of stored object is added here (tests/deploy/test_backup_restore.py checks every *_key column is).
 OBJECT_KEY_COLUMNS = ((Dataset, ("object_key", "normalized_key", "index_key")), (Artifact, ("object_key",)))

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.jobs import backends
+from app.secrets_at_rest import key_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,6 +89,13 @@ class Settings(BaseSettings):
     kaggle_api_url: str = "https://www.kaggle.com/api/v1"
     kaggle_max_concurrent: int = Field(2, ge=1, le=10)
     kaggle_config_dir: Path | None = None
+    # Whether users without a linked Kaggle account may train on the server's (KAGGLE_USERNAME/KAGGLE_KEY).
+    kaggle_shared_account: bool = False
+    # Kaggle ends a GPU session after 12 hours; a run stops this long before, to save its checkpoint as output.
+    kaggle_session_seconds: int = Field(12 * 3600, ge=60)
+    kaggle_session_margin_seconds: int = Field(20 * 60, ge=0)
+    # Fernet keys for secrets at rest, newest first (app/secrets_at_rest.py); empty: derived from SECRET_KEY.
+    secrets_keys: str = ""
 
     local_training_timeout: int = Field(24 * 3600, ge=60)
     job_lease_seconds: int = Field(60, ge=2)
@@ -217,6 +225,16 @@ class Settings(BaseSettings):
         """An http(s) URL, nothing else."""
         if not value.startswith(("https://", "http://")):
             raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @field_validator("secrets_keys")
+    @classmethod
+    def _check_secrets_keys(cls, value: str) -> str:
+        """Every entry a Fernet key."""
+        for index, key in enumerate(_split_list(value), start=1):
+            problem = key_problem(key)
+            if problem:
+                raise ValueError(f"key {index} is {problem}")
         return value
 
     @field_validator("training_backends")

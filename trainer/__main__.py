@@ -1,8 +1,8 @@
 """The program's command line: `python -m trainer` or `python trainer.pyz --config … --data … --output …`.
 
 The config is checked before the training stack (seconds to import) is loaded, so a bad one fails at once.
-SIGTERM asks for a checkpoint after the current step and exit status 75; every failure ends with an error
-event and exit status 1 (2 for a bad command line).
+SIGTERM (or the end of --time-budget) asks for a checkpoint after the current step and exit status 75; every
+failure ends with an error event and exit status 1 (2 for a bad command line).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import threading
 import traceback
 from pathlib import Path
 
+from trainer import budget
 from trainer.config import load_config
 from trainer.errors import Interrupted, TrainingError
 from trainer.protocol import EXIT_INTERRUPTED, Reporter, print_error
@@ -73,6 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, required=True, help="the config JSON file")
     parser.add_argument("--data", type=Path, required=True, help="the folder holding the dataset files")
     parser.add_argument("--output", type=Path, required=True, help="the folder for checkpoints and outputs")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="checkpoint and stop (exit status 75) once this much wall-clock time has passed")
     return parser.parse_args(argv)
 
 
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     reporter = Reporter(args.output / "progress.jsonl")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    budget.watch(args.time_budget, stop)
     try:
         args.output.mkdir(parents=True, exist_ok=True)
         config = load_config(args.config)

@@ -28,7 +28,7 @@ def checkpoint_metrics(run) -> dict:
 def save_extras(run, folder: Path) -> dict:
     """Into a checkpoint's folder: its adapter (for the adapter methods) and its metrics; returns the metrics."""
     metrics = checkpoint_metrics(run)
-    if run.config.method != "full":
+    if run.config.adapter != "full":
         run.model.save_pretrained(folder / "adapter", safe_serialization=True)
     (folder / METRICS_FILE).write_text(json.dumps(metrics))
     return metrics

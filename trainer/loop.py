@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import transformers
 
+from trainer import distributed
 from trainer.checkpoints import save_extras
 from trainer.config import Config, Hyperparameters
 from trainer.data import Example, collate, count_targets, shuffled
@@ -124,6 +125,7 @@ class Run:
         self.scaler = torch.amp.GradScaler(hardware.device.type, enabled=hardware.precision == "fp16")
         self.step, self.history, self.meter = 0, [], Meter()
         self.last_loss = self.last_eval_loss = None
+        self.world = distributed.world()  # data parallel: this process's share of each step (trainer/distributed.py)
         self.last_eval_metrics: dict = {}  # the step and validation metrics of the last evaluation
 
     def autocast(self):
@@ -149,9 +151,12 @@ class Run:
     def train_step(self) -> None:
         """One optimizer step over its micro-batches, the loss averaged over every target token of the step."""
         started = time.perf_counter()
-        groups = [[self.train_set[i] for i in indices] for indices in self.plan.micro_batches(self.step)]
-        batches = [self.batch(examples) for examples in groups]
-        targets = sum(self.count_targets(batch) for batch in batches)
+        groups = [distributed.share([self.train_set[i] for i in indices], self.world)
+                  for indices in self.plan.micro_batches(self.step)]
+        batches = [self.batch(examples) for examples in groups if examples]
+        local_tokens = sum(len(example) for examples in groups for example in examples)
+        targets, tokens = (int(total) for total in distributed.summed(
+            [sum(self.count_targets(batch) for batch in batches), local_tokens], self.world, self.hardware.device))
         for batch in batches:
             loss = self.loss(batch, targets)
             self.scaler.scale(loss).backward()
@@ -160,12 +165,13 @@ class Run:
         if self.hardware.device.type == "cuda":
             torch.cuda.synchronize()  # so that the step's time is the GPU's, not the kernel launches'
         self.meter.window_targets += targets
-        self.meter.tokens += sum(len(example) for examples in groups for example in examples)
+        self.meter.tokens += tokens
         self.meter.seconds += time.perf_counter() - started
         self.meter.steps += 1
 
     def update_weights(self) -> None:
-        """Clip the gradients, step the optimizer and the schedule, clear the gradients."""
+        """Add up the ranks' gradients, clip them, step the optimizer and the schedule, clear the gradients."""
+        distributed.sum_gradients(self.trainable, self.world)
         if self.hp.max_grad_norm:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.trainable, self.hp.max_grad_norm)
@@ -184,6 +190,7 @@ class Run:
 
     def report_progress(self) -> None:
         """A progress line: the loss since the last one, learning rate, throughput and time left."""
+        [self.meter.window_loss] = distributed.summed([self.meter.window_loss], self.world, self.hardware.device)
         self.last_loss = self.meter.take_window_loss()
         event = self.reporter.emit(
             "progress", **self.position(), loss=self.last_loss, learning_rate=self.scheduler.get_last_lr()[0],
@@ -206,6 +213,12 @@ class Run:
         return validation_metrics(self)
 
     def save_checkpoint(self) -> None:
+        """Rank 0 writes the checkpoint (once, whatever the number of processes); the others wait for it."""
+        if self.world.main:
+            self.write_checkpoint()
+        distributed.barrier(self.world)
+
+    def write_checkpoint(self) -> None:
         """Write a checkpoint atomically (a folder renamed into place), then drop all but the newest ones."""
         root = self.output / "checkpoints"
         final, temporary = root / f"step-{self.step:08d}", root / f".partial-step-{self.step:08d}"
@@ -268,6 +281,6 @@ class Run:
                 self.report_eval()
             if self.step % hp.save_steps == 0 and self.step < total:
                 self.save_checkpoint()
-            if stop.is_set() and self.step < total:
+            if self.step < total and distributed.anyone_stopped(stop, self.world, self.hardware.device):
                 self.save_checkpoint()
                 raise Interrupted(self.step)

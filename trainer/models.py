@@ -103,7 +103,7 @@ def load_options(config: Config, hardware: Hardware, dtype) -> dict:
     """from_pretrained arguments: the weights' dtype, the GPU, and 4-bit NF4 quantization for QLoRA."""
     options = {"dtype": dtype}
     if hardware.device.type == "cuda":
-        options["device_map"] = {"": 0}
+        options["device_map"] = {"": hardware.device.index or 0}  # a data-parallel process's own GPU
     if config.adapter == "qlora":
         if not transformers.utils.is_bitsandbytes_available():
             raise ConfigError("QLoRA needs the bitsandbytes package: pip install bitsandbytes.")

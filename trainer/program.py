@@ -7,7 +7,7 @@ from pathlib import Path
 
 import transformers
 
-from trainer import samples
+from trainer import distributed, samples
 from trainer.checkpoints import export_kept, init_adapter_folder
 from trainer.config import Config
 from trainer.data import load_datasets
@@ -30,7 +30,10 @@ def load_prepared_model(config: Config, data_dir: Path, hardware, tokenizer):
 
 def start_run(config: Config, data_dir: Path, output: Path, reporter: Reporter) -> tuple[Run, dict]:
     """Load tokenizer, data and model, resume from a checkpoint when one exists, and report the start."""
-    hardware = detect_hardware(config)
+    place = distributed.world()  # one of several data-parallel processes, or alone
+    distributed.start(place)
+    hardware = distributed.on_own_gpu(detect_hardware(config), place)
+    reporter = distributed.reporter_for(place, reporter)
     transformers.set_seed(config.hyperparameters.seed)
     tokenizer = load_tokenizer(config.base_model)
     load = load_pairs if config.preference else load_datasets
@@ -40,7 +43,8 @@ def start_run(config: Config, data_dir: Path, output: Path, reporter: Reporter) 
     run = run_class(config, hardware, model, tokenizer, (train_set, validation), output, reporter)
     resumed_from = run.resume()
     arguments = resolved_arguments(run, stats)
-    write_json(output / "training_args.json", arguments)
+    if place.main:
+        write_json(output / "training_args.json", arguments)
     details = {k: v for k, v in arguments["resolved"].items() if k not in ("data", "total_steps")}
     reporter.emit("start", **run.position(), resumed_from_step=resumed_from, base_model=config.base_model,
                   method=config.method, **details, **stats)
@@ -52,6 +56,9 @@ def train(config: Config, data_dir: Path, output: Path, reporter: Reporter, stop
     run, stats = start_run(config, data_dir, output, reporter)
     base_first = samples.base_answers_before_training(run, data_dir)
     run.fit(stop)
+    distributed.stop(run.world)
+    if not run.world.main:  # rank 0 writes the outputs
+        return {}
     outputs = {"model": save_model(run)}
     if config.merge_adapter and config.adapter != "full":
         outputs["merged"] = save_merged_model(config, run.hardware, run.tokenizer, output)

@@ -81,7 +81,7 @@ def answers(run, prompts: list[dict], with_adapter: bool = True) -> list[dict]:
 
 def base_answers_before_training(run, data_dir: Path) -> list[dict] | None:
     """For a full fine-tune starting from step 0: the base model's answers, taken while it still is the base."""
-    if run.config.method != "full" or run.step != 0:
+    if run.config.adapter != "full" or run.step != 0:
         return None
     return answers(run, choose_prompts(run.config, data_dir))
 
@@ -92,7 +92,7 @@ def write_samples(run, data_dir: Path, base_first: list[dict] | None = None) -> 
     if not prompts:
         return 0
     tuned = answers(run, prompts)
-    full = run.config.method == "full"
+    full = run.config.adapter == "full"
     base = base_first if full else answers(run, prompts, with_adapter=False)
     lines = []
     for index, prompt in enumerate(prompts):

@@ -9,8 +9,8 @@ from app.api.blueprint import bp
 from app.downloads import artifact_response
 from app.errors import ValidationFailed
 from app.extensions import get_job_context, get_settings, get_store
-from app.jobs import artifacts, capacity, log_overflow, service, submission
-from app.models import Artifact, Job, JobEvent
+from app.jobs import artifacts, capacity, gpu_budget, log_overflow, service, submission
+from app.models import Artifact, Dataset, Job, JobEvent
 from app.pagination import int_arg, page_request, paginate
 from app.security import expensive, polling
 
@@ -36,17 +36,46 @@ def job_request_from(payload: dict) -> service.JobRequest:
     return service.JobRequest(**{"dataset_id": None, **values})
 
 
-@bp.post("/jobs")
-@expensive
-def create_job():
-    """Check and queue a fine-tuning job; 201 with the job."""
+def json_body() -> dict:
+    """The request's JSON object; ValidationFailed otherwise."""
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         raise ValidationFailed("Send the job as a JSON object.", details={"field": "body"})
-    job = submission.submit_job(get_job_context(), current_api_user(), job_request_from(payload))
-    response = jsonify(schemas.job_dict(job))
+    return payload
+
+
+@bp.post("/jobs")
+@expensive
+def create_job():
+    """Check and queue a fine-tuning job; 201 with the job and its GPU-time estimate (warning past the quota)."""
+    ctx = get_job_context()
+    job = submission.submit_job(ctx, current_api_user(), job_request_from(json_body()))
+    estimate = gpu_budget.estimate_for(job.base_model, job.method, job.dataset, job.hyperparameters,
+                                       ctx.backend(job.backend).gpus)
+    response = jsonify({**schemas.job_dict(job),
+                        "gpu_estimate": gpu_budget.summary(ctx, job.owner_id, job.backend, estimate)})
     response.headers["Location"] = url_for("api.get_job", job_id=job.id)
     return response, 201
+
+
+@bp.post("/jobs/estimate")
+def estimate_job():
+    """A job's GPU time on the backend (T4s) against the user's quota left, before submitting it; nothing is made."""
+    request_ = job_request_from(json_body())
+    owner, ctx = current_api_user(), get_job_context()
+    backend = request_.backend or next(iter(ctx.enabled_backends()))
+    hyperparameters = service.check_hyperparameters(request_.preset, request_.hyperparameters, problems := {})
+    dataset = Dataset.get_or_none((Dataset.id == request_.dataset_id) & (Dataset.owner == owner.id)) \
+        if isinstance(request_.dataset_id, int) else None
+    if dataset is None:
+        problems["dataset_id"] = "No such dataset among yours."
+    if problems:
+        raise ValidationFailed("The job has invalid fields.", details=problems)
+    if backend not in ctx.enabled_backends():
+        return jsonify(gpu_estimate=None)
+    estimate = gpu_budget.estimate_for(request_.base_model, request_.method, dataset, hyperparameters,
+                                       ctx.backend(backend).gpus)
+    return jsonify(gpu_estimate=gpu_budget.summary(ctx, owner.id, backend, estimate))
 
 
 @bp.get("/jobs")

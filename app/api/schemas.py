@@ -5,6 +5,7 @@ import datetime
 
 from flask import url_for
 
+from app.jobs.states import ACTIVE
 from app.models import Artifact, Checkpoint, Dataset, Job, JobEvent, WebhookDelivery, WebhookEndpoint
 
 
@@ -54,10 +55,18 @@ def job_dict(job: Job) -> dict:
         "metrics": {k: v for k, v in (job.metrics or {}).items() if k != "reported_steps"} if job.metrics else None,
         "error": job.error,
         "attempts": job.attempts,
+        "backend_account": job.backend_account,
+        "session": (job.backend_ref or {}).get("session", 1) if (job.backend_ref or {}).get("kernel") else None,
+        "waiting_reason": (job.backend_ref or {}).get("waiting_reason") if job.status in ACTIVE else None,
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
     }
+
+
+def kaggle_link_dict(view: dict) -> dict:
+    """A user's Kaggle link as they (or an admin) see it: never the key or token."""
+    return {**view, "linked_at": iso(view["linked_at"])}
 
 
 def event_dict(event: JobEvent) -> dict:

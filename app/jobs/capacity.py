@@ -14,7 +14,7 @@ from app.models import Job, User
 
 log = logging.getLogger(__name__)
 
-QUOTA_KEY = "studio:quota:{backend}"
+QUOTA_KEY = "studio:quota:{backend}:{owner}"
 QUOTA_SECONDS = 300
 # An unreachable backend is asked again after a minute, not on every dashboard view.
 QUOTA_FAILURE_SECONDS = 60
@@ -29,25 +29,26 @@ def backend_summaries(ctx: JobContext, owner: User) -> list[dict]:
                    .where((Job.status == states.RUNNING) & (Job.owner == owner.id))
                    .group_by(Job.backend).tuples())
     enabled = ctx.settings.backend_names
-    return [_summary(ctx, name, name in enabled, running.get(name, 0))
+    return [_summary(ctx, name, name in enabled, running.get(name, 0), owner)
             for name in [*enabled, *(name for name in backends.names() if name not in enabled)]]
 
 
-def _summary(ctx: JobContext, name: str, enabled: bool, running: int) -> dict:
-    """One backend's summary."""
+def _summary(ctx: JobContext, name: str, enabled: bool, running: int, owner: User) -> dict:
+    """One backend's summary, as owner may use it (their own account's quota)."""
     backend = ctx.backend(name)
-    problems = backend.configuration_problems() if enabled else []
+    problems = backend.configuration_problems(owner.id) if enabled else []
     summary = {"name": name, "label": backend.label, "enabled": enabled, "configured": enabled and not problems,
                "problems": problems, "running": running, "max_concurrent": backend.max_concurrent(),
                "gpu_gb": backend.gpu_gb}
     if backend.reports_quota:
-        summary["quota"] = quota(ctx, name) if summary["configured"] else None
+        summary["quota"] = quota(ctx, name, owner.id) if summary["configured"] else None
     return summary
 
 
-def quota(ctx: JobContext, name: str) -> dict | None:
-    """The backend's GPU quota this week, cached in Redis; {"unknown": true} when it cannot say."""
-    key = QUOTA_KEY.format(backend=name)
+def quota(ctx: JobContext, name: str, owner_id: int) -> dict | None:
+    """The GPU quota this week of the account owner's jobs run on, cached in Redis; {"unknown": true} when the
+    backend cannot say."""
+    key = QUOTA_KEY.format(backend=name, owner=owner_id)
     try:
         cached = ctx.redis.get(key)
     except RedisError:
@@ -55,7 +56,7 @@ def quota(ctx: JobContext, name: str) -> dict | None:
     if cached:
         return json.loads(cached)
     try:
-        found, seconds = ctx.backend(name).quota(quick=True) or {"unknown": True}, QUOTA_SECONDS
+        found, seconds = ctx.backend(name).quota(quick=True, owner_id=owner_id) or {"unknown": True}, QUOTA_SECONDS
     except BackendError as error:
         log.warning("%s quota unavailable: %s", name, error.message)
         found, seconds = {"unknown": True, "reason": error.message}, QUOTA_FAILURE_SECONDS

@@ -46,7 +46,7 @@ def gather(ctx: JobContext, job: Job) -> TrainingInputs:
     return TrainingInputs(job_id=job.id, config=config, data_dir=data_dir, dataset_sha256=digest,
                           model_source=model_source(job.base_model),
                           training_program=build_bundle(ctx.settings.data_dir / "bundles"),
-                          installation_id=Installation.current_id())
+                          installation_id=Installation.current_id(), owner_id=job.owner_id)
 
 
 def _download(ctx: JobContext, dataset_id: int | None, target: Path) -> None:

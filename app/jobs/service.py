@@ -60,19 +60,21 @@ def create_job(owner: User, request: JobRequest, backends: dict[str, Backend]) -
         validation = _ready_dataset(owner, request.validation_dataset_id, "validation_dataset_id", problems)
     hyperparameters = check_hyperparameters(request.preset, request.hyperparameters, problems,
                                             DEFAULT_PRESETS[request.method in PREFERENCE_METHODS])
-    _check_choices(request, backends, problems)
+    _check_choices(owner, request, backends, problems)
     _check_method_fits(request, hyperparameters, {"dataset_id": dataset, "validation_dataset_id": validation},
                        problems)
     options = judging.run_options(owner, request, problems)
     if problems:
         raise ValidationFailed("The job has invalid fields.", details=problems)
-    estimate = memory_warning(request, hyperparameters, backends[request.backend].gpu_gb)
+    backend = backends[request.backend]
+    estimate = memory_warning(request, hyperparameters, backend.gpu_gb, backend.gpus)
     if estimate and not request.ignore_memory_warning:
         raise ValidationFailed("The model may not fit the GPU; send ignore_memory_warning=true to try anyway.",
                                details={"memory": estimate})
     job = Job.create(owner=owner, name=_name(request, dataset), dataset=dataset, validation_dataset=validation,
                      base_model=request.base_model.strip(), method=request.method, backend=request.backend,
-                     hyperparameters=hyperparameters, run_options=options)
+                     hyperparameters=hyperparameters, run_options=options,
+                     backend_account=backends[request.backend].account_for(owner.id))
     add_event(job, "status", "queued", {"to": states.QUEUED})
     return job
 
@@ -112,8 +114,8 @@ def check_hyperparameters(preset: str | None, given: dict | None, problems: dict
     return merged
 
 
-def _check_choices(request: JobRequest, backends: dict[str, Backend], problems: dict) -> None:
-    """The model, the method and the backend."""
+def _check_choices(owner: User, request: JobRequest, backends: dict[str, Backend], problems: dict) -> None:
+    """The model, the method and the backend (usable by this owner: a Kaggle job needs an account to run on)."""
     model = (request.base_model or "").strip()
     if catalog.find(model) is None and not HUB_ID.match(model):
         problems["base_model"] = "Choose a model from the catalog or give a Hugging Face id like owner/name."
@@ -121,8 +123,8 @@ def _check_choices(request: JobRequest, backends: dict[str, Backend], problems: 
         problems["method"] = f"Use one of {', '.join(METHODS)}."
     if request.backend not in backends:
         problems["backend"] = f"Use one of the enabled backends: {', '.join(backends)}."
-    elif backends[request.backend].configuration_problems():
-        problems["backend"] = "; ".join(backends[request.backend].configuration_problems())
+    elif found := backends[request.backend].configuration_problems(owner.id):
+        problems["backend"] = "; ".join(found)
 
 
 def _check_method_fits(request: JobRequest, hyperparameters: dict, datasets: dict, problems: dict) -> None:
@@ -150,6 +152,16 @@ def memory_warning(request: JobRequest, hyperparameters: dict, gpu_gb: float | N
     estimate = catalog.estimate_for_method(
         entry, request.method, values["max_seq_length"], values["batch_size"], adapter=values["adapter"],
         reference_free=values["reference_free"])
+def memory_warning(request: JobRequest, hyperparameters: dict, gpu_gb: float | None, gpus: int = 1) -> dict | None:
+    """The memory estimate when the job would not fit its backend's GPU (of gpu_gb GB, None: unknown), else None.
+    Data parallel over gpus, each GPU holds the whole model and its share of each micro-batch."""
+    entry = catalog.find(request.base_model)
+    if gpu_gb is None or entry is None or request.method not in METHODS:
+        return None
+    defaults = Hyperparameters()
+    estimate = catalog.estimate_memory(
+        entry, request.method, hyperparameters.get("max_seq_length", defaults.max_seq_length),
+        -(-hyperparameters.get("batch_size", defaults.batch_size) // gpus))
     return None if catalog.fits(estimate, gpu_gb) else {**estimate.breakdown(), "gpu_gb": gpu_gb}
 
 

@@ -7,14 +7,13 @@ where the fault drill kills the worker (tests/jobs/test_fault_drill.py).
 from __future__ import annotations
 
 import shutil
-from contextlib import contextmanager
 from datetime import datetime
 
 from redis.exceptions import LockError
 
 from app import faults
 from app.db import database
-from app.jobs import inputs, judging, log_overflow, states
+from app.jobs import admission, gpu_budget, inputs, judging, log_overflow, states
 from app.jobs.artifacts import store_artifacts
 from app.jobs.backends import RunOutcome
 from app.jobs.context import JobContext
@@ -26,7 +25,6 @@ from app.models import Job, utcnow
 POLL_INTERVALS = (5, 10, 20, 40, 60)
 RELEASE_INTERVAL = 60
 SLOT_WAIT_SECONDS = 60
-SUBMIT_LOCK_SECONDS = 120
 # A session status the Studio does not know is waited out this long, then the job fails with it.
 UNKNOWN_STATUS_SECONDS = 30 * 60
 
@@ -41,13 +39,27 @@ def fail(job: Job, message: str) -> None:
 
 
 def prepare(ctx: JobContext, job: Job) -> str:
-    """Gather the training inputs; a backend that trains elsewhere uploads them."""
-    move(job, states.PREPARING, "preparing")
+    """Admit the job if its account has a free slot (else it waits queued, saying why); then gather the training
+    inputs, which a backend that trains elsewhere uploads."""
     backend = ctx.backend(job.backend)
+    if job.status == states.QUEUED and backend.max_concurrent() is not None:
+        with admission.account_lock(ctx, job):
+            reason = admission.slot_wait_reason(ctx, job, admission.admitted(job)) \
+                or gpu_budget.quota_wait_reason(ctx, job)
+            if reason is None:
+                move(job, states.PREPARING, "preparing")
+        if reason is not None:
+            admission.record_wait(job, reason, update_ref)
+            schedule(ctx, job, states.PREPARE, delay=SLOT_WAIT_SECONDS)
+            return "waiting for a slot"
+    move(job, states.PREPARING, "preparing")
     if not backend.trains_in_worker:
         changes = backend.prepare(inputs.gather(ctx, job), job.backend_ref or {})
         faults.hit("prepare.uploaded")
-        update_ref(job, changes)
+        update_ref(job, {**changes, **admission.stop_waiting()})
+        if changes.get("account") and changes["account"] != job.backend_account:
+            Job.update(backend_account=changes["account"]).where(Job.id == job.id).execute()
+            job.backend_account = changes["account"]
     schedule(ctx, job, states.SUBMIT)
     return "prepared"
 
@@ -58,20 +70,11 @@ def submit(ctx: JobContext, job: Job) -> str:
         schedule(ctx, job, states.RUN)
         return "queued for a training worker"
     try:
-        with submit_lock(ctx, job.backend):
+        with admission.account_lock(ctx, job):
             return _submit_remote(ctx, job)
     except LockError:
         schedule(ctx, job, states.SUBMIT, delay=SLOT_WAIT_SECONDS)
         return "another submission holds the lock"
-
-
-@contextmanager
-def submit_lock(ctx: JobContext, backend_name: str):
-    """The backend's submission lock: counting its slots and taking one (or cancelling a submission) must be one
-    step, or concurrent submits all see a free slot and a cancel misses the session a submit is pushing."""
-    with ctx.redis.lock(f"studio:submit-lock:{backend_name}", timeout=SUBMIT_LOCK_SECONDS,
-                        blocking_timeout=SUBMIT_LOCK_SECONDS):
-        yield
 
 
 def _submit_remote(ctx: JobContext, job: Job) -> str:
@@ -79,41 +82,32 @@ def _submit_remote(ctx: JobContext, job: Job) -> str:
     backend = ctx.backend(job.backend)
     if cancel_requested(job.id):
         return cancel_now(ctx, job)
-    cap = backend.max_concurrent()
-    if cap is not None and slots_taken(job) >= cap:
-        return _wait_for_slot(ctx, job, cap, backend.label)
+    reason = admission.slot_wait_reason(ctx, job, admission.sessions_held(job))
+    if reason is not None:  # look again in a minute, or sooner when a slot frees
+        admission.record_wait(job, reason, update_ref)
+        schedule(ctx, job, states.SUBMIT, delay=SLOT_WAIT_SECONDS)
+        return "waiting for a slot"
     prepared = inputs.gather(ctx, job)
     if cancel_requested(job.id):
         return cancel_now(ctx, job)
     changes = backend.submit(prepared, job.backend_ref or {})
     faults.hit("submit.pushed")
-    update_ref(job, {**changes, "waiting_for_slot": False}, remote_open=True)
+    update_ref(job, {**changes, **admission.stop_waiting()}, remote_open=True)
     if cancel_requested(job.id):  # landed during the push: stop what was just started
         return cancel_now(ctx, job)
+    session = (job.backend_ref or {}).get("session", 1)
+    if session > 1:
+        add_event(job, "log", f"session {session} started on {job.backend}", {"session": session})
     move(job, states.RUNNING, f"submitted to {job.backend}")
     schedule(ctx, job, states.POLL, delay=POLL_INTERVALS[0])
     return "submitted"
-
-
-def _wait_for_slot(ctx: JobContext, job: Job, cap: int, label: str) -> str:
-    """Say once why the job waits, and look again in a minute (or sooner, when a slot frees)."""
-    if not (job.backend_ref or {}).get("waiting_for_slot"):
-        update_ref(job, {"waiting_for_slot": True})
-        add_event(job, "log", f"waiting for a free slot: {cap} jobs already run on {label}")
-    schedule(ctx, job, states.SUBMIT, delay=SLOT_WAIT_SECONDS)
-    return "waiting for a slot"
-
-
-def slots_taken(job: Job) -> int:
-    """How many other jobs of this backend hold a slot: their remote session may still run."""
-    return Job.select().where((Job.backend == job.backend) & Job.remote_open & (Job.id != job.id)).count()
 
 
 def poll(ctx: JobContext, job: Job) -> str:
     """Read the remote run's state and new output; record both at once, then poll again later or move on."""
     result = ctx.backend(job.backend).poll(job.backend_ref or {})
     ref = job.backend_ref or {}
-    ended = result.state in ("complete", "error", "cancelled")
+    ended = result.state in ("complete", "paused", "error", "cancelled")
     with database.atomic():
         kept = apply_output(job, result.lines, ref.get("log_lines", 0), ctx.settings.job_log_event_cap,
                             log_overflow.keeper(ctx.store, job))
@@ -142,14 +136,28 @@ def _after_poll(ctx: JobContext, job: Job, result) -> str:
     if result.state == "complete":
         schedule(ctx, job, states.COLLECT)
         return "complete"
+    if result.state == "paused":
+        return _next_session(ctx, job)
     if result.state == "cancelled":
         move(job, states.CANCELLED, "the remote session was cancelled")
     elif result.state == "unknown":
         fail(job, f"The backend kept reporting a session status the Studio does not know ({result.message}).")
     else:
         fail(job, last_error_message(job) or result.message or "The remote run failed.")
-    wake_waiting(ctx, job.backend)
+    wake_waiting(ctx, job)
     return job.status
+
+
+def _next_session(ctx: JobContext, job: Job) -> str:
+    """The session stopped at its time budget with a checkpoint: the job goes on in a new one, its slot freed."""
+    ref = job.backend_ref or {}
+    update_ref(job, ctx.backend(job.backend).continuation(ref))
+    add_event(job, "log", f"session {ref.get('session', 1)} reached its time limit after step "
+                          f"{ref.get('paused_at_step')}; the run continues in a new session",
+              {"session": ref.get("session", 1), "step": ref.get("paused_at_step")})
+    schedule(ctx, job, states.SUBMIT)
+    wake_waiting(ctx, job)
+    return "paused"
 
 
 def _unknown_too_long(job: Job) -> bool:
@@ -226,7 +234,7 @@ def finalize(ctx: JobContext, job: Job) -> str:
     shutil.rmtree(ctx.runs_dir(job.id), ignore_errors=True)
     faults.hit("finalize.cleaned")
     move(job, states.SUCCEEDED, "succeeded")
-    wake_waiting(ctx, job.backend)
+    wake_waiting(ctx, job)
     return "succeeded"
 
 
@@ -238,7 +246,7 @@ def cancel(ctx: JobContext, job: Job) -> str:
         return "the run will stop"
     if backend.max_concurrent() is None:
         return cancel_now(ctx, job)
-    with submit_lock(ctx, job.backend):
+    with admission.account_lock(ctx, job):
         return cancel_now(ctx, job)
 
 
@@ -256,7 +264,7 @@ def cancel_now(ctx: JobContext, job: Job) -> str:
     if job.remote_open:
         schedule(ctx, job, states.RELEASE, delay=RELEASE_INTERVAL)
     else:
-        wake_waiting(ctx, job.backend)
+        wake_waiting(ctx, job)
     return "cancelled"
 
 
@@ -268,19 +276,17 @@ def release(ctx: JobContext, job: Job) -> str:
         return f"the remote session is still {state}"
     Job.update(remote_open=False, stage=states.DONE).where(still_at(job)).execute()
     add_event(job, "log", f"the remote session ended ({state}); its slot is free")
-    wake_waiting(ctx, job.backend)
+    wake_waiting(ctx, job)
     return "released"
 
 
-def wake_waiting(ctx: JobContext, backend_name: str) -> None:
-    """A slot of the backend was freed: let the jobs waiting for one try now rather than at their next check."""
-    if ctx.backend(backend_name).max_concurrent() is None:
+def wake_waiting(ctx: JobContext, ended: Job) -> None:
+    """A slot of the job's account was freed: let the jobs waiting for one try now rather than at their next
+    check."""
+    if ctx.backend(ended.backend).max_concurrent() is None:
         return
-    waiting = Job.select().where((Job.backend == backend_name) & (Job.stage == states.SUBMIT)
-                                 & Job.status.in_(states.ACTIVE))
-    for job in waiting:
-        if (job.backend_ref or {}).get("waiting_for_slot"):
-            schedule(ctx, job, states.SUBMIT)
+    for job in admission.waiting_jobs(ended):
+        schedule(ctx, job, job.stage)
 
 
 def update_ref(job: Job, changes: dict, *, remote_open: bool | None = None, only_if_current: bool = False) -> bool:

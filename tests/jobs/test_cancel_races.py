@@ -86,10 +86,11 @@ def test_a_cancel_during_the_push_follows_the_session_which_holds_its_slot_until
     cancelled = row(first)
     assert (cancelled.status, cancelled.remote_open, cancelled.stage) == (states.CANCELLED, True, states.RELEASE)
     assert len(kaggle_client_env.kernels()) == 1
-    assert step(ctx, second) == "prepared"
     assert step(ctx, second) == "waiting for a slot", "the cancelled job's session still holds the only slot"
+    assert row(second).status == states.QUEUED  # not admitted: it waits queued, saying why
     assert step(ctx, first) == "the remote session is still queued"
     kaggle_client_env.release()
     wait_until(lambda: step(ctx, first) == "released", 120, "the cancelled job's session to end")
     assert row(first).remote_open is False
+    assert step(ctx, second) == "prepared"
     assert step(ctx, second) == "submitted"

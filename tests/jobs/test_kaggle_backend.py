@@ -85,7 +85,7 @@ def test_prepare_uploads_a_private_dataset_with_one_license(kaggle_backend, kagg
     inputs = make_inputs()
     ref = kaggle_backend.prepare(inputs, {})
     assert ref == {"dataset": f"{KAGGLE_USER}/{dataset_slug('studio', 7)}", "dataset_sha256": inputs.dataset_sha256,
-                   "dataset_version": 1}
+                   "dataset_version": 1, "account": KAGGLE_USER, "credentials_of": None}
     dataset = kaggle_client_env.dataset(dataset_slug("studio", 7))
     assert dataset["is_private"] and dataset["license"] == "unknown"
     assert 6 <= len(dataset["title"]) <= 50
@@ -140,7 +140,7 @@ def test_submit_pushes_a_private_gpu_script_kernel(kaggle_backend, kaggle_client
     assert kernel["metadata"] | {"text": None} == {
         "is_private": True, "enable_gpu": True, "enable_tpu": False, "enable_internet": False,
         "machine_shape": "NvidiaTeslaT4", "dataset_sources": [ref["dataset"]], "model_sources": [],
-        "kernel_type": "script", "language": "python", "text": None}
+        "kernel_sources": [], "kernel_type": "script", "language": "python", "text": None}
     assert ref["kernel_version"] == 1 and kaggle_client_env.pushes(slug_of(ref)) == 1
 
 

@@ -90,7 +90,7 @@ def test_at_most_the_configured_number_of_kaggle_jobs_run_at_once(
     # has given its slot back already), so the sessions Kaggle ran at once are what the cap bounds.
     assert kaggle_emulator.peak_running == 2
     with app.app_context(), database.connection_context():
-        waited = JobEvent.select().where(JobEvent.message.startswith("waiting for a free slot")).count()
+        waited = JobEvent.select().where(JobEvent.message.startswith("waiting for a free GPU session")).count()
     assert waited >= 1, "some jobs had to wait for a slot"
 
 

@@ -138,10 +138,19 @@ class KaggleEmulator:
         with self.state.changed:
             self._kernel(slug).sessions[-1].stop(KernelWorkerStatus.ERROR, message)
 
-    def set_quota(self, used_hours: float, limit_hours: float) -> None:
-        """The account's GPU quota this week."""
+    def set_quota(self, used_hours: float, limit_hours: float, account: str | None = None) -> None:
+        """An account's GPU quota this week (every account's without one)."""
         with self.state.changed:
-            self.state.quota = (timedelta(hours=used_hours), timedelta(hours=limit_hours))
+            quota = (timedelta(hours=used_hours), timedelta(hours=limit_hours))
+            if account is None:
+                self.state.quota = quota
+            else:
+                self.state.quotas[account] = quota
+
+    def limit_sessions(self, seconds: float) -> None:
+        """End every session started from now on after this many seconds (Kaggle's is 12 hours)."""
+        with self.state.changed:
+            self.state.session_seconds = seconds
 
     def add_model(self, handle: str, version: int, folder: Path) -> None:
         """Publish a Kaggle Model variation, owner/model/framework/variation, whose files are folder's."""
@@ -190,6 +199,16 @@ class KaggleEmulator:
         """The most GPU sessions that ever ran at once."""
         with self.state.changed:
             return self.state.peak_running
+
+    def peak_running_of(self, account: str) -> int:
+        """The most GPU sessions of one account that ever ran at once."""
+        with self.state.changed:
+            return self.state.peak_by_account[account]
+
+    def kernels_of(self, account: str) -> list[str]:
+        """The slugs of the account's kernels (whose a kernel is: the account that pushed it)."""
+        with self.state.changed:
+            return sorted(slug for owner, slug in self.state.kernels if owner == account)
 
     def _kernel(self, slug: str):
         """The kernel of a slug, whoever owns it."""

@@ -35,6 +35,8 @@ class Session:
     process: subprocess.Popen | None = None
     stop_reason: KernelWorkerStatus | None = None
     started_at: float | None = None
+    owner: str = ""                    # the account whose kernel this is
+    time_limit: float | None = None    # seconds until Kaggle ends the session, as it does after 12 hours
 
     @property
     def input_dir(self) -> Path:
@@ -64,6 +66,17 @@ class Session:
         for reader in readers:
             reader.start()
         threading.Thread(target=self._finish, args=(readers,), daemon=True).start()
+        if self.time_limit:
+            timer = threading.Timer(self.time_limit, self._time_is_up)
+            timer.daemon = True
+            timer.start()
+
+    def _time_is_up(self) -> None:
+        """End a session still running at its time limit, as Kaggle does."""
+        with self.changed:
+            if not self.final:
+                self.stop(KernelWorkerStatus.ERROR, "Your notebook was stopped because it exceeded the max allowed "
+                                                    "execution duration.")
 
     def _environment(self) -> dict[str, str]:
         """The test's environment without proxies or Kaggle credentials, plus the kernel's folders."""

@@ -107,6 +107,9 @@ class KaggleState:
         self.pushes: Counter[str] = Counter()
         self.hold_queue = self.hold_datasets = False
         self.peak_running = 0
+        self.peak_by_account: Counter[str] = Counter()
+        self.session_seconds: float | None = None  # Kaggle's limit on a session's run time (12 hours)
+        self.quotas: dict[str, tuple[timedelta, timedelta]] = {}
         self.quota = (timedelta(0), timedelta(hours=30))
         self._ids = itertools.count(1001)
 
@@ -237,7 +240,8 @@ class KaggleState:
         invalid = _save_response()
         invalid.invalid_dataset_sources = [s for s in request.dataset_data_sources if not self._has_dataset(user, s)]
         invalid.invalid_model_sources = [s for s in request.model_data_sources if not self._has_model(s)]
-        if invalid.invalid_dataset_sources or invalid.invalid_model_sources:
+        invalid.invalid_kernel_sources = [s for s in request.kernel_data_sources if not self._has_output(user, s)]
+        if invalid.invalid_dataset_sources or invalid.invalid_model_sources or invalid.invalid_kernel_sources:
             return invalid
         kernel = self.kernels.get((owner, slug)) or Kernel(owner, slug, request.new_title, {})
         session = self._new_session(kernel, request)
@@ -261,11 +265,16 @@ class KaggleState:
         """A queued session of a new kernel version, its inputs attached."""
         session_id = next(self._ids)
         session = Session(session_id, len(kernel.sessions) + 1, self.root / "sessions" / str(session_id),
-                          request.text, request.enable_gpu, self.hold_queue, self.changed)
+                          request.text, request.enable_gpu, self.hold_queue, self.changed, owner=kernel.owner,
+                          time_limit=self.session_seconds)
         for source in request.dataset_data_sources:
             owner, slug = source.split("/")[:2]
             for name, path in self.datasets[(owner, slug)].versions[-1].files.items():
                 _copy(path, session.input_dir / slug / name)
+        for source in request.kernel_data_sources:  # a kernel version's output, under the kernel's slug
+            output = self._output_session(source)
+            for name in output.outputs():
+                _copy(output.working_dir / name, session.input_dir / source.split("/")[1] / name)
         for source in request.model_data_sources:
             owner, model, framework, variation, version = source.split("/")
             shutil.copytree(self.models[(owner, model, framework, variation)][1],
@@ -275,15 +284,17 @@ class KaggleState:
         return session
 
     def start_queued(self) -> None:
-        """Start queued sessions in order while GPU slots are free and the queue is not held."""
+        """Start queued sessions in order while their account has a GPU slot free and the queue is not held."""
         for session in self.sessions.values():
             running = [s for s in self.sessions.values() if s.gpu and s.status == KernelWorkerStatus.RUNNING]
             if session.status != KernelWorkerStatus.QUEUED or session.held:
                 continue
-            if session.gpu and len(running) >= MAX_GPU_SESSIONS:
+            own = [s for s in running if s.owner == session.owner]
+            if session.gpu and len(own) >= MAX_GPU_SESSIONS:
                 continue
             session.start()
             self.peak_running = max(self.peak_running, len(running) + session.gpu)
+            self.peak_by_account[session.owner] = max(self.peak_by_account[session.owner], len(own) + session.gpu)
 
     def get_kernel_session_status(self, user: str, request) -> ApiGetKernelSessionStatusResponse:
         """The state of the kernel version's session."""
@@ -316,7 +327,7 @@ class KaggleState:
 
     def get_accelerator_quota_statistics(self, user: str, request) -> dict:
         """This week's quota, written by hand: kagglesdk's serializer drops the days of a duration."""
-        used, allowed = self.quota
+        used, allowed = self.quotas.get(user, self.quota)
         refresh = datetime.now(UTC).replace(tzinfo=None, microsecond=0) + timedelta(days=3)
         return {"quotaRefreshTime": refresh.isoformat() + "Z",
                 "gpuQuota": {"timeUsed": f"{int(used.total_seconds())}s",
@@ -343,6 +354,19 @@ class KaggleState:
         owner, _, slug = source.partition("/")
         dataset = self.datasets.get((owner, slug.split("/")[0]))
         return dataset is not None and (not dataset.is_private or dataset.owner == user)
+
+    def _output_session(self, source: str) -> Session:
+        """The session of owner/slug/version (the latest without a version) whose output is attached."""
+        owner, slug, *version = source.split("/")
+        return self.session_of(owner, owner, slug, version[0] if version else None)
+
+    def _has_output(self, user: str, source: str) -> bool:
+        """Whether owner/slug[/version] names a finished kernel version of the user's with an output."""
+        try:
+            session = self._output_session(source)
+        except ApiError:
+            return False
+        return source.split("/")[0] == user and session.status == KernelWorkerStatus.COMPLETE
 
     def _has_model(self, source: str) -> bool:
         """Whether owner/model/framework/variation/version names a registered model version."""
@@ -376,6 +400,7 @@ def _kernel_metadata(request) -> dict:
     return {"is_private": request.is_private, "enable_gpu": request.enable_gpu, "enable_tpu": request.enable_tpu,
             "enable_internet": request.enable_internet, "machine_shape": request.machine_shape,
             "dataset_sources": list(request.dataset_data_sources), "model_sources": list(request.model_data_sources),
+            "kernel_sources": list(request.kernel_data_sources),
             "kernel_type": request.kernel_type, "language": request.language, "text": request.text}
 
 

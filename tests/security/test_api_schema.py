@@ -16,7 +16,7 @@ EXAMPLES_PER_OPERATION = 30
 # Operations whose acceptance depends on stored state (a job needs an existing, ready dataset of yours), so
 # schema-valid input is rightly refused with 422 most of the time; so is a webhook URL that does not resolve
 # to a public address.
-STATEFUL_VALIDATION = {"POST /jobs", "POST /webhooks", "PATCH /webhooks/{endpoint_id}"}
+STATEFUL_VALIDATION = {"POST /jobs", "POST /jobs/estimate", "POST /webhooks", "PATCH /webhooks/{endpoint_id}"}
 # schemathesis leaves out the document it was loaded from, which takes no input anyway.
 OPERATIONS = [result.ok().label for result in schemathesis.openapi.from_path(OPENAPI_PATH).get_all_operations()
               if result.ok().label != "GET /openapi.json"]

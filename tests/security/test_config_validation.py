@@ -16,7 +16,7 @@ from tests.support.web import gunicorn_command
 
 SAFE = dict(studio_env="production", secret_key="Vq3-" + "r4nd0m-" * 6, minio_endpoint="s3:9000",
             minio_user="studio", minio_password="a-long-storage-secret", training_backends="local,kaggle",
-            kaggle_username="someone", kaggle_key="0123456789abcdef0123456789abcdef",
+            kaggle_shared_account=True, kaggle_username="someone", kaggle_key="0123456789abcdef0123456789abcdef",
             allowed_origins="https://studio.example.com", force_https=True)
 DATABASE = "postgresql://studio:a-long-db-secret@db:5432/studio"
 
@@ -58,6 +58,11 @@ def test_each_insecure_setting_is_refused_with_its_own_message(tmp_path, overrid
 
 def test_kaggle_credentials_may_be_a_single_api_token(tmp_path):
     assert production_settings(tmp_path, kaggle_username="", kaggle_key="", kaggle_api_token="KGAT_x").problems() == []
+
+
+def test_kaggle_needs_no_server_credentials_when_every_user_brings_their_own(tmp_path):
+    settings = production_settings(tmp_path, kaggle_shared_account=False, kaggle_username="", kaggle_key="")
+    assert settings.problems() == []
 
 
 def test_plain_http_in_production_needs_an_explicit_opt_in(tmp_path):

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from app.db import database
-from app.models import ApiToken, Dataset, Job, User
+from app.models import ApiToken, Completion, Dataset, Job, User, WebhookDelivery, WebhookEndpoint
 from tests.support.accounts import PASSWORD, csrf_token_from, login
 from tests.support.factories import make_dataset, make_job
 
@@ -34,6 +34,12 @@ CHANGES = {
     ("POST", "/jobs"): lambda: {"name": "forged", "base_model": "tiny-random-llama", "method": "lora"},
     ("POST", "/jobs/<int:job_id>/cancel"): dict,
     ("POST", "/language"): lambda: {"locale": "es"},
+    ("POST", "/jobs/<int:job_id>/playground"): lambda: {"message": "forged", "max_tokens": "8"},
+    ("POST", "/settings/webhooks"): lambda: {"url": "https://example.com/forged", "events": "job.running"},
+    ("POST", "/settings/webhooks/<int:endpoint_id>/delete"): dict,
+    ("POST", "/settings/webhooks/<int:endpoint_id>/enable"): dict,
+    ("POST", "/settings/webhooks/<int:endpoint_id>/rotate"): dict,
+    ("POST", "/settings/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/redeliver"): dict,
 }
 
 
@@ -43,12 +49,16 @@ def owned(app, user, make_token) -> dict:
     make_token(user, "existing")
     with app.app_context(), database.connection_context():
         job = make_job(user, status="running")
+        endpoint = WebhookEndpoint.create(owner=user, url="https://example.com/hook", events=["job.running"],
+                                          secret_encrypted="sealed", enabled=False, disabled_reason="failures")
+        delivery = WebhookDelivery.create(endpoint=endpoint, event_id="evt_1", event_type="job.running", body="{}",
+                                          status="failed")
         return {"token_id": ApiToken.get(ApiToken.user == user.id).id, "dataset_id": make_dataset(user).id,
-                "job_id": job.id}
+                "job_id": job.id, "endpoint_id": endpoint.id, "delivery_id": delivery.id}
 
 
 def state(app, client) -> dict:
-    """What a forged request could change: who is signed in, tokens, datasets and their files, jobs."""
+    """What a forged request could change: who is signed in, tokens, datasets and files, jobs, webhooks, completions."""
     signed_in = client.get("/").status_code == 200
     storage = app.extensions["settings"].resolved_storage_dir
     with app.app_context(), database.connection_context():
@@ -57,7 +67,10 @@ def state(app, client) -> dict:
                 "datasets": sorted(dataset.id for dataset in Dataset.select()),
                 "stored files": sorted(str(path) for path in storage.rglob("*") if path.is_file()),
                 "jobs": sorted((job.id, job.status, job.cancel_requested_at) for job in Job.select()),
-                "languages": sorted(str(user.locale) for user in User.select())}
+                "languages": sorted(str(user.locale) for user in User.select()),
+                "webhooks": sorted((e.id, e.url, e.enabled, e.secret_encrypted) for e in WebhookEndpoint.select()),
+                "deliveries": sorted((d.id, d.status, d.attempts) for d in WebhookDelivery.select()),
+                "completions": Completion.select().count()}
 
 
 def send(client, method: str, path: str, data: dict, token: str | None, as_htmx: bool):
@@ -74,7 +87,8 @@ def session_token(client) -> str:
 
 
 def test_every_state_changing_page_route_is_checked_here(app):
-    routes = {(method, rule.rule) for rule in app.url_map.iter_rules() if not rule.rule.startswith("/api/")
+    # The API and the OpenAI dialect (/v1) take bearer tokens only, never the session's cookie.
+    routes = {(method, rule.rule) for rule in app.url_map.iter_rules() if not rule.rule.startswith(("/api/", "/v1/"))
               for method in rule.methods - {"GET", "HEAD", "OPTIONS"}}
     assert routes == set(CHANGES) | {("POST", "/login")}
 

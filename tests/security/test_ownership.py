@@ -1,5 +1,5 @@
-"""Walk the whole URL map as an intruder: other users' datasets, jobs, events, artifacts and tokens are 404, and
-no list or page shows them."""
+"""Walk the whole URL map as an intruder: other users' datasets, jobs, events, artifacts, tokens, completions and
+webhooks are 404 (in /api, /v1 and the pages), and no list or page shows them."""
 from __future__ import annotations
 
 import re
@@ -7,7 +7,7 @@ import re
 import pytest
 
 from app.db import database
-from app.models import ApiToken, Dataset, Job, User
+from app.models import ApiToken, Completion, Dataset, Job, User, WebhookDelivery, WebhookEndpoint
 from tests.support.accounts import csrf_token_from, login
 from tests.support.factories import make_artifact, make_dataset, make_event, make_job
 
@@ -26,8 +26,17 @@ def victim_objects(app, make_user, make_token):
         make_event(job, message="victim secret log line")
         artifact = make_artifact(job)
         token = ApiToken.get(ApiToken.user == victim.id)
+        completion = Completion.create(job=job, owner=victim, messages=[{"role": "user", "content": "hi"}],
+                                       max_tokens=4)
+        endpoint = WebhookEndpoint.create(owner=victim, url="https://example.com/victim", events=["job.running"],
+                                          secret_encrypted="sealed")
+        delivery = WebhookDelivery.create(endpoint=endpoint, event_id="evt_victim", event_type="job.running",
+                                          body="{}")
     return {"dataset_id": dataset.id, "job_id": job.id, "token_id": token.id, "name": artifact.name,
-            "user_id": victim.id, "position": 0, "names": [dataset.name, job.name]}
+            "user_id": victim.id, "position": 0, "names": [dataset.name, job.name],
+            "completion_id": completion.id, "endpoint_id": endpoint.id, "delivery_id": delivery.id,
+            "file_id": f"file-{dataset.id}", "fine_tuning_job_id": f"ftjob-{job.id}",
+            "model_id": f"ft:{job.base_model}:victim:ftjob-{job.id}"}
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def point_client_at(emulator: KaggleEmulator, patch: pytest.MonkeyPatch, config_
 def kaggle_backend_for(data_dir: Path, **credentials: str) -> KaggleBackend:
     """A Kaggle backend with these credentials (alice's by default) and the tests' patience."""
     credentials = credentials or {"kaggle_username": KAGGLE_USER, "kaggle_key": KAGGLE_KEY}
-    settings = Settings(data_dir=data_dir, training_backends="local,kaggle", **credentials)
+    settings = Settings(data_dir=data_dir, training_backends="local,kaggle", kaggle_shared_account=True, **credentials)
     return KaggleBackend(settings, patience=TEST_PATIENCE)
 
 
@@ -55,9 +55,11 @@ def training_inputs(folder: Path, job_id: int = 7, config: dict | None = None, r
 
 
 def with_kaggle(settings: Settings, folder: Path, **overrides) -> Settings:
-    """settings with both backends enabled on alice's account, the client's folder under folder, no rate limits,
-    short leases and reconciler passes (so recoveries happen within a test), and overrides on top."""
+    """settings with both backends enabled on alice's account (the shared one, offered to every user), the
+    client's folder under folder, no rate limits, short leases and reconciler passes (so recoveries happen within
+    a test), and overrides on top."""
     return settings.model_copy(update={
         "training_backends": "local,kaggle", "kaggle_username": KAGGLE_USER, "kaggle_key": KAGGLE_KEY,
+        "kaggle_shared_account": True,
         "kaggle_config_dir": folder / "kaggle-config", "rate_limits_enabled": False, "job_lease_seconds": 4,
         "reconcile_interval": 5, **overrides})

@@ -38,13 +38,14 @@ class TrainingInputs:
     model_source: str
     training_program: Path             # the training program's bundle (trainer/bundle.py)
     installation_id: str = "studio"    # this Studio's id (models.Installation), part of the names it makes remotely
+    owner_id: int | None = None        # the job's owner: whose account the run uses
 
 
 @dataclass
 class PollResult:
     """Where a submitted run stands, and what it printed since the last poll."""
 
-    state: str                         # "queued" | "running" | "complete" | "error" | "cancelled"
+    state: str                         # "queued" | "running" | "complete" | "paused" | "error" | "cancelled"
     lines: list[str] = field(default_factory=list)   # new log lines, in order (progress lines included)
     message: str | None = None         # for "error": what the user should read
     ref: dict = field(default_factory=dict)          # updates to merge into the job's backend_ref (log cursor…)
@@ -73,6 +74,7 @@ class Backend(Protocol):
     name: ClassVar[str]
     label: ClassVar[str]               # how the pages name it
     gpu_gb: ClassVar[float | None]     # the GPU memory a run must fit into; None when unknown (your own machine)
+    gpus: ClassVar[int]                # GPUs a run trains on at once, data parallel (a Kaggle session's two T4s)
     trains_in_worker: ClassVar[bool]
     reports_quota: ClassVar[bool]      # whether quota() can say how much GPU time is left
 
@@ -82,11 +84,19 @@ class Backend(Protocol):
     def settings_problems(cls, settings) -> list[str]:
         """What production mode refuses when this backend is enabled, each naming its variable."""
 
-    def configuration_problems(self) -> list[str]:
-        """Why this backend cannot be used now (missing credentials…); empty when it can."""
+    def configuration_problems(self, owner_id: int | None = None) -> list[str]:
+        """Why this backend cannot be used now (missing credentials…), for owner_id's jobs when given (no account
+        of theirs to run on); empty when it can."""
+
+    def account_for(self, owner_id: int) -> str | None:
+        """The account on the backend a new job of this owner runs on (slots are counted per account); None for
+        a backend without accounts."""
 
     def max_concurrent(self) -> int | None:
-        """How many of its runs may be in flight at once; None for no cap."""
+        """How many of its runs may be in flight at once per account; None for no cap."""
+
+    def slot_wait_reason(self, ref: dict, cap: int) -> str:
+        """Why a job whose account holds cap runs already waits, in its owner's words (ref["account"] names it)."""
 
     def prepare(self, inputs: TrainingInputs, ref: dict) -> dict:
         """Upload the inputs (idempotent: reuse what is there); returns updates to backend_ref."""
@@ -95,7 +105,11 @@ class Backend(Protocol):
         """Start the run unless ref shows it was started; returns updates to backend_ref."""
 
     def poll(self, ref: dict) -> PollResult:
-        """The run's state and its new log lines since ref's cursor."""
+        """The run's state and its new log lines since ref's cursor; "paused" when the session ended at its time
+        budget with a checkpoint saved, so that the run goes on in a next session."""
+
+    def continuation(self, ref: dict) -> dict:
+        """The backend_ref updates that make the next submit start the next session of a paused run."""
 
     def train(self, ctx, job) -> RunOutcome:
         """Train the job in this process, from start or from its last checkpoint, to an outcome."""
@@ -109,8 +123,9 @@ class Backend(Protocol):
     def cancel(self, ref: dict) -> CancelOutcome:
         """Stop the run if the backend can."""
 
-    def quota(self, quick: bool = False) -> dict | None:
-        """GPU quota: {"used_hours", "limit_hours", "resets_at"} or None when unknown; quick for pages."""
+    def quota(self, quick: bool = False, owner_id: int | None = None) -> dict | None:
+        """GPU quota of owner_id's account: {"used_hours", "limit_hours", "resets_at"} or None when unknown;
+        quick for pages."""
 
 
 def register(backend_class: type) -> type:

@@ -52,6 +52,7 @@ class LocalBackend:
     name = "local"
     label = "This server (local worker)"
     gpu_gb = None
+    gpus = 1
     trains_in_worker = True
     # A run can be paused: it checkpoints and stops, and a later run step resumes from that checkpoint.
     pauses = True
@@ -65,13 +66,25 @@ class LocalBackend:
         """Nothing to configure."""
         return []
 
-    def configuration_problems(self) -> list[str]:
-        """Always usable."""
+    def configuration_problems(self, owner_id: int | None = None) -> list[str]:
+        """Always usable, by everyone."""
         return []
+
+    def account_for(self, owner_id: int) -> str | None:
+        """No accounts here: every job runs on this machine."""
+        return None
 
     def max_concurrent(self) -> int | None:
         """As many as there are workers on the training queue."""
         return None
+
+    def slot_wait_reason(self, ref: dict, cap: int) -> str:
+        """Never asked: there is no cap."""
+        return f"waiting for one of {cap} training slots"
+
+    def continuation(self, ref: dict) -> dict:
+        """Never asked: a local run is never split into sessions."""
+        return {}
 
     def train(self, ctx, job: Job) -> RunOutcome:
         """Train the job here, from its last checkpoint if it has one."""
@@ -89,7 +102,7 @@ class LocalBackend:
         """Nothing runs (a live run cancels itself): nothing to stop."""
         return CancelOutcome(confirmed=True)
 
-    def quota(self, quick: bool = False) -> dict | None:
+    def quota(self, quick: bool = False, owner_id: int | None = None) -> dict | None:
         """This machine keeps no GPU quota."""
         return None
 

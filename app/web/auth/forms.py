@@ -2,7 +2,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, Optional
 
 
 class LoginForm(FlaskForm):
@@ -17,6 +17,14 @@ class TokenForm(FlaskForm):
 
     name = StringField(_l("Token name"), validators=[
         DataRequired(_l("Name the token.")), Length(max=100, message=_l("Keep the name under %(max)d characters."))])
+
+
+class KaggleAccountForm(FlaskForm):
+    """A Kaggle user name and API key, or an access token (the service checks which was given)."""
+
+    username = StringField(_l("Kaggle user name"), validators=[Optional(), Length(max=64)])
+    key = PasswordField(_l("API key"), validators=[Optional(), Length(max=4096)])
+    token = PasswordField(_l("or an access token"), validators=[Optional(), Length(max=4096)])
 
 
 class ConfirmForm(FlaskForm):

@@ -10,10 +10,13 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from app import i18n
 from app.auth import service, throttle
-from app.extensions import get_redis
+from app.errors import StudioError
+from app.extensions import get_job_context, get_redis, get_settings
 from app.htmx import is_htmx
+from app.jobs.backends.kaggle import accounts
+from app.jobs.backends.kaggle.linking import link_checked
 from app.security import client_key, expensive
-from app.web.auth.forms import ConfirmForm, LoginForm, TokenForm
+from app.web.auth.forms import ConfirmForm, KaggleAccountForm, LoginForm, TokenForm
 
 bp = Blueprint("auth", __name__)
 
@@ -106,6 +109,48 @@ def render_tokens(form: TokenForm, status: int = 200, **extra):
     template = "auth/_tokens_panel.html" if is_htmx() else "auth/tokens.html"
     context = dict(form=form, tokens=service.list_tokens(current_user), confirm=ConfirmForm(), **extra)
     return render_template(template, **context), status
+
+
+@bp.route("/settings/kaggle", methods=["GET"])
+@login_required
+def kaggle_account():
+    """The user's Kaggle account: linked or not (never the key), the form to link one."""
+    return render_kaggle(KaggleAccountForm())
+
+
+@bp.route("/settings/kaggle", methods=["POST"])
+@login_required
+@expensive
+def link_kaggle_account():
+    """Check the credentials with Kaggle and link them; the form again, with Kaggle's refusal, otherwise."""
+    form = KaggleAccountForm()
+    if not form.validate_on_submit():
+        return render_kaggle(form, status=422)
+    payload = {name: getattr(form, name).data for name in ("username", "key", "token") if getattr(form, name).data}
+    try:
+        account = link_checked(get_job_context(), current_user, payload)
+    except StudioError as error:
+        for name, problem in (error.details or {}).items():
+            getattr(form, name, form.key).errors.append(problem)
+        return render_kaggle(form, status=error.status, problem=error.message)
+    flash(_("Kaggle account %(name)s linked.", name=account.username), "success")
+    return redirect(url_for("auth.kaggle_account"))
+
+
+@bp.route("/settings/kaggle/unlink", methods=["POST"])
+@login_required
+def unlink_kaggle_account():
+    """Forget the user's Kaggle account."""
+    if ConfirmForm().validate_on_submit():
+        accounts.unlink(current_user)
+        flash(_("Kaggle account unlinked."), "success")
+    return redirect(url_for("auth.kaggle_account"))
+
+
+def render_kaggle(form: KaggleAccountForm, status: int = 200, **extra):
+    """The Kaggle account page."""
+    link = accounts.link_view(current_user, get_settings())
+    return render_template("auth/kaggle.html", form=form, link=link, confirm=ConfirmForm(), **extra), status
 
 
 def safe_next_url(target: str | None) -> str:

@@ -53,12 +53,14 @@ def quota_backends() -> list:
 @bp.get("/dashboard/quota")
 @login_required
 def gpu_quota():
-    """Each enabled backend's GPU quota this week (cached five minutes; "unknown" when it does not answer fast)."""
+    """The GPU quota this week of the user's own account on each enabled backend (cached five minutes; "unknown"
+    when it does not answer fast)."""
     backends = quota_backends()
     if not backends:
         raise NotFound(_("No enabled training backend keeps a GPU quota (TRAINING_BACKENDS)."))
-    quotas = [(backend, backend.configuration_problems()) for backend in backends]
-    quotas = [(backend, problems, None if problems else capacity.quota(get_job_context(), backend.name))
+    ctx, owner_id = get_job_context(), current_user.id
+    quotas = [(backend, backend.configuration_problems(owner_id)) for backend in backends]
+    quotas = [(backend, problems, None if problems else capacity.quota(ctx, backend.name, owner_id))
               for backend, problems in quotas]
     return render_template("web/_quota.html", quotas=quotas)
 

@@ -58,7 +58,7 @@ def index():
 @login_required
 def new():
     """The new-job form; when htmx picks a preset, only the preset's hyperparameters (and the new estimate)."""
-    backends = views.backend_choices(get_job_context())
+    backends = views.backend_choices(get_job_context(), current_user.id)
     values = forms.initial_values(request.args, [choice.name for choice in backends])
     if wants_widget("hyperparameters"):
         return render_template("jobs/_preset_update.html", **form_context(values, {}, backends))
@@ -74,7 +74,7 @@ def create():
         job = submission.submit_job(get_job_context(), current_user, forms.job_request(request.form))
     except ValidationFailed as error:
         return render_form(forms.posted_values(request.form), forms.field_errors(error),
-                           views.backend_choices(get_job_context()), 422)
+                           views.backend_choices(get_job_context(), current_user.id), 422)
     flash(_("Job “%(name)s” queued.", name=job.name), "success")
     target = url_for("jobs.detail", job_id=job.id)
     if is_htmx():
@@ -92,7 +92,8 @@ def render_form(values: dict, errors: dict, backends: list, status: int = 200):
 def form_context(values: dict, errors: dict, backends: list) -> dict:
     """What the form's templates need besides the datasets."""
     return dict(values=values, errors=errors, backends=backends, models=catalog.CATALOG, fields=forms.FIELDS,
-                methods=forms.METHOD_CHOICES.values(), presets=forms.PRESET_CHOICES, estimate=estimate_of(values))
+                methods=forms.METHOD_CHOICES.values(), presets=forms.PRESET_CHOICES, estimate=estimate_of(values),
+                gpu_time=views.gpu_time_for(get_job_context(), current_user.id, values))
 
 
 def estimate_of(values) -> views.EstimateView:
@@ -110,7 +111,8 @@ def estimate_of(values) -> views.EstimateView:
 def estimate():
     """The memory estimate widget for the values the form holds now (sent like the form: unchecked boxes absent)."""
     values = forms.posted_values(request.args)
-    return render_template("jobs/_estimate.html", estimate=estimate_of(values), errors={}, values=values)
+    return render_template("jobs/_estimate.html", estimate=estimate_of(values), errors={}, values=values,
+                           gpu_time=views.gpu_time_for(get_job_context(), current_user.id, values))
 
 
 @bp.get("/<int:job_id>")

@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from peewee import fn
 
 from app import catalog
-from app.jobs import states
+from app.jobs import gpu_budget, states
 from app.jobs.artifacts import list_artifacts
 from app.jobs.context import JobContext
 from app.models import Dataset, Job, JobEvent, User, utcnow
@@ -40,6 +40,8 @@ class Progress:
     elapsed_seconds: float | None
     eta_seconds: float | None
     metrics: dict
+    session: int | None = None           # which session of a run split across remote sessions (Kaggle's)
+    waiting_reason: str | None = None    # why the job waits for its account's slots or quota
 
 
 def progress_of(job: Job, now: datetime.datetime | None = None) -> Progress:
@@ -52,8 +54,10 @@ def progress_of(job: Job, now: datetime.datetime | None = None) -> Progress:
     elapsed = ((job.finished_at or now) - job.started_at).total_seconds() if job.started_at else None
     metrics = job.metrics or {}
     eta = metrics.get("eta_seconds") if job.status == states.RUNNING else None
+    ref = job.backend_ref or {}
     return Progress(job.status, active, active and job.cancel_requested_at is not None, job.step, job.total_steps,
-                    job.epoch, percent, elapsed, eta, metrics)
+                    job.epoch, percent, elapsed, eta, metrics, ref.get("session", 1) if ref.get("kernel") else None,
+                    ref.get("waiting_reason") if active else None)
 
 
 # -- the loss chart -----------------------------------------------------------------------------------------------
@@ -172,9 +176,9 @@ class BackendChoice:
     problems: list[str]
 
 
-def backend_choices(ctx: JobContext) -> list[BackendChoice]:
-    """Each enabled backend, in the configured order."""
-    return [BackendChoice(name, backend.label, backend.configuration_problems())
+def backend_choices(ctx: JobContext, owner_id: int) -> list[BackendChoice]:
+    """Each enabled backend, in the configured order, with why this owner cannot use it."""
+    return [BackendChoice(name, backend.label, backend.configuration_problems(owner_id))
             for name, backend in ctx.enabled_backends().items()]
 
 
@@ -248,3 +252,21 @@ def _estimate_problem(entry: catalog.ModelEntry, method: str, numbers: list[int]
         return _("The model reads at most %(tokens)s tokens: shorten the sequence length.",
                  tokens=format_number(entry.context_length))
     return None
+
+
+# -- the GPU-time estimate of the new-job form (Kaggle) ------------------------------------------------------------
+
+TIME_FIELDS = ("epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "max_seq_length")
+
+
+def gpu_time_for(ctx: JobContext, owner_id: int, values: dict) -> dict | None:
+    """The form's run on the chosen backend's GPUs against the owner's quota left; None when the backend keeps
+    no quota or nothing can be estimated yet."""
+    backend = values.get("backend") or ""
+    if backend not in ctx.enabled_backends() or not str(values.get("dataset_id") or "").isdigit():
+        return None
+    dataset = Dataset.get_or_none((Dataset.id == int(values["dataset_id"])) & (Dataset.owner == owner_id))
+    numbers = {name: int(values[name]) for name in TIME_FIELDS if str(values.get(name) or "").isdigit()}
+    estimate = gpu_budget.estimate_for(values.get("base_model", ""), values.get("method", ""), dataset, numbers,
+                                       ctx.backend(backend).gpus)
+    return gpu_budget.summary(ctx, owner_id, backend, estimate)

@@ -8,16 +8,19 @@ import base64
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
 PROGRAM_FILE = "trainer.pyz"
 OUTPUT_ARCHIVE = "studio-outputs.zip"
-# Checkpoints only matter to a run in progress; Kaggle serves at most 500 output files, so they are dropped.
-SKIPPED_OUTPUTS = ("checkpoints",)
+CHECKPOINTS = "checkpoints"
+# The program's exit status once it saved a checkpoint and stopped (its time budget spent): trainer.protocol's.
+EXIT_INTERRUPTED = 75
 
 
 def run(job: dict, bundle: str) -> int:
@@ -25,12 +28,44 @@ def run(job: dict, bundle: str) -> int:
     input_root = Path(os.environ.get("KAGGLE_INPUT_DIR", "/kaggle/input"))
     working = Path(os.environ.get("KAGGLE_WORKING_DIR", "/kaggle/working"))
     scratch = Path(tempfile.mkdtemp(prefix="studio-"))
+    paused = False
     try:
         program = unpack_program(bundle, scratch)
-        return launch(job, program, input_root, working, scratch)
+        restore_checkpoint(job, input_root, working)
+        status = launch(job, program, input_root, working, scratch)
+        paused = status == EXIT_INTERRUPTED
+        if paused:  # the session ends here, the job goes on in the next one: a success for Kaggle
+            report_pause(program, working)
+            status = 0
+        return status
     finally:
-        archive_outputs(working)
+        archive_outputs(working, keep_checkpoint=paused)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def restore_checkpoint(job: dict, input_root: Path, working: Path) -> None:
+    """A later session: unpack the newest checkpoint from the previous session's attached output."""
+    if not job.get("resume_from"):
+        return
+    archive = find_input(input_root, job["resume_from"]) / OUTPUT_ARCHIVE
+    with zipfile.ZipFile(archive) as previous:
+        members = [name for name in previous.namelist() if name.startswith(f"{CHECKPOINTS}/")]
+        previous.extractall(working, members)
+    print(f"Resuming from the previous session's checkpoint ({len(members)} files).", flush=True)
+
+
+def report_pause(program: Path, working: Path) -> None:
+    """The line that tells the Studio this session stopped at its time budget, at which checkpoint."""
+    newest = newest_checkpoint(working)
+    step = int(newest.name.removeprefix("step-")) if newest else 0
+    protocol_of(program).Reporter().emit("checkpoint", step=step, paused=True,
+                                         path=newest.relative_to(working).as_posix() if newest else None)
+
+
+def newest_checkpoint(working: Path):
+    """The newest complete checkpoint folder in the outputs, or None."""
+    found = sorted(path for path in (working / CHECKPOINTS).glob("step-*") if (path / "state.pt").is_file())
+    return found[-1] if found else None
 
 
 def unpack_program(bundle: str, scratch: Path) -> Path:
@@ -41,15 +76,58 @@ def unpack_program(bundle: str, scratch: Path) -> Path:
 
 
 def launch(job: dict, program: Path, input_root: Path, working: Path, scratch: Path) -> int:
-    """Run the program on the attached inputs; when it cannot even start, print an error line of its protocol."""
+    """Run the program on the attached inputs, one process per GPU (both T4s of a session, data parallel); when
+    it cannot even start, print an error line of its protocol."""
     protocol = protocol_of(program)
     try:
         command = prepare_command(job, program, input_root, working, scratch)
-        # The command is this interpreter running the program this kernel carries.
-        return subprocess.run(command, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False).returncode  # noqa: S603
+        return launch_processes(command, gpu_count() if job.get("data_parallel", True) else 1)
     except Exception as error:  # the Studio shows this line's message, whatever broke here
         protocol.print_error(f"The Kaggle kernel could not start the training program: {error}")
         return 1
+
+
+def gpu_count() -> int:
+    """The session's GPUs, as nvidia-smi lists them (0 when it cannot say)."""
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False, timeout=30)  # noqa: S607
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in listed.stdout.splitlines() if line.startswith("GPU "))
+
+
+def launch_processes(command: list[str], count: int, output=None) -> int:
+    """Run command once, or count times as ranks of one data-parallel run (torchrun's variables, a free port),
+    their output to output (the kernel's own by default); the exit status is the first failing one's, and a
+    failure stops the others (they would wait for it)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if count < 2:
+        return subprocess.run(command, env=env, check=False, stdout=output,  # noqa: S603 (this kernel's own program)
+                              stderr=output).returncode
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ranks = [subprocess.Popen(command, env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank),  # noqa: S603
+                                            "WORLD_SIZE": str(count), "MASTER_ADDR": "127.0.0.1",
+                                            "MASTER_PORT": str(port)}, stdout=output, stderr=output)
+             for rank in range(count)]
+    return wait_for_ranks(ranks)
+
+
+def wait_for_ranks(ranks: list) -> int:
+    """Wait for every rank; once one fails, stop the rest. The first failure's status, else 0 (or all 75)."""
+    statuses: dict[int, int] = {}
+    while len(statuses) < len(ranks):
+        for index, process in enumerate(ranks):
+            if index not in statuses and process.poll() is not None:
+                statuses[index] = process.returncode
+                if process.returncode not in (0, EXIT_INTERRUPTED):
+                    for other in ranks:
+                        if other.poll() is None:
+                            other.kill()
+        time.sleep(0.2)
+    failures = [status for status in statuses.values() if status != 0]
+    return failures[0] if failures else 0
 
 
 def protocol_of(program: Path):
@@ -68,8 +146,9 @@ def prepare_command(job: dict, program: Path, input_root: Path, working: Path, s
     (scratch / "config.json").write_text(json.dumps(config))
     data = find_input(input_root, job["dataset_slug"])
     working.mkdir(parents=True, exist_ok=True)
+    budget = ["--time-budget", str(job["time_budget"])] if job.get("time_budget") else []
     return [sys.executable, str(program), "--config", str(scratch / "config.json"),
-            "--data", str(data), "--output", str(working)]
+            "--data", str(data), "--output", str(working), *budget]
 
 
 def find_input(root: Path, relative: str) -> Path:
@@ -82,15 +161,16 @@ def find_input(root: Path, relative: str) -> Path:
     return found[0]
 
 
-def archive_outputs(working: Path) -> None:
-    """Move every output except the skipped folders into one zip archive, so that all of it can be downloaded."""
+def archive_outputs(working: Path, keep_checkpoint: bool = False) -> None:
+    """Move every output into one zip archive, so that all of it can be downloaded (Kaggle serves at most 500
+    files). Checkpoints matter only to a run in progress: the newest is kept when the next session resumes."""
     if not working.is_dir():
         return
     entries = [entry for entry in sorted(working.iterdir()) if entry.name != OUTPUT_ARCHIVE]
+    newest = newest_checkpoint(working) if keep_checkpoint else None
+    archived = [newest if entry.name == CHECKPOINTS else entry for entry in entries]
     with zipfile.ZipFile(working / OUTPUT_ARCHIVE, "w", zipfile.ZIP_DEFLATED) as archive:
-        for entry in entries:
-            if entry.name in SKIPPED_OUTPUTS:
-                continue
+        for entry in filter(None, archived):
             for path in [entry, *sorted(entry.rglob("*"))] if entry.is_dir() else [entry]:
                 if path.is_file():
                     archive.write(path, path.relative_to(working).as_posix())

@@ -29,6 +29,8 @@ T = TypeVar("T")
 # What the client raises for a failed call: HTTP and connection errors, and ValueError for refusals it checks
 # itself or re-raises from a 401/403 (see backend_error).
 CLIENT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, ValueError)
+# The client's config names that hold credentials (read from KAGGLE_* variables unless removed).
+CREDENTIAL_NAMES = ("username", "key", "token", "api_token")
 CREDENTIALS_MESSAGE = ("Kaggle refused the credentials: check KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) "
                        "against kaggle.com → Settings → API.")
 
@@ -65,8 +67,18 @@ def kaggle_api_class() -> type:
             self.args = ["--local"] if os.environ.get("KAGGLE_API_ENVIRONMENT") == "LOCALHOST" else []
 
         def read_config_environment(self, config_data: dict | None = None) -> dict:
-            """The client's KAGGLE_* variables, overridden by the credentials the Studio was given."""
-            return {**super().read_config_environment(config_data), **self.credentials}
+            """The client's KAGGLE_* variables less credentials, plus the Studio's (a worker serves many accounts)."""
+            values = super().read_config_environment(config_data)
+            kept = {name: value for name, value in values.items() if name not in CREDENTIAL_NAMES}
+            return {**kept, **{k: v for k, v in self.credentials.items() if k != "token"}}
+
+        def _authenticate_with_access_token(self) -> bool:
+            """Authenticate with the given access token (never KAGGLE_API_TOKEN or a token file): Kaggle says whose."""
+            token = self.credentials.get("token")
+            if username := (self._introspect_token(token) if token else None):
+                self.config_values.update({self.CONFIG_NAME_TOKEN: token, self.CONFIG_NAME_USER: username,
+                                           self.CONFIG_NAME_AUTH_METHOD: "ACCESS_TOKEN"})
+            return bool(username)
 
         def build_kaggle_client(self):
             """The kagglesdk client of one call, its HTTP session given the timeout adapter."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.jobs.backends import TrainingInputs
@@ -47,6 +48,35 @@ def kernel_script(job: dict, bundle: bytes) -> str:
             f"if __name__ == \"__main__\":\n    sys.exit(run(JOB, BUNDLE))\n")
 
 
+@dataclass(frozen=True)
+class Push:
+    """One kernel version to push: the job's inputs, what it attaches, and which session of the job it runs."""
+
+    inputs: TrainingInputs
+    dataset: str                       # owner/slug of the job's dataset
+    model: str | None                  # owner/model/framework/variation/version of a Kaggle Model, or None
+    kernel: str                        # owner/slug of the job's kernel
+    title: str
+    session: int                       # 1 for the first; a later one resumes from the previous version's output
+    time_budget: int                   # the seconds the program may train before it checkpoints and stops
+
+    @property
+    def previous_output(self) -> str | None:
+        """owner/slug/version of the kernel version whose output this session resumes from."""
+        return f"{self.kernel}/{self.session - 1}" if self.session > 1 else None
+
+
+def stage_kernel(push: Push, folder: Path) -> None:
+    """The folder the client pushes: the kernel script and kernel-metadata.json."""
+    job = {"config": push.inputs.config, "dataset_slug": push.dataset.split("/")[1],
+           "model_path": push.model.split("/", 1)[1] if push.model else None, "time_budget": push.time_budget,
+           "resume_from": push.kernel.split("/")[1] if push.previous_output else None}
+    (folder / KERNEL_FILE).write_text(kernel_script(job, push.inputs.training_program.read_bytes()))
+    metadata = kernel_metadata(push.inputs, push.dataset, push.model, push.kernel, push.title)
+    metadata["kernel_sources"] = [push.previous_output] if push.previous_output else []
+    (folder / "kernel-metadata.json").write_text(json.dumps(metadata))
+
+
 def error_message(lines: list[str]) -> str | None:
     """The message of the last `@@studio {"type": "error"}` line among lines."""
     events = (parse_progress_line(line) for line in reversed(lines))
@@ -54,6 +84,11 @@ def error_message(lines: list[str]) -> str | None:
                  if event and event["type"] == "error" and event.get("message")), None)
 
 
+def paused_step(lines: list[str]) -> int | None:
+    """The step of the bootstrap's pause line (the run stopped at its time budget, its checkpoint saved)."""
+    events = (parse_progress_line(line) for line in reversed(lines))
+    return next((int(event["step"]) for event in events
+                 if event and event["type"] == "checkpoint" and event.get("paused") and event.get("step")), None)
 
 
 def dataset_metadata(inputs: TrainingInputs, dataset: str) -> dict:
