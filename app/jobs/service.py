@@ -143,25 +143,16 @@ def _check_method_fits(request: JobRequest, hyperparameters: dict, datasets: dic
         problems["hyperparameters.packing"] = "Packing is not available for dpo and orpo: each pair trains whole."
 
 
-def memory_warning(request: JobRequest, hyperparameters: dict, gpu_gb: float | None) -> dict | None:
-    """The memory estimate when the job would not fit its backend's GPU (of gpu_gb GB, None: unknown), else None."""
-    entry = catalog.find(request.base_model)
-    if gpu_gb is None or entry is None or request.method not in METHODS:
-        return None
-    values = {**asdict(Hyperparameters()), **hyperparameters}
-    estimate = catalog.estimate_for_method(
-        entry, request.method, values["max_seq_length"], values["batch_size"], adapter=values["adapter"],
-        reference_free=values["reference_free"])
 def memory_warning(request: JobRequest, hyperparameters: dict, gpu_gb: float | None, gpus: int = 1) -> dict | None:
     """The memory estimate when the job would not fit its backend's GPU (of gpu_gb GB, None: unknown), else None.
     Data parallel over gpus, each GPU holds the whole model and its share of each micro-batch."""
     entry = catalog.find(request.base_model)
     if gpu_gb is None or entry is None or request.method not in METHODS:
         return None
-    defaults = Hyperparameters()
-    estimate = catalog.estimate_memory(
-        entry, request.method, hyperparameters.get("max_seq_length", defaults.max_seq_length),
-        -(-hyperparameters.get("batch_size", defaults.batch_size) // gpus))
+    values = {**asdict(Hyperparameters()), **hyperparameters}
+    estimate = catalog.estimate_for_method(
+        entry, request.method, values["max_seq_length"], -(-values["batch_size"] // gpus), adapter=values["adapter"],
+        reference_free=values["reference_free"])
     return None if catalog.fits(estimate, gpu_gb) else {**estimate.breakdown(), "gpu_gb": gpu_gb}
 
 
