@@ -20,7 +20,7 @@ FIELDS = {"model", "training_file", "validation_file", "suffix", "seed", "metada
 # (largest parameter count, base LoRA learning rate), smallest models first; unknown sizes take the last rate.
 BASE_RATES = ((1_000_000_000, 2e-4), (4_000_000_000, 1e-4), (None, 5e-5))
 FULL_RATE_FACTOR = 0.1
-# How OpenAI's method types run here: supervised as LoRA, dpo as the trainer's DPO (when it has one).
+# How OpenAI's method types run here: supervised as LoRA, dpo as the trainer's DPO (trainer/preference.py).
 METHOD_TYPES = {"supervised": "lora", "dpo": "dpo"}
 NUMBERS = {"n_epochs": (int, 1, 50), "batch_size": (int, 1, 256), "learning_rate_multiplier": (float, 0.0, 10.0),
            "beta": (float, 0.0, 10.0)}

@@ -11,7 +11,7 @@ import sys
 import openai
 from openai import OpenAI
 
-from tests.support.data import as_jsonl, learnable_chats
+from tests.support.data import as_jsonl, learnable_chats, learnable_pairs
 from tests.support.waiting import wait_until
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -77,7 +77,29 @@ def page_and_cancel(client: OpenAI, tag: str) -> dict:
     cancelled = client.fine_tuning.jobs.cancel(created[0])
     assert cancelled.status == "cancelled", cancelled
     errors = expected_errors(client, created[0], training_file.id)
-    return {"jobs": created, "cancelled": created[0], "file": training_file.id, "errors": errors}
+    dpo = dpo_job(client, training_file.id)
+    return {"jobs": created, "cancelled": created[0], "file": training_file.id, "errors": errors, "dpo": dpo}
+
+
+def dpo_job(client: OpenAI, chats_file: str) -> dict:
+    """A DPO job on OpenAI's preference lines is accepted; DPO on a chat file is the client's BadRequestError."""
+    lines = [{"input": {"messages": [{"role": "user", "content": pair["prompt"]}]},
+              "preferred_output": [{"role": "assistant", "content": pair["chosen"]}],
+              "non_preferred_output": [{"role": "assistant", "content": pair["rejected"]}]}
+             for pair in learnable_pairs(16)]
+    pairs = client.files.create(file=("pairs.jsonl", as_jsonl(lines)), purpose="fine-tune")
+    assert pairs.status == "processed", pairs
+    method = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}}
+    job = client.fine_tuning.jobs.create(model=TINY, training_file=pairs.id, method=method)
+    assert job.status in ("validating_files", "queued") and job.method.type == "dpo", job
+    assert job.method.dpo.hyperparameters.beta == 0.2, job.method
+    try:
+        client.fine_tuning.jobs.create(model=TINY, training_file=chats_file, method=method)
+    except openai.BadRequestError as error:
+        refused = error.body.get("param") if isinstance(error.body, dict) else None
+    else:
+        raise AssertionError("DPO on a chat file was accepted")
+    return {"job": job.id, "refused_param": refused}
 
 
 def expected_errors(client: OpenAI, finished_job: str, file_id: str) -> dict:

@@ -70,3 +70,6 @@ def test_client_pages_filters_cancels_and_gets_typed_errors(app, api, version, c
     assert errors["bad epochs"]["param"] == "hyperparameters.n_epochs"
     assert errors["wrong purpose"]["param"] == "purpose"
     assert "Only a running job can be paused" in errors["pause"]["message"]
+    dpo = client.get(f"/api/v1/jobs/{seen['dpo']['job'].removeprefix('ftjob-')}", headers=headers).get_json()
+    assert dpo["method"] == "dpo" and dpo["hyperparameters"]["beta"] == 0.2, dpo
+    assert seen["dpo"]["refused_param"] == "training_file"
