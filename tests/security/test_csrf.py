@@ -9,7 +9,7 @@ import re
 import pytest
 
 from app.db import database
-from app.models import ApiToken, Completion, Dataset, Job, User, WebhookDelivery, WebhookEndpoint
+from app.models import ApiToken, Completion, Dataset, Job, KaggleAccount, User, WebhookDelivery, WebhookEndpoint
 from tests.support.accounts import PASSWORD, csrf_token_from, login
 from tests.support.factories import make_dataset, make_job
 
@@ -40,6 +40,9 @@ CHANGES = {
     ("POST", "/settings/webhooks/<int:endpoint_id>/enable"): dict,
     ("POST", "/settings/webhooks/<int:endpoint_id>/rotate"): dict,
     ("POST", "/settings/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/redeliver"): dict,
+    ("POST", "/settings/kaggle"): lambda: {"username": "forged", "key": "forged-key"},
+    ("POST", "/settings/kaggle/unlink"): dict,
+    ("POST", "/admin/users/<int:user_id>/limits"): lambda: {"max_active_jobs": "0"},
 }
 
 
@@ -53,8 +56,9 @@ def owned(app, user, make_token) -> dict:
                                           secret_encrypted="sealed", enabled=False, disabled_reason="failures")
         delivery = WebhookDelivery.create(endpoint=endpoint, event_id="evt_1", event_type="job.running", body="{}",
                                           status="failed")
+        KaggleAccount.create(user=user, username="linked", kind="key", secret="sealed")
         return {"token_id": ApiToken.get(ApiToken.user == user.id).id, "dataset_id": make_dataset(user).id,
-                "job_id": job.id, "endpoint_id": endpoint.id, "delivery_id": delivery.id}
+                "job_id": job.id, "endpoint_id": endpoint.id, "delivery_id": delivery.id, "user_id": user.id}
 
 
 def state(app, client) -> dict:
@@ -70,7 +74,9 @@ def state(app, client) -> dict:
                 "languages": sorted(str(user.locale) for user in User.select()),
                 "webhooks": sorted((e.id, e.url, e.enabled, e.secret_encrypted) for e in WebhookEndpoint.select()),
                 "deliveries": sorted((d.id, d.status, d.attempts) for d in WebhookDelivery.select()),
-                "completions": Completion.select().count()}
+                "completions": Completion.select().count(),
+                "kaggle accounts": sorted((a.user_id, a.username, a.secret) for a in KaggleAccount.select()),
+                "limits": sorted((u.id, u.max_active_jobs) for u in User.select())}
 
 
 def send(client, method: str, path: str, data: dict, token: str | None, as_htmx: bool):
