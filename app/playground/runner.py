@@ -60,7 +60,8 @@ class TextSaver:
         if self.completion.first_token_seconds is None:
             self.completion.first_token_seconds = fields["first_token_seconds"] = round(now - self.started, 4)
         if fields or now - self.saved_at >= SAVE_EVERY_SECONDS:
-            Completion.update(text=text, tokens=tokens, **fields).where(Completion.id == self.completion.id).execute()
+            Completion.update(text=storable(text), tokens=tokens, **fields).where(
+                Completion.id == self.completion.id).execute()
             self.saved_at = now
 
 
@@ -91,4 +92,9 @@ def run_completion(ctx: JobContext, completion_id: int, engine, warm) -> str:
     except Exception as error:  # the user sees why; the details stay in the worker's log
         log.exception("completion %s failed", completion_id)
         return finish(completion, "failed", error=f"Generation failed: {type(error).__name__}: {error}")
-    return finish(completion, "succeeded", text=text, tokens=tokens)
+    return finish(completion, "succeeded", text=storable(text), tokens=tokens)
+
+
+def storable(text: str) -> str:
+    """The text with NUL characters shown as U+FFFD: a model may emit them, and PostgreSQL text cannot hold them."""
+    return text.replace("\x00", "\ufffd")

@@ -161,8 +161,8 @@ def scripted_job(ctx, user, **ref) -> Job:
     return Job.get_by_id(job.id)
 
 
-def test_the_log_line_cap_counts_across_polls(ctx, user, monkeypatch):
-    monkeypatch.setattr(progress, "MAX_LOG_EVENTS", 5)
+def test_the_log_line_cap_counts_across_polls(ctx, user):
+    ctx.settings = ctx.settings.model_copy(update={"job_log_event_cap": 5})
     ScriptedBackend.SCRIPT = [PollResult("running", [f"line {n}" for n in range(4)]) for _ in range(3)]
     job = scripted_job(ctx, user)
     for _ in range(3):

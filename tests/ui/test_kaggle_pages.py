@@ -14,7 +14,8 @@ from tests.ui.test_job_pages import form_for
 def settings(settings, tmp_path):
     """Both backends, with alice's Kaggle account (on the emulator when a test starts one)."""
     return settings.model_copy(update={"training_backends": "local,kaggle", "kaggle_username": KAGGLE_USER,
-                                       "kaggle_key": KAGGLE_KEY, "kaggle_config_dir": tmp_path / "kaggle-config"})
+                                       "kaggle_key": KAGGLE_KEY, "kaggle_config_dir": tmp_path / "kaggle-config",
+                                       "kaggle_shared_account": True})
 
 
 @pytest.fixture
