@@ -19,8 +19,7 @@ def require_token():
     """Set g.user from the Authorization header, or refuse with 401."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    user = service.user_for_token(token.strip()) if scheme.lower() == "bearer" else None
+    user = service.user_for_authorization(request.headers.get("Authorization", ""))
     if user is None:
         raise Unauthorized("Send a valid API token as 'Authorization: Bearer <token>'.")
     g.user = user

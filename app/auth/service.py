@@ -98,6 +98,12 @@ def create_token(user: User, name: str) -> tuple[ApiToken, str]:
     return token, plaintext
 
 
+def user_for_authorization(header: str) -> User | None:
+    """The user of an `Authorization: Bearer <token>` header's live token, or None (the API and /v1 share it)."""
+    scheme, _, token = header.partition(" ")
+    return user_for_token(token.strip()) if scheme.lower() == "bearer" else None
+
+
 def user_for_token(plaintext: str) -> User | None:
     """The active user a live token belongs to, or None; records the token's use."""
     if not plaintext or not plaintext.startswith(TOKEN_PREFIX):

@@ -18,8 +18,7 @@ def require_token():
     """Set g.user from the Authorization header, or refuse with 401."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    user = service.user_for_token(token.strip()) if scheme.lower() == "bearer" else None
+    user = service.user_for_authorization(request.headers.get("Authorization", ""))
     if user is None:
         raise Unauthorized("Incorrect API key provided: send a Studio API token as the client's api_key.",
                            details={"field": "api_key"})
