@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.web.jobs.chart import Tick, nice_ticks
+from app.web.jobs.chart import PlotArea, Tick, nice_ticks
 
 
 @dataclass
@@ -16,7 +16,7 @@ class Series:
 
 
 @dataclass
-class CompareChart:
+class CompareChart(PlotArea):
     """Several jobs' loss curves on shared axes."""
 
     series: list[Series]
@@ -41,29 +41,6 @@ class CompareChart:
     def empty(self) -> bool:
         """Whether no job has reported a point."""
         return not any(s.train or s.evaluation for s in self.series)
-
-    @property
-    def plot_right(self) -> int:
-        """The right edge of the plotting area."""
-        return self.width - self.right
-
-    @property
-    def plot_bottom(self) -> int:
-        """The bottom edge of the plotting area."""
-        return self.height - self.bottom
-
-    def x(self, step: float) -> float:
-        """The horizontal position of a step."""
-        return round(self.left + (self.plot_right - self.left) * step / self._x_max, 1)
-
-    def y(self, value: float) -> float:
-        """The vertical position of a loss."""
-        low, high = self._y_range
-        return round(self.plot_bottom - (self.plot_bottom - self.top) * (value - low) / (high - low), 1)
-
-    def path(self, points: list[tuple[int, float]]) -> str:
-        """The `points` attribute of a polyline."""
-        return " ".join(f"{self.x(step)},{self.y(value)}" for step, value in points)
 
     @property
     def y_ticks(self) -> list[Tick]:

@@ -18,8 +18,36 @@ class Tick:
     label: str
 
 
+class PlotArea:
+    """Positions in an SVG chart's plotting area, for a dataclass with width, height, the four margins,
+    `_x_max` (the last step) and `_y_range` (the values' low and high)."""
+
+    @property
+    def plot_right(self) -> int:
+        """The right edge of the plotting area."""
+        return self.width - self.right
+
+    @property
+    def plot_bottom(self) -> int:
+        """The bottom edge of the plotting area."""
+        return self.height - self.bottom
+
+    def x(self, step: float) -> float:
+        """The horizontal position of a step."""
+        return round(self.left + (self.plot_right - self.left) * step / self._x_max, 1)
+
+    def y(self, value: float) -> float:
+        """The vertical position of a value."""
+        low, high = self._y_range
+        return round(self.plot_bottom - (self.plot_bottom - self.top) * (value - low) / (high - low), 1)
+
+    def path(self, points: list[tuple[int, float]]) -> str:
+        """The `points` attribute of a polyline through the points."""
+        return " ".join(f"{self.x(step)},{self.y(value)}" for step, value in points)
+
+
 @dataclass
-class LossChart:
+class LossChart(PlotArea):
     """An SVG line chart of training and evaluation loss against step, computed on the server."""
 
     train: list[tuple[int, float]]
@@ -50,29 +78,6 @@ class LossChart:
     def empty(self) -> bool:
         """Whether there is nothing to draw yet."""
         return not self.train and not self.evaluation
-
-    @property
-    def plot_right(self) -> int:
-        """The right edge of the plotting area."""
-        return self.width - self.right
-
-    @property
-    def plot_bottom(self) -> int:
-        """The bottom edge of the plotting area."""
-        return self.height - self.bottom
-
-    def x(self, step: float) -> float:
-        """The horizontal position of a step."""
-        return round(self.left + (self.plot_right - self.left) * step / self._x_max, 1)
-
-    def y(self, value: float) -> float:
-        """The vertical position of a loss value."""
-        low, high = self._y_range
-        return round(self.plot_bottom - (self.plot_bottom - self.top) * (value - low) / (high - low), 1)
-
-    def path(self, points: list[tuple[int, float]]) -> str:
-        """The `points` attribute of a polyline through the points."""
-        return " ".join(f"{self.x(step)},{self.y(value)}" for step, value in points)
 
     @property
     def train_path(self) -> str:
