@@ -111,11 +111,11 @@ def memory_table(size: int = WORST_CASE_BYTES, limit: int = RECORD_LIMIT) -> Non
                   f"{growth / MB:6.1f}MB {growth / limit:8.1f} {found['seconds']:8.1f}  {outcome}")
 
 
-def write_chat_jsonl(path: Path) -> int:
-    """A chat dataset of about TARGET_BYTES with varied lengths; returns its size."""
+def write_chat_jsonl(path: Path, size: int = TARGET_BYTES) -> int:
+    """A chat dataset of about size bytes with varied lengths; returns its size."""
     with path.open("w") as out:
         index = 0
-        while out.tell() < TARGET_BYTES:
+        while out.tell() < size:
             question = f"Question {index}: " + "why is the sky blue? " * (index % 7 + 1)
             answer = "Because of Rayleigh scattering. " * (index % 11 + 1)
             record = {"messages": [{"role": "system", "content": "You answer physics questions."},

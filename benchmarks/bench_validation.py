@@ -23,25 +23,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from app.datasets.validation import ValidationOptions, validate  # noqa: E402
+from benchmarks.bench_datasets import write_chat_jsonl  # noqa: E402
 
 MB = 1024 * 1024
 SIZE = int(os.environ.get("BENCH_VALIDATION_MB", "20")) * MB
 ROUNDS = 3
-
-
-def write_chats(path: Path, size: int) -> int:
-    """A chat dataset of about size bytes with varied lengths; returns its size."""
-    with path.open("w") as out:
-        index = 0
-        while out.tell() < size:
-            question = f"Question {index}: " + "why is the sky blue? " * (index % 7 + 1)
-            answer = "Because of Rayleigh scattering. " * (index % 11 + 1)
-            record = {"messages": [{"role": "system", "content": "You answer physics questions."},
-                                   {"role": "user", "content": question},
-                                   {"role": "assistant", "content": answer}]}
-            out.write(json.dumps(record) + "\n")
-            index += 1
-    return path.stat().st_size
 
 
 def chunks(path: Path) -> Iterator[bytes]:
@@ -87,7 +73,7 @@ def main() -> None:
     """Time the three loops and print the table."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "chats.jsonl"
-        megabytes = write_chats(path, SIZE) / MB
+        megabytes = write_chat_jsonl(path, SIZE) / MB
         bare = best_seconds(bare_loop(orjson.loads), path)
         stdlib = best_seconds(bare_loop(json.loads), path)
         studio = best_seconds(validation, path)
