@@ -174,11 +174,18 @@ class JobEvent(BaseModel):
     kind = peewee.CharField(max_length=16)
     message = peewee.TextField(default="")
     data = peewee.JSONField(null=True)
+    # A metric point's series (its data's `type`: progress, eval…), its position in it and how many times 2
+    # divides that position; None for other events (app/jobs/metric_points.py).
+    series = peewee.CharField(max_length=16, null=True)
+    point = peewee.IntegerField(null=True)
+    level = peewee.SmallIntegerField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
-        # (job, kind, id): a poll's last log line and last metric point are each one index lookup.
-        indexes = ((("job", "id"), False), (("job", "kind", "id"), False))
+        # (job, kind, id): a poll's last log line and last metric point are each one index lookup; (job, series,
+        # id): a series' last point; (job, series, level, id): a chart's thinned points, one range a series.
+        indexes = ((("job", "id"), False), (("job", "kind", "id"), False), (("job", "series", "id"), False),
+                   (("job", "series", "level", "id"), False))
 
 
 class Artifact(BaseModel):

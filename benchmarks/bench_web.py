@@ -52,12 +52,16 @@ VALUES (%s, 'bench running job', 'tiny-random-llama', 'lora', 'local', '{}', 'ru
         '{"loss": 0.5, "eta_seconds": 60}', 'run', 1, 0, false, now(), now(), now())
 RETURNING id
 """
-# Nine metric points in ten, the rest log lines, as a long run reports them.
+# Nine metric points in ten, the rest log lines, as a long run reports them; each point numbered in its series
+# as app/jobs/metric_points.py numbers them (position, and how many times 2 divides it).
 EVENTS_SQL = """
-INSERT INTO job_event (job_id, kind, message, data, created_at)
+INSERT INTO job_event (job_id, kind, message, data, series, point, level, created_at)
 SELECT %s, CASE WHEN g %% 10 = 0 THEN 'log' ELSE 'metric' END, 'line ' || g,
        CASE WHEN g %% 10 = 0 THEN NULL
             ELSE jsonb_build_object('type', 'progress', 'step', g, 'loss', 2.0 / (1 + g / 500.0)) END,
+       CASE WHEN g %% 10 = 0 THEN NULL ELSE 'progress' END,
+       CASE WHEN g %% 10 = 0 THEN NULL ELSE g - g / 10 END,
+       CASE WHEN g %% 10 = 0 THEN NULL ELSE LEAST(20, floor(log(2, ((g - g / 10) & -(g - g / 10))::numeric))) END,
        now()
 FROM generate_series(1, %s) AS g
 """

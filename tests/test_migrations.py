@@ -1,13 +1,17 @@
 """Versioned migrations on both databases: from empty, idempotent, serialised, matching the models."""
 from __future__ import annotations
 
+import json
 import threading
+from collections import Counter
 
 import pytest
+from peewee import SqliteDatabase
 from playhouse.schema_diff import diff_models
 
-from app.db import MIGRATIONS_DIR, make_database, pending_migrations, upgrade
-from app.models import ALL_MODELS
+from app.db import MIGRATIONS_DIR, make_database, migration_runner, pending_migrations, upgrade
+from app.jobs import metric_points
+from app.models import ALL_MODELS, JobEvent
 
 MIGRATIONS = sorted(path.stem for path in MIGRATIONS_DIR.glob("[0-9]*.py"))
 
@@ -51,6 +55,8 @@ def test_list_queries_have_their_indexes(fresh_database):
     assert {("owner_id", "created_at"), ("job_id", "id"), ("user_id", "created_at")} <= indexed
     # Keyset pages and live polls (migration 0010).
     assert {("owner_id", "id"), ("owner_id", "status", "id"), ("job_id", "kind", "id")} <= indexed
+    # A chart's thinned series and each series' last point (migration 0011).
+    assert {("job_id", "series", "level", "id"), ("job_id", "series", "id")} <= indexed
 
 
 def test_concurrent_upgrades_apply_each_migration_once(fresh_url):
@@ -73,3 +79,31 @@ def test_concurrent_upgrades_apply_each_migration_once(fresh_url):
         thread.join()
     assert not errors
     assert sorted(len(applied) for applied in results) == [0, 0, len(MIGRATIONS)]
+
+
+def test_metric_points_recorded_before_their_columns_are_numbered_as_the_app_numbers_them(fresh_database):
+    with fresh_database.connection_context():
+        migration_runner(fresh_database).up("0010_list_indexes")
+    types = ["progress", "eval", None, "progress", "progress", "eval", "x" * 17, "progress"]
+    mark = "?" if isinstance(fresh_database, SqliteDatabase) else "%s"
+    with fresh_database.connection_context():
+        fresh_database.execute_sql("INSERT INTO \"user\" (email, password_hash, is_admin, is_active, created_at) "
+                                   "VALUES ('a@example.com', 'x', false, true, '2026-01-01')")
+        fresh_database.execute_sql(
+            "INSERT INTO job (owner_id, name, base_model, method, backend, hyperparameters, status, step, epoch, "
+            "stage, attempts, stage_attempts, remote_open, created_at, updated_at) VALUES (1, 'j', 'm', 'lora', "
+            "'local', '{}', 'running', 0, 0, 'run', 0, 0, false, '2026-01-01', '2026-01-01')")
+        for step, kind in enumerate(types):
+            fresh_database.execute_sql(  # only the placeholder is formatted in
+                f"INSERT INTO job_event (job_id, kind, message, data, created_at) VALUES (1, {mark}, '', {mark}, "  # noqa: S608
+                "'2026-01-01')", ("metric" if kind else "log", json.dumps({"type": kind, "step": step})))
+    upgrade(fresh_database)
+    with fresh_database.connection_context(), fresh_database.bind_ctx(ALL_MODELS):
+        found = list(JobEvent.select(JobEvent.series, JobEvent.point, JobEvent.level).order_by(JobEvent.id).tuples())
+    counts, expected = Counter(), []
+    for kind in types:
+        series = metric_points.series_of("metric" if kind else "log", {"type": kind})
+        counts[series] += 1
+        expected.append((series, counts[series], metric_points.level_of(counts[series])) if series else (None,) * 3)
+    assert found == expected
+    assert found[:5] == [("progress", 1, 0), ("eval", 1, 0), (None, None, None), ("progress", 2, 1), ("progress", 3, 0)]

@@ -1,6 +1,7 @@
 """A job's history: status changes, log lines and metric points, and the progress they carry."""
 from __future__ import annotations
 
+from app.jobs import metric_points
 from app.jobs.states import DONE, TERMINAL, can_move
 from app.models import Job, JobEvent, utcnow
 from app.webhooks import outbox
@@ -8,17 +9,19 @@ from app.webhooks import outbox
 MAX_LINE_CHARS = 4000
 
 
-def add_event(job: Job, kind: str, message: str = "", data: dict | None = None) -> JobEvent:
+def add_event(job: Job, kind: str, message: str = "", data: dict | None = None) -> None:
     """Append one event to the job's history."""
-    return JobEvent.create(job=job.id, kind=kind, message=message[:MAX_LINE_CHARS], data=data)
+    add_events(job, [(kind, message, data)])
 
 
 def add_events(job: Job, events: list[tuple[str, str, dict | None]]) -> None:
-    """Append several (kind, message, data) events in one statement, in order."""
+    """Append several (kind, message, data) events in one statement, in order (metric points numbered in their
+    series first)."""
     if events:
         now = utcnow()
         rows = [{"job": job.id, "kind": kind, "message": message[:MAX_LINE_CHARS], "data": data, "created_at": now}
                 for kind, message, data in events]
+        metric_points.number(job.id, rows)
         JobEvent.insert_many(rows).execute()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 import uuid
 
+from app.jobs import metric_points
 from app.models import Artifact, Dataset, Job, JobEvent, utcnow
 
 
@@ -23,8 +24,10 @@ def make_job(owner, dataset=None, **fields) -> Job:
 
 
 def make_event(job, kind: str = "log", message: str = "hello", **fields) -> JobEvent:
-    """One event of job."""
-    return JobEvent.create(job=job, kind=kind, message=message, **fields)
+    """One event of job (a metric point numbered in its series, as the app numbers it)."""
+    row = {"job": job, "kind": kind, "message": message, **fields}
+    metric_points.number(job.id, [row])
+    return JobEvent.create(**row)
 
 
 def make_artifact(job, name: str = "adapter_model.safetensors", **fields) -> Artifact:
@@ -54,5 +57,12 @@ def add_history(job: Job, steps: int, evals: int, logs: int) -> None:
               "data": {"type": "eval", "step": step, "eval_loss": 2.1 / (1 + step / 50)}}
              for step in range(every, steps + 1, every)][:evals]
     rows += [{"job": job.id, "kind": "log", "message": f"log line {index}", "data": None} for index in range(logs)]
+    insert_events(job, rows)
+
+
+def insert_events(job: Job, rows: list[dict]) -> None:
+    """Event rows inserted in bulk, in order, their metric points numbered in their series as the app does."""
     for start in range(0, len(rows), 1000):
-        JobEvent.insert_many(rows[start:start + 1000]).execute()
+        batch = rows[start:start + 1000]
+        metric_points.number(job.id, batch)
+        JobEvent.insert_many(batch).execute()

@@ -212,7 +212,7 @@ def test_each_poll_costs_the_same_few_queries_however_many_events(browser, owner
     # itself. A poll from a page's cursor costs less: tests/ui/test_live_polls.py.
     assert counts == {small.id: 3, large.id: 3}
     points = re.search(r'class="chart-line chart-train" points="([^"]*)"', bodies[large.id]).group(1).split()
-    assert 150 <= len(points) <= 201, "the chart is thinned to about 200 points"
+    assert 100 < len(points) <= 201, "the chart is thinned to between half and all of its 200 points (+ the last)"
     assert points[-1].startswith("624.0,"), "the newest step is always drawn (x at the right edge for 9000/9000)"
     assert len(bodies[large.id]) < 40_000
     with capsys.disabled():

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import re
 
-from app.models import JobEvent
 from tests.support.database import counted_queries
-from tests.support.factories import running_job
+from tests.support.factories import insert_events, running_job
 from tests.support.pages import htmx
 
 
@@ -17,7 +16,7 @@ def add_rewards(job, steps: int, evals: int) -> None:
     rows += [{"job": job.id, "kind": "metric", "message": "eval",
               "data": {"type": "eval", "step": step, "eval_loss": 0.6, "eval_reward_margin": step / 12,
                        "eval_reward_accuracy": 0.75}} for step in range(steps // evals, steps + 1, steps // evals)]
-    JobEvent.insert_many(rows).execute()
+    insert_events(job, rows)
 
 
 def test_form_explains_dpo_and_orpo_and_offers_their_preset_and_hyperparameters(browser):

@@ -61,7 +61,7 @@ def live_job(job_id: int, user_id: int) -> Job | None:
 
 
 # Stand-ins for the ids in the compiled query, swapped for the real ones at each poll (no other parameter of the
-# query is an integer).
+# query takes these values).
 JOB_MARK, USER_MARK = -7_301, -7_302
 
 

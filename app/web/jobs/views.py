@@ -8,10 +8,9 @@ from functools import partial
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from peewee import fn
 
 from app import catalog
-from app.jobs import gpu_budget, states
+from app.jobs import gpu_budget, metric_points, states
 from app.jobs.artifacts import list_artifacts
 from app.jobs.context import JobContext
 from app.models import Dataset, Job, JobEvent, User, utcnow
@@ -76,26 +75,10 @@ def loss_points(job: Job, limit: int = CHART_POINTS,
 
 
 def metric_series(job: Job, limit: int = CHART_POINTS, upto: int | None = None) -> dict[str, list[tuple[int, float]]]:
-    """(step, value) points of each charted metric (SERIES) of the job (up to event `upto`), each thinned to about
-    `limit`.
-
-    One query whatever the number of events: a window numbers each series' points, and only the first point of
-    each of `limit` equal slices (and the last point) leaves the database.
+    """(step, value) points of each charted metric (SERIES) of the job (up to event `upto`), each thinned to at
+    most `limit` (and its last point): one query, each series' points one index range (app/jobs/metric_points.py).
     """
-    series = JobEvent.data["type"].as_text()
-    where = (JobEvent.job == job.id) & (JobEvent.kind == "metric")
-    if upto is not None:  # the poll's snapshot: what its ETag names, even if more points arrive meanwhile
-        where &= JobEvent.id <= upto
-    ranked = (JobEvent.select(JobEvent.id, JobEvent.data, series.alias("series"),
-                              fn.ROW_NUMBER().over(partition_by=[series], order_by=[JobEvent.id]).alias("n"),
-                              fn.COUNT(JobEvent.id).over(partition_by=[series]).alias("total"))
-              .where(where)
-              .alias("ranked"))
-    n, total = ranked.c.n, ranked.c.total
-    # Integer division: the row opens a new slice when n * limit / total steps up.
-    opens_slice = (n * limit) / total != ((n - 1) * limit) / total
-    rows = (JobEvent.select(ranked.c.data, ranked.c.series).from_(ranked)
-            .where(opens_slice | (n == total)).order_by(ranked.c.id).tuples())
+    rows = metric_points.thinned(job.id, tuple(SERIES), limit, upto)
     found = {name: [] for names in SERIES.values() for name in names}
     for data, kind in rows:
         data = JobEvent.data.python_value(data) if isinstance(data, str) else data
