@@ -7,8 +7,11 @@ range of the (job, series, level, id) index, whatever the job's history, plus th
 """
 from __future__ import annotations
 
+import functools
+
 from peewee import Case
 
+from app.db import database, execute_compiled
 from app.models import Job, JobEvent
 
 # Levels stop here: past limit · 2^20 points (200 million for a chart of 200) a chart simply draws more points.
@@ -52,23 +55,36 @@ def number(job_id: int, rows: list[dict]) -> None:
             row["point"], row["level"] = point, level_of(point)
 
 
-def thinned(job_id: int, names: tuple[str, ...], limit: int, upto: int | None = None):
+def thinned(job_id: int, names: tuple[str, ...], limit: int, upto: int | None = None) -> list[tuple[dict, str]]:
     """(data, series) of each named series' points a chart of `limit` draws, and of its last point, in event
     order (only events up to `upto`: a snapshot, even if more points arrive meanwhile).
 
     One query: for each series two index lookups on its last point read the level to draw (from its position,
     the series' length) and its id; then one range of the (job, series, level, id) index gives the drawn points.
     """
+    values = {JOB_MARK: job_id, UPTO_MARK: LAST_ID if upto is None else upto}
+    rows = execute_compiled(_compiled(database.obj, names, limit), values).fetchall()
+    return [(JobEvent.data.python_value(data) if isinstance(data, str) else data, series) for data, series in rows]
+
+
+# Stand-ins for the job's id and the last event's in the compiled query (no other parameter takes these values),
+# and the greatest id an event can have (the last when no snapshot is asked for).
+JOB_MARK, UPTO_MARK, LAST_ID = -7_401, -7_402, 2**31 - 1
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(_database, names: tuple[str, ...], limit: int) -> tuple[str, list]:
+    """The SQL and parameters of thinned's query, built once per database, series and limit: compiling it costs
+    more than running it."""
     drawn = None
     for name in names:
         level = Case(None, [(JobEvent.point <= limit << level, level) for level in range(MAX_LEVEL)], MAX_LEVEL)
-        wanted = (JobEvent.series == name) & ((JobEvent.level >= _latest(job_id, name, upto, level))
-                                              | (JobEvent.id == _latest(job_id, name, upto, JobEvent.id)))
+        wanted = (JobEvent.series == name) & ((JobEvent.level >= _latest(JOB_MARK, name, UPTO_MARK, level))
+                                              | (JobEvent.id == _latest(JOB_MARK, name, UPTO_MARK, JobEvent.id)))
         drawn = wanted if drawn is None else drawn | wanted
-    where = (JobEvent.job == job_id) & drawn
-    if upto is not None:
-        where &= JobEvent.id <= upto
-    return JobEvent.select(JobEvent.data, JobEvent.series).where(where).order_by(JobEvent.id).tuples()
+    query = (JobEvent.select(JobEvent.data, JobEvent.series)
+             .where((JobEvent.job == JOB_MARK) & (JobEvent.id <= UPTO_MARK) & drawn).order_by(JobEvent.id))
+    return query.sql()
 
 
 def _latest(job_id, name: str, upto: int | None, column):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from peewee import fn
 
-from app.db import database
+from app.db import database, execute_compiled
 from app.jobs import states
 from app.models import Artifact, Job, JobEvent, User
 from app.pagination import int_arg
@@ -51,10 +51,10 @@ def live_job(job_id: int, user_id: int) -> Job | None:
     """The user's job (None for another's or a deactivated user), its owner loaded, with the id of its last log
     line or status change (`last_event`), of its last metric point (`last_point`) and its artifact count
     (`files`): one query, each mark an index lookup on (job, kind, id)."""
-    query, sql, params = _compiled(database.obj)
-    values = [job_id if value == JOB_MARK else user_id if value == USER_MARK else value for value in params]
+    query, compiled = _compiled(database.obj)
+    cursor = execute_compiled(compiled, {JOB_MARK: job_id, USER_MARK: user_id})
     # The query's own reader turns the row into the job and its owner, as .first() would.
-    job = next(iter(query._get_cursor_wrapper(database.execute_sql(sql, values))), None)
+    job = next(iter(query._get_cursor_wrapper(cursor)), None)
     if job is not None:
         job.last_event = max(job.last_log or 0, job.last_status or 0)
     return job
@@ -75,8 +75,7 @@ def _compiled(_database) -> tuple:
              .join(User, on=(Job.owner == User.id))
              .where((Job.id == JOB_MARK) & (Job.owner == USER_MARK) & User.is_active)
              .limit(1))
-    sql, params = query.sql()
-    return query, sql, params
+    return query, query.sql()
 
 
 def _last(kind: str):

@@ -81,7 +81,6 @@ def metric_series(job: Job, limit: int = CHART_POINTS, upto: int | None = None) 
     rows = metric_points.thinned(job.id, tuple(SERIES), limit, upto)
     found = {name: [] for names in SERIES.values() for name in names}
     for data, kind in rows:
-        data = JobEvent.data.python_value(data) if isinstance(data, str) else data
         for name in SERIES.get(kind, ()):
             point = _point(data, name)
             if point:
