@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from app.jobs.events import add_events
 from app.models import Completion, Dataset, Job, JobEvent
 from tests.support.database import counted_queries
 from tests.support.factories import make_artifact, make_dataset, make_event, make_job, running_job
@@ -179,3 +180,24 @@ def test_a_playground_answer_being_generated_is_a_304_until_a_token_comes(browse
     assert grown.status_code == 200 and "Hel" in grown.get_data(as_text=True)
     other = in_db(make_job, make_user(), status="succeeded")
     assert browser.get(f"/jobs/{other.id}/playground/{answer.id}", headers=htmx()).status_code == 404
+
+
+def test_the_results_section_is_a_304_until_an_evaluation_comes_or_the_job_ends(browser, owner, in_db):
+    job = in_db(running_job, owner, steps=30, evals=2)
+    path, target = f"/jobs/{job.id}/results", "job-results"
+    first, second, queries = revalidated(browser, path, target)
+    assert first.status_code == 200 and 'hx-trigger="every 5s"' in first.get_data(as_text=True)
+    assert second.status_code == 304 and len(queries) == 1, queries
+
+    def poll():
+        return browser.get(path, headers={**htmx(target), "If-None-Match": first.headers["ETag"]})
+
+    in_db(add_events, job, [("metric", "step 31", {"type": "progress", "step": 31, "loss": 0.5})])
+    assert poll().status_code == 304, "a training step changes nothing the section shows"
+    in_db(add_events, job, [("metric", "eval", {"type": "eval", "step": 31, "eval_loss": 0.4,
+                                                "eval_accuracy": 0.75})])
+    evaluated = poll()
+    assert evaluated.status_code == 200 and evaluated.headers["ETag"] != first.headers["ETag"]
+    in_db(lambda: Job.update(status="succeeded").where(Job.id == job.id).execute())
+    ended = browser.get(path, headers={**htmx(target), "If-None-Match": evaluated.headers["ETag"]})
+    assert ended.status_code == 200 and "hx-trigger" not in ended.get_data(as_text=True)
