@@ -83,7 +83,7 @@ def source_problem(source: Job, request) -> str | None:
     """Why a job cannot be continued by the requested one, or None."""
     if source.status != states.SUCCEEDED:
         return f"The job {source.status}; only a succeeded job can be continued."
-    if adapter_kind(source.method, source.hyperparameters) not in ADAPTER_METHODS:
+    if job_adapter(source) not in ADAPTER_METHODS:
         return "Only a LoRA or QLoRA adapter can be continued; that job trained every weight."
     if adapter_kind(request.method, request.hyperparameters) == "full":
         return ("A full-weights run cannot start from an adapter: continue it with method lora or qlora, or with "
@@ -91,6 +91,11 @@ def source_problem(source: Job, request) -> str | None:
     if source.base_model != (request.base_model or "").strip():
         return f"The job trained {source.base_model}: continue it on the same base model."
     return None
+
+
+def job_adapter(job: Job) -> str:
+    """What a job trains: lora, qlora or full (a dpo or orpo job names it in its hyperparameters)."""
+    return adapter_kind(job.method, job.hyperparameters)
 
 
 def adapter_kind(method: str, hyperparameters) -> str:
