@@ -125,6 +125,18 @@ def test_dpo_from_an_sft_adapter_takes_the_sft_model_as_its_reference(sft_adapte
                                                          for p in group["params"]}
 
 
+@pytest.mark.parametrize("change", [{"method": "orpo"}, {"hyperparameters": {**DPO["hyperparameters"],
+                                                                            "reference_free": True}}])
+def test_orpo_and_reference_free_dpo_continue_the_adapter_without_a_reference_copy(sft_adapter, tmp_path, change):
+    data = tmp_path / "data"
+    data.mkdir()
+    copy_init_adapter(sft_adapter, data)
+    model = load_prepared_model(parse_config({**DPO, "init_adapter": True, **change}), data, CPU,
+                                build_tiny_tokenizer())
+    assert set(model.peft_config) == {"default"} and all(p.requires_grad for n, p in model.named_parameters()
+                                                         if "lora_" in n)
+
+
 def adapter_keys(folder: Path) -> set[str]:
     """The tensor names in an adapter folder's safetensors file."""
     with safetensors.safe_open(str(folder / "adapter_model.safetensors"), "pt") as opened:
