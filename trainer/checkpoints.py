@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from trainer.config import INIT_ADAPTER_PREFIX
+from trainer.models import save_adapter
 
 CHECKPOINTS_FILE = "checkpoints.json"
 KEPT_FOLDER = "checkpoint_adapters"  # not under checkpoints/, which holds resume state only the run itself needs
@@ -29,7 +30,7 @@ def save_extras(run, folder: Path) -> dict:
     """Into a checkpoint's folder: its adapter (for the adapter methods) and its metrics; returns the metrics."""
     metrics = checkpoint_metrics(run)
     if run.config.adapter != "full":
-        run.model.save_pretrained(folder / "adapter", safe_serialization=True)
+        save_adapter(run.model, folder / "adapter")
     (folder / METRICS_FILE).write_text(json.dumps(metrics))
     return metrics
 

@@ -30,6 +30,10 @@ LORA_TARGETS = {
     "gemma2": LLAMA_STYLE_TARGETS,
     "phi3": ("qkv_proj", "o_proj", "gate_up_proj", "down_proj"),
 }
+# The adapter a run trains (peft's default name), and DPO's frozen copy of the adapter the run continues: the
+# reference model is then the earlier model itself, base + that adapter, without a second copy of the base.
+TRAINED_ADAPTER = "default"
+REFERENCE_ADAPTER = "reference"
 
 
 def build_tiny_tokenizer():
@@ -148,10 +152,23 @@ def prepare_for_training(model, config: Config, adapter_from=None):
     if config.adapter == "full":
         return model
     if adapter_from is not None:
-        return peft.PeftModel.from_pretrained(model, adapter_from, is_trainable=True)
+        return continued_adapter(model, config, adapter_from)
     adapter = peft.LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
                               target_modules=lora_targets(hp, model.config.model_type), task_type="CAUSAL_LM")
     try:
         return peft.get_peft_model(model, adapter)
     except ValueError as error:  # peft's message names the modules it could not find
         raise ConfigError(f"Cannot apply LoRA: {error}") from error
+
+
+def continued_adapter(model, config: Config, adapter_from):
+    """The earlier adapter, trainable; for DPO loaded once more, frozen, as the reference model's adapter."""
+    model = peft.PeftModel.from_pretrained(model, adapter_from, is_trainable=True)
+    if config.method == "dpo" and not config.hyperparameters.reference_free:
+        model.load_adapter(adapter_from, adapter_name=REFERENCE_ADAPTER, is_trainable=False)
+    return model
+
+
+def save_adapter(model, folder) -> None:
+    """The trained adapter's files (never the reference's) as safetensors."""
+    model.save_pretrained(folder, safe_serialization=True, selected_adapters=[TRAINED_ADAPTER])

@@ -13,13 +13,17 @@ import transformers
 
 from trainer.config import TINY_MODEL_ID, Config
 from trainer.loop import Run
-from trainer.models import Hardware, build_tiny_model, torch_dtype
+from trainer.models import Hardware, build_tiny_model, save_adapter, torch_dtype
 
 
 def save_model(run: Run) -> str:
     """The adapter (or, for full fine-tuning, the whole model) as safetensors with the tokenizer files."""
-    folder = "model" if run.config.adapter == "full" else "adapter"
-    run.model.save_pretrained(run.output / folder, safe_serialization=True)
+    if run.config.adapter == "full":
+        folder = "model"
+        run.model.save_pretrained(run.output / folder, safe_serialization=True)
+    else:
+        folder = "adapter"
+        save_adapter(run.model, run.output / folder)
     run.tokenizer.save_pretrained(run.output / folder)
     return folder
 

@@ -1,8 +1,10 @@
 """Preference tuning (DPO, ORPO): pairs tokenized and collated, their losses, and the run that trains on them.
 
 A pair trains as two sequences, the prompt with each answer, in one batch (every chosen answer, then every rejected
-one) and with loss on the answers only. DPO's reference is the base model itself, the adapter switched off for its
-forward pass: no second copy of the weights (full fine-tuning, which has no adapter to switch off, keeps one).
+one) and with loss on the answers only. DPO's reference is the model the run starts from, without a second copy of
+the weights: the base itself, the adapter switched off for its forward pass, or, when the run continues an earlier
+adapter (SFT -> DPO), base + that adapter, loaded a second time frozen and switched to for the pass. Full
+fine-tuning, which has no adapter to switch, keeps a frozen copy.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from trainer.data import (
 )
 from trainer.errors import DataError
 from trainer.loop import Run
+from trainer.models import REFERENCE_ADAPTER, TRAINED_ADAPTER
 
 
 @dataclass
@@ -176,6 +179,32 @@ class RewardMeter:
         return {prefix + name: value for name, value in found.items()}
 
 
+@contextlib.contextmanager
+def reference_adapter(model):
+    """The frozen reference adapter in use, without dropout (a frozen model), then the trained adapter again.
+
+    peft's set_adapter makes the adapter it activates trainable and freezes the others: every parameter's
+    requires_grad is put back at once, so the reference never needs a gradient and the trained one keeps its own.
+    """
+    flags = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
+    training = model.training
+    model.eval()
+    model.set_adapter(REFERENCE_ADAPTER)
+    restore_requires_grad(flags)
+    try:
+        yield
+    finally:
+        model.set_adapter(TRAINED_ADAPTER)
+        restore_requires_grad(flags)
+        model.train(training)
+
+
+def restore_requires_grad(flags: list) -> None:
+    """Each parameter's requires_grad as recorded."""
+    for parameter, flag in flags:
+        parameter.requires_grad_(flag)
+
+
 class PreferenceRun(Run):
     """A run of DPO or ORPO: the SFT loop, checkpoints and reports, with pairs and a preference loss."""
 
@@ -235,10 +264,13 @@ class PreferenceRun(Run):
         return sequence_logps(logits, batch["labels"])[0]
 
     def reference_weights(self):
-        """The base weights: the adapter off while the context lasts (nothing to do for a full run's copy)."""
-        if self.reference_model is None and hasattr(self.model, "disable_adapter"):
-            return self.model.disable_adapter()
-        return contextlib.nullcontext()
+        """The reference's weights while the context lasts: the frozen copy of the adapter the run continues, else
+        the base (the adapter off); nothing to do for a full run's copy."""
+        if self.reference_model is not None or not hasattr(self.model, "disable_adapter"):
+            return contextlib.nullcontext()
+        if REFERENCE_ADAPTER in self.model.peft_config:
+            return reference_adapter(self.model)
+        return self.model.disable_adapter()
 
     def evaluate(self) -> float:
         """The mean pair loss over the validation pairs (their rewards go to the meter)."""

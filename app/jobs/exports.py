@@ -29,7 +29,7 @@ def check_request(job: Job, payload) -> str:
     if job.status != states.SUCCEEDED:
         raise Conflict(f"The job is {job.status}: only a succeeded job can be exported.",
                        details={"status": job.status})
-    if job.method not in judging.ADAPTER_METHODS:
+    if judging.job_adapter(job) not in judging.ADAPTER_METHODS:
         raise Conflict("A full fine-tune is already a whole model: download model/ instead.",
                        details={"method": job.method})
     return fmt

@@ -9,7 +9,14 @@ from app.errors import NotFound
 from app.jobs import states
 from app.models import Artifact, Checkpoint, Job, User
 from app.storage import ObjectStore
-from trainer.config import DEFAULT_SAMPLE_COUNT, INIT_ADAPTER_PREFIX, MAX_SAMPLE_COUNT, conversation_problem
+from trainer.config import (
+    DEFAULT_SAMPLE_COUNT,
+    INIT_ADAPTER_PREFIX,
+    MAX_SAMPLE_COUNT,
+    PREFERENCE_METHODS,
+    Hyperparameters,
+    conversation_problem,
+)
 
 ADAPTER_METHODS = ("lora", "qlora")
 SAMPLES_ARTIFACT = "samples.jsonl"
@@ -76,11 +83,26 @@ def source_problem(source: Job, request) -> str | None:
     """Why a job cannot be continued by the requested one, or None."""
     if source.status != states.SUCCEEDED:
         return f"The job {source.status}; only a succeeded job can be continued."
-    if source.method not in ADAPTER_METHODS or request.method not in ADAPTER_METHODS:
-        return "Only a LoRA or QLoRA adapter can be continued, by a LoRA or QLoRA job."
+    if job_adapter(source) not in ADAPTER_METHODS:
+        return "Only a LoRA or QLoRA adapter can be continued; that job trained every weight."
+    if adapter_kind(request.method, request.hyperparameters) == "full":
+        return ("A full-weights run cannot start from an adapter: continue it with method lora or qlora, or with "
+                "dpo or orpo on hyperparameters.adapter lora or qlora.")
     if source.base_model != (request.base_model or "").strip():
         return f"The job trained {source.base_model}: continue it on the same base model."
     return None
+
+
+def job_adapter(job: Job) -> str:
+    """What a job trains: lora, qlora or full (a dpo or orpo job names it in its hyperparameters)."""
+    return adapter_kind(job.method, job.hyperparameters)
+
+
+def adapter_kind(method: str, hyperparameters) -> str:
+    """What a job trains: its method, or for a preference method the adapter its hyperparameters name."""
+    if method not in PREFERENCE_METHODS:
+        return method
+    return (hyperparameters if isinstance(hyperparameters, dict) else {}).get("adapter", Hyperparameters.adapter)
 
 
 def adapter_folder(source: Job, step) -> str | None:

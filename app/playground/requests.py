@@ -6,6 +6,7 @@ import time
 from app.errors import Conflict, StudioError, ValidationFailed
 from app.jobs import states
 from app.jobs.context import JobContext
+from app.jobs.judging import job_adapter
 from app.models import Completion, Job, User
 from trainer.config import conversation_problem
 
@@ -57,7 +58,7 @@ def check_job(job: Job, adapter: bool) -> None:
     if job.status != states.SUCCEEDED:
         raise Conflict(f"The job is {job.status}: the playground opens once it has succeeded.",
                        details={"status": job.status})
-    if not adapter and job.method == "full":
+    if not adapter and job_adapter(job) == "full":
         raise ValidationFailed("A full fine-tune has no adapter to switch off.", details={"adapter": "must be true"})
 
 

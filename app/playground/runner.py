@@ -7,6 +7,7 @@ from pathlib import Path
 
 from app import catalog
 from app.jobs.context import JobContext
+from app.jobs.judging import job_adapter
 from app.models import Artifact, Completion, Job, utcnow
 
 SAVE_EVERY_SECONDS = 0.1  # how often the text so far is written for the page and the API to read
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def model_folder(ctx: JobContext, job: Job) -> Path:
     """The job's adapter (or full model) files on this worker's disk, downloaded once."""
-    prefix = f"{FOLDERS[job.method]}/"
+    prefix = f"{FOLDERS[job_adapter(job)]}/"
     folder = ctx.settings.data_dir / "playground" / f"job-{job.id}"
     for artifact in Artifact.select().where((Artifact.job == job.id) & Artifact.name.startswith(prefix)):
         target = folder / artifact.name[len(prefix):]
@@ -84,7 +85,7 @@ def run_completion(ctx: JobContext, completion_id: int, engine, warm) -> str:
             return finish(completion, "failed", error=refusal)
         entry = catalog.find(job.base_model)
         loaded, cold = warm.get(job.id, entry.hub_id if entry else job.base_model, model_folder(ctx, job),
-                                job.method != "full")
+                                job_adapter(job) != "full")
         if cold:
             log.info("loaded the model of job %s for the playground in %.2f s", job.id, time.perf_counter() - started)
         text, tokens = engine.complete(loaded, completion.messages, completion.max_tokens, completion.temperature,

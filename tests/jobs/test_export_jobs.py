@@ -5,6 +5,7 @@ import pytest
 
 from app.db import database
 from app.extensions import get_store
+from tests.support.factories import make_job
 from tests.support.judging import sample, stored_samples
 from tests.support.playground import job_with_adapter
 from tests.support.waiting import wait_until
@@ -37,3 +38,14 @@ def test_ollama_export_passes_its_self_check_and_lands_among_the_artifacts(app, 
     assert {"export/ollama/model.safetensors", "export/ollama/tokenizer.json"} <= names
     modelfile = client.get(f"/api/v1/jobs/{job.id}/artifacts/export/ollama/Modelfile", headers=headers)
     assert 'PARAMETER stop "<|end|>"' in modelfile.get_data(as_text=True)
+
+
+def test_a_preference_job_on_an_adapter_is_exported_and_one_on_full_weights_is_not(app, client, headers, user,
+                                                                                   tmp_path):
+    with app.app_context(), database.connection_context():
+        dpo = job_with_adapter(user, get_store(), tmp_path / "adapter", method="dpo")
+        full = make_job(user, status="succeeded", method="dpo", hyperparameters={"adapter": "full"})
+    accepted = client.post(f"/api/v1/jobs/{dpo.id}/export", headers=headers, json={"format": "merged"})
+    assert accepted.status_code == 202, accepted.get_json()
+    refused = client.post(f"/api/v1/jobs/{full.id}/export", headers=headers, json={"format": "merged"})
+    assert refused.status_code == 409 and refused.get_json()["error"]["details"] == {"method": "dpo"}

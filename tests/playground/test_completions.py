@@ -5,7 +5,9 @@ import pytest
 
 from app.db import database
 from app.extensions import get_store
+from app.jobs.context import JobContext
 from app.models import Completion
+from app.playground.runner import model_folder
 from tests.support.factories import make_job
 from tests.support.playground import job_with_adapter, playground_worker
 from tests.support.waiting import wait_until
@@ -97,3 +99,15 @@ def test_a_model_too_big_for_the_worker_is_refused_pointing_to_the_samples(app, 
     with playground_worker(settings.model_copy(update={"playground_memory_gb": 1.0}), tmp_path / "playground.log"):
         done = finished(client, headers, queued["url"])
     assert done["status"] == "failed" and "GB free" in done["error"] and "samples" in done["error"]
+
+
+def test_a_preference_jobs_adapter_is_what_the_playground_loads(app, client, headers, user, tmp_path):
+    with app.app_context(), database.connection_context():
+        dpo = job_with_adapter(user, get_store(), tmp_path / "adapter", method="dpo")
+        folder = model_folder(JobContext.from_app(app), dpo)
+        full = make_job(user, status="succeeded", method="orpo", hyperparameters={"adapter": "full"})
+    assert (folder / "adapter_model.safetensors").is_file()
+    assert completion(client, headers, dpo.id, adapter=False)["status"] == "queued"
+    base = client.post(f"/api/v1/jobs/{full.id}/completions", headers=headers, json={"messages": HELLO,
+                                                                                      "adapter": False})
+    assert base.status_code == 422 and base.get_json()["error"]["details"] == {"adapter": "must be true"}
