@@ -205,12 +205,23 @@ def restore_requires_grad(flags: list) -> None:
         parameter.requires_grad_(flag)
 
 
+def without_dropout(model) -> None:
+    """Switch off every dropout of the model (the adapter's too), as TRL's DPOTrainer does by default: the policy
+    and its reference must be the same network for their log-ratio to mean anything (a fresh or continued adapter
+    then starts at exactly ln 2)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
 class PreferenceRun(Run):
     """A run of DPO or ORPO: the SFT loop, checkpoints and reports, with pairs and a preference loss."""
 
     def __init__(self, *args, **kwargs):
-        """The SFT run's setup, plus the reward meter and, for DPO on full weights, a frozen reference copy."""
+        """The SFT run's setup without dropout, plus the reward meter and, for DPO on full weights, a frozen
+        reference copy."""
         super().__init__(*args, **kwargs)
+        without_dropout(self.model)
         self.rewards = RewardMeter()
         self.reference_model = None
         if self.config.method == "dpo" and not self.hp.reference_free and self.config.adapter == "full":

@@ -129,7 +129,7 @@ def test_dpo_job_continues_a_finished_sft_job_and_starts_from_its_model(client, 
                                                                         settings, redis, tmp_path):
     sft = client.post("/api/v1/jobs", headers=headers, json={
         "dataset_id": dataset_id, "base_model": "tiny-random-llama", "backend": "local", "method": "lora",
-        "hyperparameters": {**LEARNABLE, "lora_dropout": 0.0}, "sample_count": 0}).get_json()
+        "hyperparameters": LEARNABLE, "sample_count": 0}).get_json()
     log = tmp_path / "worker.log"
     with worker_pool(settings, log, pool_size=1):
         assert wait_for_status(client, headers, sft["id"], {"succeeded", "failed"})["status"] == "succeeded", \

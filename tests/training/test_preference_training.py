@@ -84,8 +84,8 @@ def copy_init_adapter(adapter: Path, data: Path) -> None:
 
 @pytest.fixture(scope="module")
 def sft_adapter(bundle, tmp_path_factory) -> Path:
-    """The adapter of a short SFT run on the learnable chats (no dropout, so a loss is exactly what weights say)."""
-    config = {**reference_config(max_steps=20, lora_dropout=0.0, validation_split=0.0, save_steps=100),
+    """The adapter of a short SFT run on the learnable chats, trained with dropout (which a DPO run switches off)."""
+    config = {**reference_config(max_steps=20, lora_dropout=0.1, validation_split=0.0, save_steps=100),
               "merge_adapter": False, "sample_count": 0}
     finished = run_job(bundle, tmp_path_factory.mktemp("sft"), config)
     assert finished.returncode == 0, finished.stderr
