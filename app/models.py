@@ -15,6 +15,10 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
+# The greatest id a row can have (ids are PostgreSQL integers): "up to the last" in a query that takes a bound.
+MAX_ID = 2**31 - 1
+
+
 class BaseModel(peewee.Model):
     """Common base: bound to the configured database, snake_case table names."""
 

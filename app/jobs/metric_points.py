@@ -13,7 +13,7 @@ import orjson
 from peewee import Case, Cast
 
 from app.db import database, execute_compiled
-from app.models import Job, JobEvent
+from app.models import MAX_ID, Job, JobEvent
 
 # Levels stop here: past limit · 2^20 points (200 million for a chart of 200) a chart simply draws more points.
 MAX_LEVEL = 20
@@ -63,14 +63,13 @@ def thinned(job_id: int, names: tuple[str, ...], limit: int, upto: int | None = 
     One query: for each series two index lookups on its last point read the level to draw (from its position,
     the series' length) and its id; then one range of the (job, series, level, id) index gives the drawn points.
     """
-    values = {JOB_MARK: job_id, UPTO_MARK: LAST_ID if upto is None else upto}
+    values = {JOB_MARK: job_id, UPTO_MARK: MAX_ID if upto is None else upto}
     rows = execute_compiled(_compiled(database.obj, names, limit), values).fetchall()
     return [(orjson.loads(data), series) for data, series in rows]
 
 
-# Stand-ins for the job's id and the last event's in the compiled query (no other parameter takes these values),
-# and the greatest id an event can have (the last when no snapshot is asked for).
-JOB_MARK, UPTO_MARK, LAST_ID = -7_401, -7_402, 2**31 - 1
+# Stand-ins for the job's id and the last event's in the compiled query (no other parameter takes these values).
+JOB_MARK, UPTO_MARK = -7_401, -7_402
 
 
 @functools.lru_cache(maxsize=8)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -10,10 +11,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app import catalog
+from app.db import database, execute_compiled
 from app.jobs import gpu_budget, metric_points, states
 from app.jobs.artifacts import list_artifacts
 from app.jobs.context import JobContext
-from app.models import Dataset, Job, JobEvent, User, utcnow
+from app.models import MAX_ID, Dataset, Job, JobEvent, User, utcnow
 from app.web.formatting import format_number
 from app.web.jobs.chart import NAMED_WORDS, LossChart
 from app.web.live import owned_rows
@@ -101,12 +103,24 @@ def _point(data: dict | None, key: str) -> tuple[int, float] | None:
 
 def log_tail(job: Job, limit: int = LOG_TAIL_LINES, after: int = 0, upto: int | None = None) -> list[JobEvent]:
     """The job's last log lines and status changes (those after event `after`, up to `upto`), oldest first."""
-    where = (JobEvent.job == job.id) & JobEvent.kind.in_(("log", "status")) & (JobEvent.id > after)
-    if upto is not None:
-        where &= JobEvent.id <= upto
-    rows = (JobEvent.select(JobEvent.id, JobEvent.kind, JobEvent.message, JobEvent.created_at)
-            .where(where).order_by(JobEvent.id.desc()).limit(limit))
-    return list(reversed(list(rows)))
+    query, compiled = _compiled_log_tail(database.obj, limit)
+    values = {JOB_MARK: job.id, AFTER_MARK: after, UPTO_MARK: MAX_ID if upto is None else upto}
+    return list(reversed(list(query._get_cursor_wrapper(execute_compiled(compiled, values)))))
+
+
+# Stand-ins for the values of the compiled log query (no other parameter takes them).
+JOB_MARK, AFTER_MARK, UPTO_MARK = -7_501, -7_502, -7_503
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_log_tail(_database, limit: int) -> tuple:
+    """log_tail's query and its SQL, built once per database and limit: a changed poll runs it, and compiling
+    it costs about what running it does."""
+    query = (JobEvent.select(JobEvent.id, JobEvent.kind, JobEvent.message, JobEvent.created_at)
+             .where((JobEvent.job == JOB_MARK) & JobEvent.kind.in_(("log", "status")) & (JobEvent.id > AFTER_MARK)
+                    & (JobEvent.id <= UPTO_MARK))
+             .order_by(JobEvent.id.desc()).limit(limit))
+    return query, query.sql()
 
 
 def job_panel(job: Job) -> dict:
