@@ -8,7 +8,7 @@ import time
 import pytest
 
 from app.extensions import get_store
-from app.models import Job
+from app.models import Job, utcnow
 from tests.support.database import counted_queries
 from tests.support.factories import make_artifact, make_dataset, make_job, running_job
 from tests.support.pages import htmx
@@ -259,3 +259,16 @@ def test_pages_need_a_signed_in_user(client, owner, in_db):
     for path in ("/jobs", "/jobs/new", f"/jobs/{job.id}", f"/jobs/{job.id}/progress", "/jobs/new/estimate"):
         response = client.get(path)
         assert response.status_code == 302 and "/login" in response.headers["Location"], path
+
+
+def test_a_paused_job_says_so_without_an_eta_and_a_poll_sees_the_pause(browser, owner, in_db):
+    job = in_db(running_job, owner, steps=30, total=120)
+    first = browser.get(f"/jobs/{job.id}/progress", headers=htmx("job-progress"))
+    assert 'id="job-paused"' not in first.get_data(as_text=True)
+    in_db(lambda: Job.update(paused_at=utcnow()).where(Job.id == job.id).execute())
+    paused = browser.get(f"/jobs/{job.id}/progress", headers={**htmx("job-progress"),
+                                                               "If-None-Match": first.headers["ETag"]})
+    body = paused.get_data(as_text=True)
+    assert paused.status_code == 200, "the pause is part of the widget's version"
+    assert 'id="job-paused"' in body and f"ftjob-{job.id}/resume" in body
+    assert "<dt>ETA</dt><dd>—</dd>" in body

@@ -20,8 +20,8 @@ from app.web.jobs import views
 from app.web.jobs.chart import LossChart
 
 # The job row's columns that the live widgets show (or that change what they show).
-SHOWN_FIELDS = ("status", "step", "total_steps", "epoch", "metrics", "error", "cancel_requested_at", "started_at",
-                "finished_at", "updated_at")
+SHOWN_FIELDS = ("status", "step", "total_steps", "epoch", "metrics", "error", "cancel_requested_at", "paused_at",
+                "started_at", "finished_at", "updated_at")
 
 
 @dataclass(frozen=True)

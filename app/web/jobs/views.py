@@ -43,6 +43,7 @@ class Progress:
     metrics: dict
     session: int | None = None           # which session of a run split across remote sessions (Kaggle's)
     waiting_reason: str | None = None    # why the job waits for its account's slots or quota
+    paused: bool = False                 # asked to pause (POST /v1/fine_tuning/jobs/{id}/pause): it waits checkpointed
 
 
 def progress_of(job: Job, now: datetime.datetime | None = None) -> Progress:
@@ -54,11 +55,12 @@ def progress_of(job: Job, now: datetime.datetime | None = None) -> Progress:
         percent = 100.0
     elapsed = ((job.finished_at or now) - job.started_at).total_seconds() if job.started_at else None
     metrics = job.metrics or {}
-    eta = metrics.get("eta_seconds") if job.status == states.RUNNING else None
+    paused = job.status == states.RUNNING and job.paused_at is not None
+    eta = metrics.get("eta_seconds") if job.status == states.RUNNING and not paused else None
     ref = job.backend_ref or {}
     return Progress(job.status, active, active and job.cancel_requested_at is not None, job.step, job.total_steps,
                     job.epoch, percent, elapsed, eta, metrics, ref.get("session", 1) if ref.get("kernel") else None,
-                    ref.get("waiting_reason") if active else None)
+                    ref.get("waiting_reason") if active else None, paused)
 
 
 # -- the loss chart -----------------------------------------------------------------------------------------------
