@@ -114,6 +114,13 @@ TEMPLATES = (
     N_("Kaggle (free T4 GPU)"),
     N_("Kaggle credentials are missing: set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN."),
     N_("The kaggle package is not installed: pip install -r requirements.txt."),
+    # webhook endpoints (app/webhooks)
+    N_("The webhook URL is refused: %(reason)s."),
+    N_("use an http:// or https:// URL with a host"),
+    N_("the host does not resolve (%(error)s)"),
+    N_("the host resolves to %(address)s, a private, loopback or link-local address"),
+    N_("url must be a string of at most %(count)s characters."),
+    N_("You have %(count)s endpoints, the most allowed."),
     # page-level errors
     N_("The form expired or was not sent from this site; reload and retry."),
     N_("The database is unavailable; try again shortly."),

@@ -112,6 +112,10 @@ def test_the_settings_page_adds_an_endpoint_and_shows_its_secret_once(app, clien
     refused = client.post("/settings/webhooks", data={"url": "http://127.0.0.1/x", "events": EVENTS,
                                                       "csrf_token": token})
     assert refused.status_code == 422 and "private, loopback or link-local" in refused.get_data(as_text=True)
+    in_spanish = client.post("/settings/webhooks", data={"url": "http://127.0.0.1/x", "events": EVENTS,
+                                                         "csrf_token": token}, headers={"Accept-Language": "es"})
+    assert ("Se rechaza la URL del webhook: el servidor se resuelve a 127.0.0.1, una dirección privada"
+            in in_spanish.get_data(as_text=True))
 
 
 def test_a_ready_dataset_records_one_delivery_per_subscribed_endpoint(open_app, make_user, make_token):
