@@ -161,6 +161,13 @@ class Job(OwnedModel):
     suffix = peewee.CharField(max_length=64, null=True)
     # How the run is judged and where it starts: sample_count, sample_prompts, init_from (app/jobs/judging.py).
     run_options = peewee.JSONField(null=True)
+    # What a live poll's version is drawn from besides the fields it shows, kept here by the code that writes
+    # events and artifacts (app/jobs/events.py, app/jobs/artifacts.py): the ids of the job's last log line,
+    # status change and metric point, and how many artifacts it has. A poll then reads one row, no subquery.
+    last_log_id = peewee.IntegerField(null=True)
+    last_status_id = peewee.IntegerField(null=True)
+    last_point_id = peewee.IntegerField(null=True)
+    artifact_count = peewee.IntegerField(default=0)
     created_at = peewee.DateTimeField(default=utcnow)
     started_at = peewee.DateTimeField(null=True)
     finished_at = peewee.DateTimeField(null=True)

@@ -43,16 +43,17 @@ EVENTS = 10_000
 
 JOBS_SQL = """
 INSERT INTO job (owner_id, name, base_model, method, backend, hyperparameters, status, step, total_steps, epoch,
-                 stage, attempts, stage_attempts, remote_open, created_at, updated_at)
+                 stage, attempts, stage_attempts, remote_open, artifact_count, created_at, updated_at)
 SELECT %s, 'bench job ' || g, 'tiny-random-llama', 'lora', 'local', '{}',
-       (ARRAY['succeeded', 'failed', 'cancelled'])[1 + g %% 3], 100, 100, 1.0, 'done', 1, 0, false, now(), now()
+       (ARRAY['succeeded', 'failed', 'cancelled'])[1 + g %% 3], 100, 100, 1.0, 'done', 1, 0, false, 0, now(), now()
 FROM generate_series(1, %s) AS g
 """
 RUNNING_SQL = """
 INSERT INTO job (owner_id, name, base_model, method, backend, hyperparameters, status, step, total_steps, epoch,
-                 metrics, stage, attempts, stage_attempts, remote_open, created_at, started_at, updated_at)
+                 metrics, stage, attempts, stage_attempts, remote_open, artifact_count, created_at, started_at,
+                 updated_at)
 VALUES (%s, 'bench running job', 'tiny-random-llama', 'lora', 'local', '{}', 'running', 9000, 10000, 0.9,
-        '{"loss": 0.5, "eta_seconds": 60}', 'run', 1, 0, false, now(), now(), now())
+        '{"loss": 0.5, "eta_seconds": 60}', 'run', 1, 0, false, 0, now(), now(), now())
 RETURNING id
 """
 # Nine metric points in ten, the rest log lines, as a long run reports them; each point numbered in its series
@@ -68,6 +69,12 @@ SELECT %s, CASE WHEN g %% 10 = 0 THEN 'log' ELSE 'metric' END, 'line ' || g,
        now()
 FROM generate_series(1, %s) AS g
 """
+# The job's marks of its last log line and metric point, as app/jobs/events.py keeps them.
+MARKS_SQL = """
+UPDATE job SET last_log_id = (SELECT MAX(id) FROM job_event WHERE job_id = job.id AND kind = 'log'),
+               last_point_id = (SELECT MAX(id) FROM job_event WHERE job_id = job.id AND kind = 'metric')
+WHERE id = %s
+"""
 
 
 def seed(settings) -> dict:
@@ -80,6 +87,7 @@ def seed(settings) -> dict:
             database.execute_sql(JOBS_SQL, (user.id, size - (size == SIZES[0])))
         running = database.execute_sql(RUNNING_SQL, (users[SIZES[0]].id,)).fetchone()[0]
         database.execute_sql(EVENTS_SQL, (running, EVENTS))
+        database.execute_sql(MARKS_SQL, (running,))
         database.execute_sql("ANALYZE")
         middles = {size: database.execute_sql(
             "SELECT id FROM job WHERE owner_id = %s ORDER BY id DESC OFFSET %s LIMIT 1",

@@ -107,3 +107,27 @@ def test_metric_points_recorded_before_their_columns_are_numbered_as_the_app_num
         expected.append((series, counts[series], metric_points.level_of(counts[series])) if series else (None,) * 3)
     assert found == expected
     assert found[:5] == [("progress", 1, 0), ("eval", 1, 0), (None, None, None), ("progress", 2, 1), ("progress", 3, 0)]
+
+
+def test_the_marks_of_jobs_recorded_before_their_columns_are_set_from_their_events(fresh_database):
+    with fresh_database.connection_context():
+        migration_runner(fresh_database).up("0011_metric_points")
+        mark = "?" if isinstance(fresh_database, SqliteDatabase) else "%s"
+        fresh_database.execute_sql("INSERT INTO \"user\" (email, password_hash, is_admin, is_active, created_at) "
+                                   "VALUES ('a@example.com', 'x', false, true, '2026-01-01')")
+        for _job in range(2):
+            fresh_database.execute_sql(
+                "INSERT INTO job (owner_id, name, base_model, method, backend, hyperparameters, status, step, epoch,"
+                " stage, attempts, stage_attempts, remote_open, created_at, updated_at) VALUES (1, 'j', 'm', 'lora',"
+                " 'local', '{}', 'running', 0, 0, 'run', 0, 0, false, '2026-01-01', '2026-01-01')")
+        for kind in ("log", "metric", "status", "log", "metric"):
+            fresh_database.execute_sql(  # only the placeholder is formatted in
+                f"INSERT INTO job_event (job_id, kind, message, created_at) VALUES (1, {mark}, '', '2026-01-01')",  # noqa: S608
+                (kind,))
+        fresh_database.execute_sql("INSERT INTO artifact (job_id, name, object_key, size_bytes, created_at) "
+                                   "VALUES (1, 'a', 'k', 1, '2026-01-01')")
+    upgrade(fresh_database)
+    with fresh_database.connection_context():
+        found = fresh_database.execute_sql("SELECT id, last_log_id, last_status_id, last_point_id, artifact_count "
+                                           "FROM job ORDER BY id").fetchall()
+    assert [tuple(row) for row in found] == [(1, 4, 3, 5, 1), (2, None, None, None, 0)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from peewee import fn
+
 from app.errors import NotFound
 from app.models import Artifact, Job
 from app.storage import ObjectStore
@@ -38,7 +40,14 @@ def store_artifacts(store: ObjectStore, job: Job, folder: Path) -> int:
             conflict_target=[Artifact.job, Artifact.name],
             update={Artifact.object_key: key, Artifact.size_bytes: info.size, Artifact.sha256: digest}).execute()
         count += 1
+    recount(job.id)
     return count
+
+
+def recount(job_id: int) -> None:
+    """Set the job's artifact count (what its live polls compare against) to the rows it has now."""
+    Job.update(artifact_count=Artifact.select(fn.COUNT(Artifact.id)).where(Artifact.job == job_id)).where(
+        Job.id == job_id).execute()
 
 
 def list_artifacts(job: Job) -> list[Artifact]:

@@ -1,6 +1,8 @@
 """A job's history: status changes, log lines and metric points, and the progress they carry."""
 from __future__ import annotations
 
+from peewee import fn
+
 from app.jobs import metric_points
 from app.jobs.states import DONE, TERMINAL, can_move
 from app.models import Job, JobEvent, utcnow
@@ -23,6 +25,21 @@ def add_events(job: Job, events: list[tuple[str, str, dict | None]]) -> None:
                 for kind, message, data in events]
         metric_points.number(job.id, rows)
         JobEvent.insert_many(rows).execute()
+        _mark(job.id, {kind for kind, _message, _data in events})
+
+
+# The job's mark of its last event of each kind (what its live polls compare against).
+MARKS = {"log": Job.last_log_id, "status": Job.last_status_id, "metric": Job.last_point_id}
+
+
+def _mark(job_id: int, kinds: set[str]) -> None:
+    """Move the job's marks of these kinds to its last event of each: one update, each value an index lookup
+    (read from the table, so two writers at once leave the greatest)."""
+    marks = {MARKS[kind]: JobEvent.select(fn.MAX(JobEvent.id)).where((JobEvent.job == job_id)
+                                                                     & (JobEvent.kind == kind))
+             for kind in kinds if kind in MARKS}
+    if marks:
+        Job.update(marks).where(Job.id == job_id).execute()
 
 
 def move(job: Job, target: str, message: str, **fields) -> bool:

@@ -12,6 +12,7 @@ import io
 import json
 from collections.abc import Callable
 
+from app.jobs.artifacts import recount
 from app.models import Artifact, Job, utcnow
 from app.storage import ObjectStore
 
@@ -29,6 +30,7 @@ def keeper(store: ObjectStore, job: Job) -> Callable[[list[str]], None]:
         key = f"jobs/{job.id}/artifacts/{name}"
         store.put(key, io.BytesIO(body), length=len(body))
         Artifact.insert(job=job.id, name=name, object_key=key, size_bytes=len(body)).on_conflict_ignore().execute()
+        recount(job.id)
     return keep
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import random
 import uuid
 
-from app.jobs import metric_points
+from app.jobs.artifacts import recount
+from app.jobs.events import add_events
 from app.models import Artifact, Dataset, Job, JobEvent, utcnow
 
 
@@ -23,17 +24,18 @@ def make_job(owner, dataset=None, **fields) -> Job:
     return Job.create(**{**values, **fields})
 
 
-def make_event(job, kind: str = "log", message: str = "hello", **fields) -> JobEvent:
-    """One event of job (a metric point numbered in its series, as the app numbers it)."""
-    row = {"job": job, "kind": kind, "message": message, **fields}
-    metric_points.number(job.id, [row])
-    return JobEvent.create(**row)
+def make_event(job, kind: str = "log", message: str = "hello", data: dict | None = None) -> JobEvent:
+    """One event of job, recorded as the app records it (numbered, the job's marks moved)."""
+    add_events(job, [(kind, message, data)])
+    return JobEvent.select().where(JobEvent.job == job.id).order_by(JobEvent.id.desc()).get()
 
 
 def make_artifact(job, name: str = "adapter_model.safetensors", **fields) -> Artifact:
-    """One artifact of job."""
+    """One artifact of job (counted on the job as the app counts it)."""
     values = dict(job=job, name=name, object_key=f"jobs/{job.id}/{name}", size_bytes=42)
-    return Artifact.create(**{**values, **fields})
+    artifact = Artifact.create(**{**values, **fields})
+    recount(job.id)
+    return artifact
 
 
 def running_job(owner, steps: int = 10, total: int = 100, evals: int = 2, logs: int = 5, **fields) -> Job:
@@ -61,8 +63,6 @@ def add_history(job: Job, steps: int, evals: int, logs: int) -> None:
 
 
 def insert_events(job: Job, rows: list[dict]) -> None:
-    """Event rows inserted in bulk, in order, their metric points numbered in their series as the app does."""
+    """Event rows ({kind, message, data}) recorded in bulk, in order, as the app records them."""
     for start in range(0, len(rows), 1000):
-        batch = rows[start:start + 1000]
-        metric_points.number(job.id, batch)
-        JobEvent.insert_many(batch).execute()
+        add_events(job, [(row["kind"], row["message"], row["data"]) for row in rows[start:start + 1000]])

@@ -1,20 +1,19 @@
 """A job page's live part as versions: what the page shows (a cursor), what changed since, in at most 3 queries.
 
 The page carries a cursor in its poll URL: the last event it has, the last metric point its chart draws and how
-many files its list shows. One indexed query reads the job with those three marks (and its owner, for the
-session); an unchanged job is a 304 after it. A changed one reads only what moved: the log lines after the
-cursor (appended by the page), the thinned chart when new points arrived; the numbers come with the job row.
+many files its list shows. One query reads the job's row, which keeps those three marks (app/jobs/events.py,
+app/jobs/artifacts.py), with its owner for the session; an unchanged job is a 304 after it. A changed one reads
+only what moved: the log lines after the cursor (appended by the page), the thinned chart when new points
+arrived; the numbers come with the job row.
 """
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
 
-from peewee import fn
-
 from app.db import database, execute_compiled
 from app.jobs import states
-from app.models import Artifact, Job, JobEvent, User
+from app.models import Job, JobEvent, User
 from app.pagination import int_arg
 from app.web.jobs import views
 from app.web.jobs.chart import LossChart
@@ -50,13 +49,14 @@ class Cursor:
 def live_job(job_id: int, user_id: int) -> Job | None:
     """The user's job (None for another's or a deactivated user), its owner loaded, with the id of its last log
     line or status change (`last_event`), of its last metric point (`last_point`) and its artifact count
-    (`files`): one query, each mark an index lookup on (job, kind, id)."""
+    (`files`): one query of two rows by their keys, the marks kept on the job's row."""
     query, compiled = _compiled(database.obj)
     cursor = execute_compiled(compiled, {JOB_MARK: job_id, USER_MARK: user_id})
     # The query's own reader turns the row into the job and its owner, as .first() would.
     job = next(iter(query._get_cursor_wrapper(cursor)), None)
     if job is not None:
-        job.last_event = max(job.last_log or 0, job.last_status or 0)
+        job.last_event = max(job.last_log_id or 0, job.last_status_id or 0)
+        job.last_point, job.files = job.last_point_id, job.artifact_count
     return job
 
 
@@ -67,20 +67,10 @@ JOB_MARK, USER_MARK = -7_301, -7_302
 
 @functools.lru_cache(maxsize=4)
 def _compiled(_database) -> tuple:
-    """The poll's query, its SQL and parameters, built once per database: compiling it costs a poll more than
-    running it."""
-    query = (Job.select(Job, User, _last("log").alias("last_log"), _last("status").alias("last_status"),
-                        _last("metric").alias("last_point"),
-                        Artifact.select(fn.COUNT(Artifact.id)).where(Artifact.job == Job.id).alias("files"))
-             .join(User, on=(Job.owner == User.id))
-             .where((Job.id == JOB_MARK) & (Job.owner == USER_MARK) & User.is_active)
-             .limit(1))
+    """The poll's query and its SQL, built once per database: compiling it costs a poll more than running it."""
+    query = (Job.select(Job, User).join(User, on=(Job.owner == User.id))
+             .where((Job.id == JOB_MARK) & (Job.owner == USER_MARK) & User.is_active).limit(1))
     return query, query.sql()
-
-
-def _last(kind: str):
-    """The id of the job's last event of this kind (a subquery of live_job's)."""
-    return JobEvent.select(fn.MAX(JobEvent.id)).where((JobEvent.job == Job.id) & (JobEvent.kind == kind))
 
 
 def etag_parts(job: Job, cursor: Cursor) -> tuple:
