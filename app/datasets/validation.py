@@ -1,17 +1,14 @@
 """Validate a whole dataset file in one streaming pass: problems with lines, statistics, canonical records."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import orjson
-
-from app.datasets import pair_stats, readers
+from app.datasets import fast_records, pair_stats, readers
 from app.datasets.readers import Problem, RawRecord
 from app.datasets.shape import shape_problem
-from app.datasets.stats import StatsAccumulator
+from app.datasets.stats import StatsAccumulator, canonical_line
 from trainer import records
 
 MIN_EXAMPLES = 10
@@ -77,24 +74,61 @@ class ValidationReport:
                 "warnings": [w.as_dict() for w in self.warnings], "warning_counts": dict(self.warning_counts)}
 
 
-def validate(chunks: Iterable[bytes], options: ValidationOptions, emit: Callable[[dict], None]) -> ValidationReport:
-    """Read every record, judge it, and pass each valid one (canonical) to emit."""
+def validate(chunks: Iterable[bytes], options: ValidationOptions, emit: Callable[[bytes], None]) -> ValidationReport:
+    """Read every record, judge it, and pass each valid one to emit as its canonical line."""
     report = ValidationReport(file_format=options.file_format, skip_invalid=options.skip_invalid)
-    accumulator, pairs = StatsAccumulator(options.max_seq_length), pair_stats.PairStats(options.max_seq_length)
+    valid = _ValidRecords(options.max_seq_length, emit)
     judge = _RecordJudge(report, options.file_format)
-    for raw in readers.read_records(chunks, options.file_format, options.max_record_bytes):
-        canonical = judge.check(raw)
-        if canonical is not None:
-            accumulator.add(canonical)
-            if report.record_format in records.PAIR_FORMATS:
-                pairs.add(canonical)
-            emit(canonical)
-        if raw.fatal or judge.stop:
-            report.fatal = True
-            break
+    if options.file_format == "jsonl":
+        _read_jsonl(chunks, options.max_record_bytes, judge, valid)
+    else:
+        for raw in readers.read_records(chunks, options.file_format, options.max_record_bytes):
+            valid.add(judge.check(raw), report.record_format)
+            if raw.fatal or judge.stop:
+                report.fatal = True
+                break
     _check_totals(report)
-    report.stats = pair_stats.merged(accumulator.result(), pairs)
+    report.stats = pair_stats.merged(valid.stats.result(), valid.pairs)
     return report
+
+
+def _read_jsonl(chunks: Iterable[bytes], max_record_bytes: int, judge: _RecordJudge, valid: _ValidRecords) -> None:
+    """Every line of a JSONL file: the fast check where it accepts the line, the full path for all others."""
+    # The fast check exists once the format is known (the full path learns it from the first record) and
+    # takes most lines; whatever it refuses is read and judged exactly as before, problems and all.
+    report, fast = judge.report, None
+    add_measured, emit = valid.stats.add_measured, valid.emit
+    for first, lines in readers.line_batches(iter(chunks), max_record_bytes):
+        for number, line in enumerate(lines, first):
+            measured = fast(line) if fast is not None and line is not None else None
+            if measured is not None:
+                report.valid += 1
+                add_measured(*measured)
+                emit(measured[0])
+                continue
+            raw = readers.jsonl_record(number, line, max_record_bytes)
+            if raw is not None:
+                valid.add(judge.check(raw), report.record_format)
+                fast = fast_records.check_for(report.record_format)
+
+
+class _ValidRecords:
+    """Where valid records go: the statistics, the pair statistics and the canonical file."""
+
+    def __init__(self, max_seq_length: int, emit: Callable[[bytes], None]):
+        """Collect into fresh statistics and pass the lines to emit."""
+        self.stats, self.pairs = StatsAccumulator(max_seq_length), pair_stats.PairStats(max_seq_length)
+        self.emit = emit
+
+    def add(self, canonical: dict | None, record_format: str | None) -> None:
+        """Account for a record the full path judged (None when it was not valid)."""
+        if canonical is None:
+            return
+        line = canonical_line(canonical)
+        self.stats.add(canonical, line)
+        if record_format in records.PAIR_FORMATS:
+            self.pairs.add(canonical)
+        self.emit(line)
 
 
 def _check_totals(report: ValidationReport) -> None:
@@ -164,12 +198,3 @@ class _RecordJudge:
             self.stop = True
             return [("missing_columns", f"the header has columns {keys}; expected {records.EXPECTED}")]
         return [("unknown_format", f"the record has keys {keys}; expected {records.EXPECTED}")]
-
-
-def to_jsonl_line(record: dict) -> bytes:
-    """One canonical record as a line of the normalised file (orjson writes the same compact UTF-8 JSON; the
-    standard library takes what it refuses, such as integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(record) + b"\n"
-    except TypeError:
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

@@ -1,6 +1,7 @@
 """Validation holds one record at a time, whatever the file: per-record limits in every reader, bounded statistics."""
 from __future__ import annotations
 
+import json
 import tracemalloc
 from collections.abc import Iterator
 
@@ -20,7 +21,9 @@ def check(data: bytes, file_format: str, chunk_size: int = 8192, **options):
     kept = []
     chunks = (data[i:i + chunk_size] for i in range(0, len(data), chunk_size))
     options = {"max_record_bytes": LIMIT, **options}
-    return validate(chunks, ValidationOptions(file_format=file_format, **options), kept.append), kept
+    report = validate(chunks, ValidationOptions(file_format=file_format, **options),
+                      lambda line: kept.append(json.loads(line)))
+    return report, kept
 
 
 def problems_of(report) -> list[tuple[int, str]]:

@@ -17,7 +17,8 @@ def check(data: bytes, file_format: str = "jsonl", chunk_size: int = 7, **option
     """Validate data delivered in small chunks (to cross every boundary); returns the report and records."""
     kept = []
     chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)]
-    report = validate(chunks, ValidationOptions(file_format=file_format, **options), kept.append)
+    report = validate(chunks, ValidationOptions(file_format=file_format, **options),
+                      lambda line: kept.append(json.loads(line)))
     return report, kept
 
 
