@@ -1,36 +1,47 @@
-"""The common case of a JSONL line at C speed: a record that is plainly valid, measured in a few calls.
+"""The common case of JSONL lines at C speed: records that are plainly valid, checked a batch of lines at a time.
 
-msgspec decodes the line into typed structures that hold exactly the keys and types a valid record of the file's
-format may have (so no depth, shape, type or unknown-key check is left to Python) and writes its canonical line.
-A line it does not accept (any problem, or anything unusual: extra keys, a weight of 1.0, a line too long to
-skip the shape check…) returns None and takes the full path, which reports problems with its own words.
-Only a subset of what the full path accepts passes here, and it yields the same canonical line and measures.
+msgspec decodes each line into typed structures that hold exactly the keys and types a valid record of the file's
+format may have (so no depth, shape, type or unknown-key check is left to Python) and writes its canonical line;
+the remaining checks and the measures run over the whole batch in C-level calls (map, all, count), not per record.
+A batch with any line they do not accept (a problem, or anything unusual: extra keys, a weight of 1.0, a line too
+long to skip the shape check, a blank line…) returns None, and its lines are retried one by one, each refused one
+taking the full path, which reports problems with its own words. Only a subset of what the full path accepts
+passes here, with the same canonical line and measures.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import attrgetter
-from typing import Literal
+from itertools import accumulate, chain, repeat
+from operator import add, attrgetter, contains, sub
+from typing import Literal, NamedTuple
 
 import msgspec
 
 from app.datasets.shape import MAX_VALUES
+from trainer.records import ROLES
 
 # Longer lines may hold too many values: the full path scans their shape before parsing them.
 MAX_LINE_BYTES = 2 * MAX_VALUES
-# In a canonical line the role key is followed by its value's opening quote nowhere else: every quote inside a
-# string is escaped, and only keys are followed by ':'. Counting these finds the roles without a Python loop.
-ROLE_VALUES = tuple(f'"role":"{role}"'.encode() for role in ("system", "user", "assistant"))
-CONTENT = attrgetter("content")
+# In a canonical line the role key is followed by its value's opening quote nowhere else (every quote inside a
+# string is escaped, and only keys are followed by ':'), so this finds a chat's assistant turn in C.
+ASSISTANT_ROLE = b'"role":"assistant"'
+KNOWN_ROLES = frozenset(ROLES)
+MESSAGES, CONTENT, ROLE = attrgetter("messages"), attrgetter("content"), attrgetter("role")
+INSTRUCTION, OUTPUT = attrgetter("instruction"), attrgetter("output")
+NEWLINE = b"\n"
 
 
-# What a check returns for a valid line, as statistics and the canonical file need it (a plain tuple: it is made
-# for every line): (the canonical line, its characters of text, its messages per role (system, user, assistant)
-# for a chat, None for the other formats).
-Measured = tuple[bytes, int, tuple[int, int, int] | None]
+class Batch(NamedTuple):
+    """Valid records as statistics and the canonical file need them."""
+
+    lines: list[bytes]
+    characters: list[int]
+    # Messages per record, and all the batch's messages per role (in ROLES' order), for chats; None otherwise.
+    sizes: list[int] | None = None
+    roles: tuple[int, ...] | None = None
 
 
-class _Message(msgspec.Struct, forbid_unknown_fields=True):
+class _Message(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A chat message; fields in canonical order, absent ones not written."""
 
     role: str
@@ -39,26 +50,26 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True):
     weight: Literal[0, 1] | msgspec.UnsetType = msgspec.UNSET
 
 
-class _Chat(msgspec.Struct, forbid_unknown_fields=True):
+class _Chat(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A chat record with nothing but its messages."""
 
     messages: list[_Message]
 
 
-class _PromptCompletion(msgspec.Struct, forbid_unknown_fields=True):
+class _PromptCompletion(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A prompt_completion record; canonical order is sorted."""
 
     completion: str
     prompt: str
 
 
-class _Text(msgspec.Struct, forbid_unknown_fields=True):
+class _Text(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A text record."""
 
     text: str
 
 
-class _Instruction(msgspec.Struct, forbid_unknown_fields=True):
+class _Instruction(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """An instruction record; an empty or null input is left out of the canonical record."""
 
     instruction: str
@@ -71,13 +82,13 @@ _DECODERS = {name: msgspec.json.Decoder(struct).decode for name, struct in (
     ("chat", _Chat), ("prompt_completion", _PromptCompletion), ("text", _Text), ("instruction", _Instruction))}
 
 
-def _decoded(record_format: str, line: bytes):
-    """The typed record, or None when the line is not a plainly valid record of the format."""
-    if len(line) >= MAX_LINE_BYTES:
-        return None
+def _decoded(record_format: str, lines: list[bytes | None]) -> list | None:
+    """The typed records of the lines, or None unless every line is a plainly valid record of the format."""
     try:
-        return _DECODERS[record_format](line)
-    except (msgspec.DecodeError, ValueError):  # ValueError: not UTF-8
+        if max(map(len, lines)) >= MAX_LINE_BYTES:
+            return None
+        return list(map(_DECODERS[record_format], lines))
+    except (msgspec.DecodeError, ValueError, TypeError):  # ValueError: not UTF-8; TypeError: a line too long
         return None
 
 
@@ -86,54 +97,68 @@ def _filled(texts: list[str]) -> bool:
     return all(texts) and not any(map(str.isspace, texts))
 
 
-def chat(line: bytes, decode=_DECODERS["chat"]) -> Measured | None:
-    """A chat line: messages of known roles with content, at least one from the assistant."""
-    # The hottest function of validation: the decoding and the checks are inlined rather than shared.
-    if len(line) >= MAX_LINE_BYTES:
-        return None
-    try:
-        record = decode(line)
-    except (msgspec.DecodeError, ValueError):
-        return None
-    contents = list(map(CONTENT, record.messages))
-    if not contents or not all(contents) or any(map(str.isspace, contents)):
-        return None
-    canonical = _ENCODE(record)
-    system, user, assistant = map(canonical.count, ROLE_VALUES)
-    if not assistant or system + user + assistant != len(contents):
-        return None
-    return canonical + b"\n", sum(map(len, contents)), (system, user, assistant)
+def _lines(records: list) -> list[bytes]:
+    """The canonical lines of typed records."""
+    return list(map(add, map(_ENCODE, records), repeat(NEWLINE)))
 
 
-def strings(record_format: str) -> Callable[[bytes], Measured | None]:
-    """The check of a format whose record is a few non-empty strings."""
-    def check(line: bytes) -> Measured | None:
-        """The line's record when every string holds text."""
-        record = _decoded(record_format, line)
-        if record is None:
+def _sums(values: list[int], sizes: list[int]) -> list[int]:
+    """The sums of consecutive runs of values, one run per size."""
+    totals, ends = list(accumulate(values, initial=0)), list(accumulate(sizes, initial=0))
+    return list(map(sub, map(totals.__getitem__, ends[1:]), map(totals.__getitem__, ends[:-1])))
+
+
+def chat(lines: list[bytes | None]) -> Batch | None:
+    """Chat lines: messages of known roles with content, at least one from the assistant in each record."""
+    records = _decoded("chat", lines)
+    if records is None:
+        return None
+    sizes = list(map(len, map(MESSAGES, records)))
+    messages = list(chain.from_iterable(map(MESSAGES, records)))
+    contents, roles = list(map(CONTENT, messages)), list(map(ROLE, messages))
+    if not min(sizes) or not _filled(contents) or not KNOWN_ROLES.issuperset(roles):
+        return None
+    canonical = _lines(records)
+    if not all(map(contains, canonical, repeat(ASSISTANT_ROLE))):
+        return None
+    return Batch(canonical, _sums(list(map(len, contents)), sizes), sizes, tuple(map(roles.count, ROLES)))
+
+
+def strings(record_format: str) -> Callable[[list[bytes | None]], Batch | None]:
+    """The check of a format whose record is a few strings that must all hold text."""
+    def check(lines: list[bytes | None]) -> Batch | None:
+        """The lines' records when every string of every one holds text."""
+        records = _decoded(record_format, lines)
+        if records is None:
             return None
-        texts = list(msgspec.structs.astuple(record))
+        rows = list(map(msgspec.structs.astuple, records))
+        texts = list(chain.from_iterable(rows))
         if not _filled(texts):
             return None
-        return _ENCODE(record) + b"\n", sum(map(len, texts)), None
+        return Batch(_lines(records), _sums(list(map(len, texts)), [len(rows[0])] * len(rows)))
     return check
 
 
-def instruction(line: bytes) -> Measured | None:
-    """An instruction line: instruction and output hold text; input, when given, is any string."""
-    record = _decoded("instruction", line)
-    if record is None or not _filled([record.instruction, record.output]):
+def instruction(lines: list[bytes | None]) -> Batch | None:
+    """Instruction lines: instruction and output hold text; input, when given, is any string."""
+    records = _decoded("instruction", lines)
+    if records is None:
         return None
-    if not record.input:
-        record.input = msgspec.UNSET
-    texts = [record.instruction, record.output, *([record.input] if record.input else [])]
-    return _ENCODE(record) + b"\n", sum(map(len, texts)), None
+    instructions, outputs = list(map(INSTRUCTION, records)), list(map(OUTPUT, records))
+    if not _filled(instructions) or not _filled(outputs):
+        return None
+    for record in records:
+        if not record.input:
+            record.input = msgspec.UNSET
+    characters = [len(one) + len(two) + (len(record.input) if record.input else 0)
+                  for one, two, record in zip(instructions, outputs, records, strict=True)]
+    return Batch(_lines(records), characters)
 
 
 CHECKS = {"chat": chat, "instruction": instruction, "prompt_completion": strings("prompt_completion"),
           "text": strings("text")}
 
 
-def check_for(record_format: str | None) -> Callable[[bytes], Measured | None] | None:
+def check_for(record_format: str | None) -> Callable[[list[bytes | None]], Batch | None] | None:
     """The fast check of lines of a file in record_format, None when there is none (preference pairs)."""
     return CHECKS.get(record_format)

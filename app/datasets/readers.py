@@ -21,6 +21,7 @@ EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "c
 # Shorter lines hold too few values to need shape_problem's scan (it skips texts this short), so they are
 # parsed at once; a line's byte length bounds its length in characters.
 FAST_PARSE_BYTES = 2 * MAX_VALUES
+SPLIT_BYTES = 64 * 1024
 
 
 def detect_file_format(head: bytes, filename: str = "") -> str:
@@ -80,10 +81,12 @@ def split_lines(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int, 
 
 
 def line_batches(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int, list[bytes | None]]]:
-    """(number of the first line, the lines) per chunk that ends at least one line, as split_lines gives them."""
-    # One bytes.split per chunk instead of a find per line; only the line that spans chunks is gathered by hand.
+    """(number of the first line, the lines) per piece of a chunk that ends a line, as split_lines gives them."""
+    # One bytes.split per piece instead of a find per line; only the line that spans pieces is gathered by hand.
+    # A piece is at most SPLIT_BYTES, so that its list of lines stays small even when they are very short.
     line_number, pending, pending_size, overflow = 1, [], 0, False
-    for chunk in chunks:
+    pieces = (whole[start:start + SPLIT_BYTES] for whole in chunks for start in range(0, len(whole), SPLIT_BYTES))
+    for chunk in pieces:
         lines = chunk.split(b"\n")
         tail = lines.pop()
         if lines:

@@ -15,6 +15,8 @@ MIN_EXAMPLES = 10
 MAX_LISTED_PROBLEMS = 100
 # A message quotes keys and values of the record; a record's keys can be as long as the record itself.
 MAX_MESSAGE_CHARS = 300
+# Lines the fast check takes at once: a line it refuses sends only its batch through the checks one line at a time.
+BATCH_LINES = 128
 
 
 @dataclass
@@ -74,8 +76,9 @@ class ValidationReport:
                 "warnings": [w.as_dict() for w in self.warnings], "warning_counts": dict(self.warning_counts)}
 
 
-def validate(chunks: Iterable[bytes], options: ValidationOptions, emit: Callable[[bytes], None]) -> ValidationReport:
-    """Read every record, judge it, and pass each valid one to emit as its canonical line."""
+def validate(chunks: Iterable[bytes], options: ValidationOptions,
+             emit: Callable[[list[bytes]], None]) -> ValidationReport:
+    """Read every record, judge it, and pass the valid ones to emit as canonical lines (a list at a time)."""
     report = ValidationReport(file_format=options.file_format, skip_invalid=options.skip_invalid)
     valid = _ValidRecords(options.max_seq_length, emit)
     judge = _RecordJudge(report, options.file_format)
@@ -93,29 +96,34 @@ def validate(chunks: Iterable[bytes], options: ValidationOptions, emit: Callable
 
 
 def _read_jsonl(chunks: Iterable[bytes], max_record_bytes: int, judge: _RecordJudge, valid: _ValidRecords) -> None:
-    """Every line of a JSONL file: the fast check where it accepts the line, the full path for all others."""
-    # The fast check exists once the format is known (the full path learns it from the first record) and
-    # takes most lines; whatever it refuses is read and judged exactly as before, problems and all.
+    """Every line of a JSONL file: the fast check where it accepts the lines, the full path for all others."""
+    # The fast check exists once the format is known (the full path learns it from the first record); it takes
+    # a batch of lines at once, or else each line alone, and what it refuses is read and judged as before.
     report, fast = judge.report, None
-    add_measured, emit = valid.stats.add_measured, valid.emit
     for first, lines in readers.line_batches(iter(chunks), max_record_bytes):
-        for number, line in enumerate(lines, first):
-            measured = fast(line) if fast is not None and line is not None else None
-            if measured is not None:
-                report.valid += 1
-                add_measured(*measured)
-                emit(measured[0])
+        for start in range(0, len(lines), BATCH_LINES):
+            batch = lines[start:start + BATCH_LINES]
+            accepted = fast(batch) if fast is not None else None
+            if accepted is not None:
+                report.valid += len(batch)
+                valid.add_batch(accepted)
                 continue
-            raw = readers.jsonl_record(number, line, max_record_bytes)
-            if raw is not None:
-                valid.add(judge.check(raw), report.record_format)
-                fast = fast_records.check_for(report.record_format)
+            for number, line in enumerate(batch, first + start):
+                accepted = fast([line]) if fast is not None else None
+                if accepted is not None:
+                    report.valid += 1
+                    valid.add_batch(accepted)
+                    continue
+                raw = readers.jsonl_record(number, line, max_record_bytes)
+                if raw is not None:
+                    valid.add(judge.check(raw), report.record_format)
+                    fast = fast_records.check_for(report.record_format)
 
 
 class _ValidRecords:
     """Where valid records go: the statistics, the pair statistics and the canonical file."""
 
-    def __init__(self, max_seq_length: int, emit: Callable[[bytes], None]):
+    def __init__(self, max_seq_length: int, emit: Callable[[list[bytes]], None]):
         """Collect into fresh statistics and pass the lines to emit."""
         self.stats, self.pairs = StatsAccumulator(max_seq_length), pair_stats.PairStats(max_seq_length)
         self.emit = emit
@@ -128,7 +136,12 @@ class _ValidRecords:
         self.stats.add(canonical, line)
         if record_format in records.PAIR_FORMATS:
             self.pairs.add(canonical)
-        self.emit(line)
+        self.emit([line])
+
+    def add_batch(self, batch: fast_records.Batch) -> None:
+        """Account for records the fast check accepted."""
+        self.stats.add_all(*batch)
+        self.emit(batch.lines)
 
 
 def _check_totals(report: ValidationReport) -> None:

@@ -109,21 +109,22 @@ def as_line(value) -> bytes:
 
 
 def mixed_file(record_format: str, lines: list) -> bytes:
-    """A file that starts with valid records of a format, then mixes them with the lines, twice over."""
+    """A file of valid records of a format, mixed with the lines, then a long run of valid ones (a whole batch for
+    the fast check, duplicates included), then the mix again."""
     make = preference_pair if record_format == "preference" else lambda index: example(record_format, index)
-    good = [as_line(make(index)) for index in range(10)]
-    body = [line for index, value in enumerate(lines) for line in (as_line(value), good[index % 10])]
-    return b"\n".join(good + body * 2) + b"\n"
+    good = [as_line(make(index)) for index in range(300)]
+    body = [line for index, value in enumerate(lines) for line in (as_line(value), good[index])]
+    return b"\n".join(good[:10] + body + good + good[:50] + body) + b"\n"
 
 
 def validated(data: bytes, fast: bool, monkeypatch) -> tuple[dict, list[bytes], int]:
-    """(everything the report says, the canonical lines, how many lines the fast check took) for data."""
+    """(everything the report says, the canonical lines, the lines the fast check took at each call) for data."""
     accepted = []
 
     def counted(check):
-        def wrapped(line):
-            found = check(line)
-            accepted.append(found is not None)
+        def wrapped(lines):
+            found = check(lines)
+            accepted.append(0 if found is None else len(found.lines))
             return found
         return wrapped
 
@@ -132,10 +133,10 @@ def validated(data: bytes, fast: bool, monkeypatch) -> tuple[dict, list[bytes], 
                       if fast else {})
         lines = []
         report = validate([data[i:i + 4096] for i in range(0, len(data), 4096)],
-                          ValidationOptions(file_format="jsonl", max_record_bytes=200_000), lines.append)
+                          ValidationOptions(file_format="jsonl", max_record_bytes=200_000), lines.extend)
     everything = {**report.as_dict(), "valid": report.valid, "invalid": report.invalid,
                   "record_format": report.record_format, "ready": report.ready, "stats": report.stats}
-    return everything, lines, sum(accepted)
+    return everything, lines, accepted
 
 
 FILES = {"chat": CHAT_LINES + RAW_LINES,
@@ -149,9 +150,10 @@ def test_fast_and_full_paths_give_identical_reports_on_a_mixed_file(record_forma
     fast, fast_lines, taken = validated(data, True, monkeypatch)
     assert fast == full
     assert fast_lines == full_lines
-    assert full["record_format"] == record_format and full["invalid"] > 0
+    assert full["record_format"] == record_format and full["invalid"] > 0 and full["stats"]["duplicates"] > 0
     if record_format != "preference":  # pairs have no fast check
-        assert 0 < taken < full["valid"], "the fast check took some valid records and left others to the full path"
+        assert 0 < sum(taken) < full["valid"], "the fast check took valid records and left others to the full path"
+        assert max(taken) > 1 and 1 in taken, "it took whole batches and single lines"
 
 
 def full_path(line: bytes, record_format: str):
@@ -169,8 +171,8 @@ def test_the_fast_check_accepts_only_what_the_full_path_accepts_and_writes_the_s
     candidates = [as_line(value) for value in CHAT_LINES + RAW_LINES + sum(OTHER_LINES.values(), [])]
     check, accepted = fast_records.check_for(record_format), 0
     for line in candidates:
-        found = check(line)
+        found = check([line])
         if found is not None:
             accepted += 1
-            assert found[0] == full_path(line, record_format), line
+            assert found.lines == [full_path(line, record_format)], line
     assert accepted >= 2

@@ -15,7 +15,7 @@ def check(data: bytes, file_format: str = "jsonl", **options):
     kept = []
     chunks = [data[i:i + 7] for i in range(0, len(data), 7)]
     report = validate(chunks, ValidationOptions(file_format=file_format, **options),
-                      lambda line: kept.append(json.loads(line)))
+                      lambda lines: kept.extend(map(json.loads, lines)))
     return report, kept
 
 
