@@ -4,9 +4,10 @@ The validation pass (readers, every check, statistics, canonical lines) is timed
 file's 1 MiB chunks, as the worker reads them; it parses the lines with msgspec (typed, app/datasets/fast_records.py)
 and any line that check refuses again with orjson or the standard library (the full path). The bare loop splits
 the same chunks into lines and parses each with msgspec, doing nothing else. The ratio is validation MB/s over the
-bare loop's (the issue's target: 0.5). orjson and the standard library's json in the same bare loop are printed
-for scale. Each round runs every loop once, in turn, and the best round of each counts, so that a busy moment of
-the shared machine does not fall on one loop only.
+bare loop's (the issue's target: 0.5). Printed for scale: orjson and the standard library's json in the same bare
+loop, and the pass once more writing the canonical file and its index to temporary files, as the worker does.
+Each round runs every loop once, in turn, and the best round of each counts, so that a busy moment of the shared
+machine does not fall on one loop only.
 
     python benchmarks/bench_validation.py        # BENCH_VALIDATION_MB (default 20) of chats
 """
@@ -26,6 +27,7 @@ import orjson
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from app.datasets.record_index import IndexWriter  # noqa: E402
 from app.datasets.validation import ValidationOptions, validate  # noqa: E402
 from benchmarks.bench_datasets import write_chat_jsonl  # noqa: E402
 
@@ -63,6 +65,15 @@ def validation(path: Path) -> int:
     return report.valid
 
 
+def validation_into_files(path: Path) -> int:
+    """The same pass writing the canonical file and its record index to temporary files, as the worker does."""
+    with tempfile.TemporaryFile() as records, tempfile.TemporaryFile() as index:
+        writer = IndexWriter(records, index)
+        report = validate(chunks(path), ValidationOptions(file_format="jsonl"), writer.add)
+        writer.close()
+    return report.valid
+
+
 def best_seconds(functions: dict[str, Callable[[Path], int]], path: Path) -> dict[str, float]:
     """The fastest of ROUNDS runs of each function (the least disturbed by the shared machine), rounds interleaved."""
     times: dict[str, list[float]] = {name: [] for name in functions}
@@ -79,7 +90,8 @@ def main() -> None:
     loops = {"bare loop: split lines + msgspec decode (limit)": bare_loop(msgspec.json.Decoder().decode),
              "bare loop: split lines + orjson.loads": bare_loop(orjson.loads),
              "bare loop: split lines + json.loads": bare_loop(json.loads),
-             "Studio validation (every check, statistics)": validation}
+             "Studio validation (every check, statistics)": validation,
+             "  + canonical file and record index written": validation_into_files}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "chats.jsonl"
         megabytes = write_chat_jsonl(path, SIZE) / MB
