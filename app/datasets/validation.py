@@ -15,7 +15,7 @@ MIN_EXAMPLES = 10
 MAX_LISTED_PROBLEMS = 100
 # A message quotes keys and values of the record; a record's keys can be as long as the record itself.
 MAX_MESSAGE_CHARS = 300
-# Lines the fast check takes at once: a line it refuses sends only its batch through the checks one line at a time.
+# Lines the fast check takes at once (a batch with a line it refuses is halved until that line stands alone).
 BATCH_LINES = 128
 
 
@@ -97,27 +97,53 @@ def validate(chunks: Iterable[bytes], options: ValidationOptions,
 
 def _read_jsonl(chunks: Iterable[bytes], max_record_bytes: int, judge: _RecordJudge, valid: _ValidRecords) -> None:
     """Every line of a JSONL file: the fast check where it accepts the lines, the full path for all others."""
-    # The fast check exists once the format is known (the full path learns it from the first record); it takes
-    # a batch of lines at once, or else each line alone, and what it refuses is read and judged as before.
-    report, fast = judge.report, None
+    lines_reader = _JsonlLines(judge, valid, max_record_bytes)
     for first, lines in readers.line_batches(iter(chunks), max_record_bytes):
         for start in range(0, len(lines), BATCH_LINES):
-            batch = lines[start:start + BATCH_LINES]
-            accepted = fast(batch) if fast is not None else None
-            if accepted is not None:
-                report.valid += len(batch)
-                valid.add_batch(accepted)
-                continue
-            for number, line in enumerate(batch, first + start):
-                accepted = fast([line]) if fast is not None else None
-                if accepted is not None:
-                    report.valid += 1
-                    valid.add_batch(accepted)
-                    continue
-                raw = readers.jsonl_record(number, line, max_record_bytes)
-                if raw is not None:
-                    valid.add(judge.check(raw), report.record_format)
-                    fast = fast_records.check_for(report.record_format)
+            lines_reader.take(first + start, lines[start:start + BATCH_LINES])
+
+
+class _JsonlLines:
+    """Takes JSONL lines a batch at a time: the fast check on the whole batch, then on its halves, down to the
+    lines it refuses, which the full path reads and judges as it always has."""
+
+    def __init__(self, judge: _RecordJudge, valid: _ValidRecords, max_record_bytes: int):
+        """Judge into judge's report; valid records go to valid."""
+        self.judge, self.valid, self.max_record_bytes = judge, valid, max_record_bytes
+        # The fast check exists once the format is known: the full path learns it from the first record.
+        self.fast = None
+
+    def take(self, first: int, lines: list[bytes | None]) -> None:
+        """Lines numbered from first, in order (a bad line costs its batch a few halvings, not the fast check)."""
+        accepted = self.fast(lines) if self.fast is not None else None
+        if accepted is not None:
+            self.judge.report.valid += len(lines)
+            self.valid.add_batch(accepted)
+        elif self.fast is None:
+            self._until_format_known(first, lines)
+        elif len(lines) > 1:
+            half = len(lines) // 2
+            self.take(first, lines[:half])
+            self.take(first + half, lines[half:])
+        else:
+            self._full_path(first, lines[0])
+
+    def _until_format_known(self, first: int, lines: list[bytes | None]) -> None:
+        """The full path for each line until a record sets the file's format; the rest is taken as usual."""
+        for offset, line in enumerate(lines):
+            self._full_path(first + offset, line)
+            if self.fast is not None:
+                if offset + 1 < len(lines):
+                    self.take(first + offset + 1, lines[offset + 1:])
+                return
+
+    def _full_path(self, number: int, line: bytes | None) -> None:
+        """Read and judge one line as the full path does."""
+        raw = readers.jsonl_record(number, line, self.max_record_bytes)
+        if raw is not None:
+            report = self.judge.report
+            self.valid.add(self.judge.check(raw), report.record_format)
+            self.fast = fast_records.check_for(report.record_format)
 
 
 class _ValidRecords:
