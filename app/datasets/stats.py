@@ -35,7 +35,9 @@ WORD_INDEX = FILTER_WORDS - 1
 MASK_BITS = 4
 MASK_INDEX_BITS = 12
 MASK_INDEX = (1 << MASK_INDEX_BITS) - 1
-LOW_NIBBLES = bytes(value & 15 for value in range(256))
+# A byte's low four bits choose the bit of a mask's 16-bit quarter; these give the quarter's low and high byte.
+QUARTER_LOW_BYTE = bytes(1 << (value & 15) & 0xFF for value in range(256))
+QUARTER_HIGH_BYTE = bytes(1 << (value & 15) >> 8 for value in range(256))
 # A record's fingerprint is the hash of its canonical line as 64 bits (keyed per process: enough within a pass).
 FINGERPRINT = (1 << 64) - 1
 APPROXIMATE_NOTE = (f"exact for the first {EXACT_DUPLICATES} records, then counted with a probabilistic filter "
@@ -102,7 +104,7 @@ class DuplicateCounter:
 
     def _switch_to_filter(self) -> None:
         """Move the fingerprints seen so far into the filter."""
-        self.words, self.masks = array("Q", bytes(8 * FILTER_WORDS)), _masks()
+        self.words, self.masks = array("Q", [0]) * FILTER_WORDS, _masks()  # no 2 MiB temporary
         for known in self.seen:
             self._set(known)
         self.seen = set()
@@ -127,10 +129,12 @@ class DuplicateCounter:
 @functools.cache
 def _masks() -> array:
     """The filter's masks, the same in every process: one bit in each 16-bit quarter of the word (so MASK_BITS
-    distinct bits), its place in the quarter from a fixed pseudo-random stream; built in C-level calls."""
+    distinct bits), its place in the quarter from a fixed pseudo-random stream; built by byte translations."""
     places = hashlib.shake_128(b"finetune-studio duplicate filter").digest(MASK_BITS * (MASK_INDEX + 1))
-    quarters = [(1 << place).to_bytes(2, sys.byteorder) for place in range(16)]
-    return array("Q", b"".join(map(quarters.__getitem__, places.translate(LOW_NIBBLES))))
+    quarters = bytearray(2 * len(places))
+    low, high = places.translate(QUARTER_LOW_BYTE), places.translate(QUARTER_HIGH_BYTE)
+    quarters[0::2], quarters[1::2] = (low, high) if sys.byteorder == "little" else (high, low)
+    return array("Q", quarters)
 
 
 def canonical_line(record: dict) -> bytes:
