@@ -33,7 +33,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from app.datasets import service  # noqa: E402
 from app.datasets.record_index import IndexWriter  # noqa: E402
-from app.datasets.validation import ValidationOptions, to_jsonl_line, validate  # noqa: E402
+from app.datasets.validation import ValidationOptions, validate  # noqa: E402
 from app.models import Dataset  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.storage import S3ObjectStore  # noqa: E402
@@ -86,7 +86,7 @@ def measure_validation(path: Path, file_format: str, limit: int) -> None:
     before, started = process_memory_kb("VmRSS"), time.perf_counter()
     with path.open("rb") as source, tempfile.TemporaryFile() as records, tempfile.TemporaryFile() as index:
         writer = IndexWriter(records, index)
-        report = validate(iter(lambda: source.read(MB), b""), options, lambda record: writer.add(to_jsonl_line(record)))
+        report = validate(iter(lambda: source.read(MB), b""), options, writer.add)
     kinds = sorted(report.counts)
     print(json.dumps({"before_kb": before, "peak_kb": process_memory_kb("VmHWM"), "valid": report.valid,
                       "seconds": time.perf_counter() - started, "problems": kinds}))

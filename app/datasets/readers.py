@@ -12,7 +12,8 @@ from app.datasets.raw import Problem, RawRecord, problem_record
 from app.datasets.shape import MAX_VALUES, shape_problem, value_end
 from trainer.records import MAX_DEPTH
 
-__all__ = ["FILE_FORMATS", "Problem", "RawRecord", "detect_file_format", "read_records", "split_lines"]
+__all__ = ["FILE_FORMATS", "Problem", "RawRecord", "detect_file_format", "jsonl_record", "line_batches",
+           "read_records", "split_lines"]
 
 FILE_FORMATS = ("jsonl", "json", "csv")
 SNIFF_BYTES = 8192
@@ -20,6 +21,7 @@ EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "c
 # Shorter lines hold too few values to need shape_problem's scan (it skips texts this short), so they are
 # parsed at once; a line's byte length bounds its length in characters.
 FAST_PARSE_BYTES = 2 * MAX_VALUES
+SPLIT_BYTES = 64 * 1024
 
 
 def detect_file_format(head: bytes, filename: str = "") -> str:
@@ -44,48 +46,73 @@ def read_records(chunks: Iterable[bytes], file_format: str, max_record_bytes: in
 def read_jsonl(chunks: Iterator[bytes], max_record_bytes: int) -> Iterator[RawRecord]:
     """One JSON value per line; blank lines are skipped; a bad line does not stop the others."""
     for line_number, raw in split_lines(chunks, max_record_bytes):
-        if raw is None:
-            yield problem_record(line_number, "too_long", f"the line is longer than {max_record_bytes} bytes")
-            continue
-        # The fast path: orjson parses the line's bytes (checking UTF-8 as it goes) when the line is too short
-        # to need the shape check; anything it refuses (or a BOM, or a blank line) takes the exact path below,
-        # so every problem keeps its wording, and NaN or huge integers are read as the standard library does.
-        if len(raw) < FAST_PARSE_BYTES and raw[:1] == b"{":
-            try:
-                shallow = raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
-                yield RawRecord(line_number, value=orjson.loads(raw), shallow=shallow)
-                continue
-            except orjson.JSONDecodeError:
-                pass
+        record = jsonl_record(line_number, raw, max_record_bytes)
+        if record is not None:
+            yield record
+
+
+def jsonl_record(line_number: int, raw: bytes | None, max_record_bytes: int) -> RawRecord | None:
+    """The record of one JSONL line (raw None: the line was too long), or None for a blank line."""
+    if raw is None:
+        return problem_record(line_number, "too_long", f"the line is longer than {max_record_bytes} bytes")
+    # The fast path: orjson parses the line's bytes (checking UTF-8 as it goes) when the line is too short
+    # to need the shape check; anything it refuses (or a BOM, or a blank line) takes the exact path below,
+    # so every problem keeps its wording, and NaN or huge integers are read as the standard library does.
+    if len(raw) < FAST_PARSE_BYTES and raw[:1] == b"{":
         try:
-            text = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
-        except UnicodeDecodeError as error:
-            yield problem_record(line_number, "encoding", f"not valid UTF-8 (byte {error.start + 1} of the line)")
-            continue
-        if text.strip():
-            found = shape_problem(text)
-            yield parse_json(line_number, text) if found is None else problem_record(line_number, *found)
+            shallow = raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
+            return RawRecord(line_number, value=orjson.loads(raw), shallow=shallow)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        text = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+    except UnicodeDecodeError as error:
+        return problem_record(line_number, "encoding", f"not valid UTF-8 (byte {error.start + 1} of the line)")
+    if not text.strip():
+        return None
+    found = shape_problem(text)
+    return parse_json(line_number, text) if found is None else problem_record(line_number, *found)
 
 
 def split_lines(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
     """(line number, bytes) of each line; bytes is None for a line longer than max_bytes, which is skipped."""
-    line_number, buffer, overflow = 1, bytearray(), False
-    for chunk in chunks:
-        start = 0
-        while True:
-            end = chunk.find(b"\n", start)
-            if not overflow:
-                buffer += chunk[start: end if end >= 0 else len(chunk)]
-                if len(buffer) > max_bytes:
-                    overflow = True
-                    buffer.clear()
-            if end < 0:
-                break
-            yield line_number, None if overflow else bytes(buffer.rstrip(b"\r"))
-            line_number, overflow, start = line_number + 1, False, end + 1
-            buffer.clear()
-    if buffer or overflow:
-        yield line_number, None if overflow else bytes(buffer.rstrip(b"\r"))
+    for first, lines in line_batches(chunks, max_bytes):
+        yield from enumerate(lines, first)
+
+
+def line_batches(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int, list[bytes | None]]]:
+    """(number of the first line, the lines) per piece of a chunk that ends a line, as split_lines gives them."""
+    # One bytes.split per piece instead of a find per line; only the line that spans pieces is gathered by hand.
+    # A piece is at most SPLIT_BYTES, so that its list of lines stays small even when they are very short.
+    line_number, pending, pending_size, overflow = 1, [], 0, False
+    pieces = (whole[start:start + SPLIT_BYTES] for whole in chunks for start in range(0, len(whole), SPLIT_BYTES))
+    for chunk in pieces:
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if lines:
+            lines[0] = _joined(pending, pending_size, lines[0], max_bytes, overflow)
+            for index in range(1, len(lines)):
+                if len(lines[index]) > max_bytes:
+                    lines[index] = None
+            if b"\r" in chunk:
+                lines = [line.rstrip(b"\r") if line else line for line in lines]
+            yield line_number, lines
+            line_number += len(lines)
+            pending, pending_size, overflow = [], 0, False
+        if not overflow:
+            pending.append(tail)
+            pending_size += len(tail)
+            if pending_size > max_bytes:
+                pending, overflow = [], True
+    if pending_size or overflow:
+        yield line_number, [_joined(pending, pending_size, b"", max_bytes, overflow)]
+
+
+def _joined(pending: list[bytes], pending_size: int, end: bytes, max_bytes: int, overflow: bool) -> bytes | None:
+    """The line whose start was gathered from earlier chunks (\\r stripped), or None when it is too long."""
+    if overflow or pending_size + len(end) > max_bytes:
+        return None
+    return b"".join((*pending, end)).rstrip(b"\r") if pending_size else end.rstrip(b"\r")
 
 
 def parse_json(line_number: int, text: str) -> RawRecord:

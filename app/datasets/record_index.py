@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import BinaryIO
 
 from app.datasets.readers import split_lines
@@ -23,12 +24,13 @@ class IndexWriter:
         """Write into two empty files."""
         self.records, self.index, self.size, self.count = records, index, 0, 0
 
-    def add(self, line: bytes) -> None:
-        """Append one canonical line, noting where it starts."""
-        self.index.write(OFFSET.pack(self.size))
-        self.records.write(line)
-        self.size += len(line)
-        self.count += 1
+    def add(self, lines: list[bytes]) -> None:
+        """Append canonical lines, noting where each starts."""
+        starts = list(accumulate(map(len, lines), initial=self.size))
+        self.size = starts.pop()
+        self.index.write(struct.pack(f"<{len(starts)}Q", *starts))
+        self.records.write(b"".join(lines))
+        self.count += len(starts)
 
     def close(self) -> None:
         """End the index with the file's size (the end of the last record)."""

@@ -12,7 +12,7 @@ from rq import Queue, Retry
 
 from app.datasets import readers, record_index
 from app.datasets.upload import FilePart
-from app.datasets.validation import ValidationOptions, to_jsonl_line, validate
+from app.datasets.validation import ValidationOptions, validate
 from app.errors import Conflict, ServiceUnavailable, ValidationFailed
 from app.jobs import states
 from app.models import Dataset, Job, User, utcnow
@@ -183,7 +183,7 @@ def _validate_into_storage(dataset: Dataset, store: ObjectStore, max_record_byte
             tempfile.TemporaryFile(prefix="studio-index-") as index:
         writer = record_index.IndexWriter(canonical, index)
         with store.iter_chunks(dataset.object_key) as chunks:
-            report = validate(chunks, options, lambda record: writer.add(to_jsonl_line(record)))
+            report = validate(chunks, options, writer.add)
         if not report.ready:
             return report, {}
         writer.close()

@@ -1,23 +1,22 @@
 """Validate a whole dataset file in one streaming pass: problems with lines, statistics, canonical records."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import orjson
-
-from app.datasets import pair_stats, readers
+from app.datasets import fast_records, pair_stats, readers
 from app.datasets.readers import Problem, RawRecord
 from app.datasets.shape import shape_problem
-from app.datasets.stats import StatsAccumulator
+from app.datasets.stats import StatsAccumulator, canonical_line
 from trainer import records
 
 MIN_EXAMPLES = 10
 MAX_LISTED_PROBLEMS = 100
 # A message quotes keys and values of the record; a record's keys can be as long as the record itself.
 MAX_MESSAGE_CHARS = 300
+# Lines the fast check takes at once (a batch with a line it refuses is halved until that line stands alone).
+BATCH_LINES = 128
 
 
 @dataclass
@@ -77,24 +76,98 @@ class ValidationReport:
                 "warnings": [w.as_dict() for w in self.warnings], "warning_counts": dict(self.warning_counts)}
 
 
-def validate(chunks: Iterable[bytes], options: ValidationOptions, emit: Callable[[dict], None]) -> ValidationReport:
-    """Read every record, judge it, and pass each valid one (canonical) to emit."""
+def validate(chunks: Iterable[bytes], options: ValidationOptions,
+             emit: Callable[[list[bytes]], None]) -> ValidationReport:
+    """Read every record, judge it, and pass the valid ones to emit as canonical lines (a list at a time)."""
     report = ValidationReport(file_format=options.file_format, skip_invalid=options.skip_invalid)
-    accumulator, pairs = StatsAccumulator(options.max_seq_length), pair_stats.PairStats(options.max_seq_length)
+    valid = _ValidRecords(options.max_seq_length, emit)
     judge = _RecordJudge(report, options.file_format)
-    for raw in readers.read_records(chunks, options.file_format, options.max_record_bytes):
-        canonical = judge.check(raw)
-        if canonical is not None:
-            accumulator.add(canonical)
-            if report.record_format in records.PAIR_FORMATS:
-                pairs.add(canonical)
-            emit(canonical)
-        if raw.fatal or judge.stop:
-            report.fatal = True
-            break
+    if options.file_format == "jsonl":
+        _read_jsonl(chunks, options.max_record_bytes, judge, valid)
+    else:
+        for raw in readers.read_records(chunks, options.file_format, options.max_record_bytes):
+            valid.add(judge.check(raw), report.record_format)
+            if raw.fatal or judge.stop:
+                report.fatal = True
+                break
     _check_totals(report)
-    report.stats = pair_stats.merged(accumulator.result(), pairs)
+    report.stats = pair_stats.merged(valid.stats.result(), valid.pairs)
     return report
+
+
+def _read_jsonl(chunks: Iterable[bytes], max_record_bytes: int, judge: _RecordJudge, valid: _ValidRecords) -> None:
+    """Every line of a JSONL file: the fast check where it accepts the lines, the full path for all others."""
+    lines_reader = _JsonlLines(judge, valid, max_record_bytes)
+    for first, lines in readers.line_batches(iter(chunks), max_record_bytes):
+        for start in range(0, len(lines), BATCH_LINES):
+            lines_reader.take(first + start, lines[start:start + BATCH_LINES])
+
+
+class _JsonlLines:
+    """Takes JSONL lines a batch at a time: the fast check on the whole batch, then on its halves, down to the
+    lines it refuses, which the full path reads and judges as it always has."""
+
+    def __init__(self, judge: _RecordJudge, valid: _ValidRecords, max_record_bytes: int):
+        """Judge into judge's report; valid records go to valid."""
+        self.judge, self.valid, self.max_record_bytes = judge, valid, max_record_bytes
+        # The fast check exists once the format is known: the full path learns it from the first record.
+        self.fast = None
+
+    def take(self, first: int, lines: list[bytes | None]) -> None:
+        """Lines numbered from first, in order (a bad line costs its batch a few halvings, not the fast check)."""
+        accepted = self.fast(lines) if self.fast is not None else None
+        if accepted is not None:
+            self.judge.report.valid += len(lines)
+            self.valid.add_batch(accepted)
+        elif self.fast is None:
+            self._until_format_known(first, lines)
+        elif len(lines) > 1:
+            half = len(lines) // 2
+            self.take(first, lines[:half])
+            self.take(first + half, lines[half:])
+        else:
+            self._full_path(first, lines[0])
+
+    def _until_format_known(self, first: int, lines: list[bytes | None]) -> None:
+        """The full path for each line until a record sets the file's format; the rest is taken as usual."""
+        for offset, line in enumerate(lines):
+            self._full_path(first + offset, line)
+            if self.fast is not None:
+                if offset + 1 < len(lines):
+                    self.take(first + offset + 1, lines[offset + 1:])
+                return
+
+    def _full_path(self, number: int, line: bytes | None) -> None:
+        """Read and judge one line as the full path does."""
+        raw = readers.jsonl_record(number, line, self.max_record_bytes)
+        if raw is not None:
+            report = self.judge.report
+            self.valid.add(self.judge.check(raw), report.record_format)
+            self.fast = fast_records.check_for(report.record_format)
+
+
+class _ValidRecords:
+    """Where valid records go: the statistics, the pair statistics and the canonical file."""
+
+    def __init__(self, max_seq_length: int, emit: Callable[[list[bytes]], None]):
+        """Collect into fresh statistics and pass the lines to emit."""
+        self.stats, self.pairs = StatsAccumulator(max_seq_length), pair_stats.PairStats(max_seq_length)
+        self.emit = emit
+
+    def add(self, canonical: dict | None, record_format: str | None) -> None:
+        """Account for a record the full path judged (None when it was not valid)."""
+        if canonical is None:
+            return
+        line = canonical_line(canonical)
+        self.stats.add(canonical, line)
+        if record_format in records.PAIR_FORMATS:
+            self.pairs.add(canonical)
+        self.emit([line])
+
+    def add_batch(self, batch: fast_records.Batch) -> None:
+        """Account for records the fast check accepted."""
+        self.stats.add_all(*batch)
+        self.emit(batch.lines)
 
 
 def _check_totals(report: ValidationReport) -> None:
@@ -164,12 +237,3 @@ class _RecordJudge:
             self.stop = True
             return [("missing_columns", f"the header has columns {keys}; expected {records.EXPECTED}")]
         return [("unknown_format", f"the record has keys {keys}; expected {records.EXPECTED}")]
-
-
-def to_jsonl_line(record: dict) -> bytes:
-    """One canonical record as a line of the normalised file (orjson writes the same compact UTF-8 JSON; the
-    standard library takes what it refuses, such as integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(record) + b"\n"
-    except TypeError:
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

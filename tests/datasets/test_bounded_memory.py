@@ -1,12 +1,13 @@
 """Validation holds one record at a time, whatever the file: per-record limits in every reader, bounded statistics."""
 from __future__ import annotations
 
+import json
 import tracemalloc
 from collections.abc import Iterator
 
 import pytest
 
-from app.datasets.stats import StatsAccumulator
+from app.datasets.stats import DuplicateCounter, StatsAccumulator
 from app.datasets.validation import ValidationOptions, validate
 from tests.support.data import as_jsonl, examples
 
@@ -20,7 +21,9 @@ def check(data: bytes, file_format: str, chunk_size: int = 8192, **options):
     kept = []
     chunks = (data[i:i + chunk_size] for i in range(0, len(data), chunk_size))
     options = {"max_record_bytes": LIMIT, **options}
-    return validate(chunks, ValidationOptions(file_format=file_format, **options), kept.append), kept
+    report = validate(chunks, ValidationOptions(file_format=file_format, **options),
+                      lambda lines: kept.extend(map(json.loads, lines)))
+    return report, kept
 
 
 def problems_of(report) -> list[tuple[int, str]]:
@@ -116,3 +119,14 @@ def test_length_statistics_come_from_counts_per_length():
     assert result["example_tokens"] == {"min": 10, "p50": 100, "p95": 190, "max": 200, "mean": 100.5}
     assert result["over_max_seq_length"] == 10 and result["duplicates"] == 1
     assert result["duplicates_method"] == "exact"
+
+
+def test_duplicates_counted_a_batch_at_a_time_match_one_at_a_time_across_the_exact_cap():
+    fingerprints = [hash(f"record {index % 700}") & (2 ** 64 - 1) for index in range(1000)]
+    one, batched = DuplicateCounter(exact=500), DuplicateCounter(exact=500)
+    for fingerprint in fingerprints:
+        one.add(fingerprint)
+    for start in range(0, len(fingerprints), 128):
+        batched.add_all(fingerprints[start:start + 128])
+    assert batched.approximate and one.approximate
+    assert batched.duplicates == one.duplicates >= 300

@@ -14,7 +14,9 @@ def check(data: bytes, file_format: str = "jsonl", **options):
     """Validate data in small chunks; returns the report and the canonical records kept."""
     kept = []
     chunks = [data[i:i + 7] for i in range(0, len(data), 7)]
-    return validate(chunks, ValidationOptions(file_format=file_format, **options), kept.append), kept
+    report = validate(chunks, ValidationOptions(file_format=file_format, **options),
+                      lambda lines: kept.extend(map(json.loads, lines)))
+    return report, kept
 
 
 def turns(*pairs: tuple[str, str]) -> list[dict]:

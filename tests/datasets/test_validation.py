@@ -17,7 +17,8 @@ def check(data: bytes, file_format: str = "jsonl", chunk_size: int = 7, **option
     """Validate data delivered in small chunks (to cross every boundary); returns the report and records."""
     kept = []
     chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)]
-    report = validate(chunks, ValidationOptions(file_format=file_format, **options), kept.append)
+    report = validate(chunks, ValidationOptions(file_format=file_format, **options),
+                      lambda lines: kept.extend(map(json.loads, lines)))
     return report, kept
 
 
@@ -177,3 +178,11 @@ def test_chat_statistics_count_messages_and_roles():
     report, _ = check(as_jsonl(examples("chat")))
     assert report.stats["messages_per_example"] == {"min": 3, "mean": 3.0, "max": 3}
     assert report.stats["roles"] == {"system": 12, "user": 12, "assistant": 12}
+
+
+def test_a_lone_surrogate_escape_is_valid_and_kept_escaped_in_the_canonical_line():
+    lines = []
+    data = b"".join(b'{"text": "record %d \\ud800"}\n' % index for index in range(12))
+    report = validate([data], ValidationOptions(file_format="jsonl"), lines.extend)
+    assert report.ready and report.valid == 12
+    assert lines[0] == b'{"text":"record 0 \\ud800"}\n' and json.loads(lines[0]) == {"text": "record 0 \ud800"}

@@ -1,0 +1,164 @@
+"""The common case of JSONL lines at C speed: records that are plainly valid, checked a batch of lines at a time.
+
+msgspec decodes each line into typed structures that hold exactly the keys and types a valid record of the file's
+format may have (so no depth, shape, type or unknown-key check is left to Python) and writes its canonical line;
+the remaining checks and the measures run over the whole batch in C-level calls (map, all, count), not per record.
+A batch with any line they do not accept (a problem, or anything unusual: extra keys, a weight of 1.0, a line too
+long to skip the shape check, a blank line…) returns None, and its lines are retried one by one, each refused one
+taking the full path, which reports problems with its own words. Only a subset of what the full path accepts
+passes here, with the same canonical line and measures.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import accumulate, chain, repeat
+from operator import add, attrgetter, contains, sub
+from typing import Literal, NamedTuple
+
+import msgspec
+
+from app.datasets.shape import MAX_VALUES
+from trainer.records import ROLES
+
+# Longer lines may hold too many values: the full path scans their shape before parsing them.
+MAX_LINE_BYTES = 2 * MAX_VALUES
+# In a canonical line the role key is followed by its value's opening quote nowhere else (every quote inside a
+# string is escaped, and only keys are followed by ':'), so this finds a chat's assistant turn in C.
+ASSISTANT_ROLE = b'"role":"assistant"'
+KNOWN_ROLES = frozenset(ROLES)
+MESSAGES, CONTENT, ROLE = attrgetter("messages"), attrgetter("content"), attrgetter("role")
+INSTRUCTION, OUTPUT = attrgetter("instruction"), attrgetter("output")
+NEWLINE = b"\n"
+
+
+class Batch(NamedTuple):
+    """Valid records as statistics and the canonical file need them."""
+
+    lines: list[bytes]
+    characters: list[int]
+    # Messages per record, and all the batch's messages per role (in ROLES' order), for chats; None otherwise.
+    sizes: list[int] | None = None
+    roles: tuple[int, ...] | None = None
+
+
+class _Message(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A chat message; fields in canonical order, absent ones not written."""
+
+    role: str
+    content: str
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    weight: Literal[0, 1] | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Chat(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A chat record with nothing but its messages."""
+
+    messages: list[_Message]
+
+
+class _PromptCompletion(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A prompt_completion record; canonical order is sorted."""
+
+    completion: str
+    prompt: str
+
+
+class _Text(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A text record."""
+
+    text: str
+
+
+class _Instruction(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """An instruction record; an empty or null input is left out of the canonical record."""
+
+    instruction: str
+    output: str
+    input: str | None | msgspec.UnsetType = msgspec.UNSET
+
+
+_ENCODE = msgspec.json.Encoder().encode
+_DECODERS = {name: msgspec.json.Decoder(struct).decode for name, struct in (
+    ("chat", _Chat), ("prompt_completion", _PromptCompletion), ("text", _Text), ("instruction", _Instruction))}
+
+
+def _decoded(record_format: str, lines: list[bytes | None]) -> list | None:
+    """The typed records of the lines, or None unless every line is a plainly valid record of the format."""
+    try:
+        if max(map(len, lines)) >= MAX_LINE_BYTES:
+            return None
+        return list(map(_DECODERS[record_format], lines))
+    except (msgspec.DecodeError, ValueError, TypeError):  # ValueError: not UTF-8; TypeError: a line too long
+        return None
+
+
+def _filled(texts: list[str]) -> bool:
+    """Whether every text holds more than whitespace."""
+    return all(texts) and not any(map(str.isspace, texts))
+
+
+def _lines(records: list) -> list[bytes]:
+    """The canonical lines of typed records."""
+    return list(map(add, map(_ENCODE, records), repeat(NEWLINE)))
+
+
+def _sums(values: list[int], sizes: list[int]) -> list[int]:
+    """The sums of consecutive runs of values, one run per size."""
+    totals, ends = list(accumulate(values, initial=0)), list(accumulate(sizes, initial=0))
+    return list(map(sub, map(totals.__getitem__, ends[1:]), map(totals.__getitem__, ends[:-1])))
+
+
+def chat(lines: list[bytes | None]) -> Batch | None:
+    """Chat lines: messages of known roles with content, at least one from the assistant in each record."""
+    records = _decoded("chat", lines)
+    if records is None:
+        return None
+    sizes = list(map(len, map(MESSAGES, records)))
+    messages = list(chain.from_iterable(map(MESSAGES, records)))
+    contents, roles = list(map(CONTENT, messages)), list(map(ROLE, messages))
+    if not min(sizes) or not _filled(contents) or not KNOWN_ROLES.issuperset(roles):
+        return None
+    canonical = _lines(records)
+    if not all(map(contains, canonical, repeat(ASSISTANT_ROLE))):
+        return None
+    return Batch(canonical, _sums(list(map(len, contents)), sizes), sizes, tuple(map(roles.count, ROLES)))
+
+
+def strings(record_format: str) -> Callable[[list[bytes | None]], Batch | None]:
+    """The check of a format whose record is a few strings that must all hold text."""
+    def check(lines: list[bytes | None]) -> Batch | None:
+        """The lines' records when every string of every one holds text."""
+        records = _decoded(record_format, lines)
+        if records is None:
+            return None
+        rows = list(map(msgspec.structs.astuple, records))
+        texts = list(chain.from_iterable(rows))
+        if not _filled(texts):
+            return None
+        return Batch(_lines(records), _sums(list(map(len, texts)), [len(rows[0])] * len(rows)))
+    return check
+
+
+def instruction(lines: list[bytes | None]) -> Batch | None:
+    """Instruction lines: instruction and output hold text; input, when given, is any string."""
+    records = _decoded("instruction", lines)
+    if records is None:
+        return None
+    instructions, outputs = list(map(INSTRUCTION, records)), list(map(OUTPUT, records))
+    if not _filled(instructions) or not _filled(outputs):
+        return None
+    for record in records:
+        if not record.input:
+            record.input = msgspec.UNSET
+    characters = [len(one) + len(two) + (len(record.input) if record.input else 0)
+                  for one, two, record in zip(instructions, outputs, records, strict=True)]
+    return Batch(_lines(records), characters)
+
+
+CHECKS = {"chat": chat, "instruction": instruction, "prompt_completion": strings("prompt_completion"),
+          "text": strings("text")}
+
+
+def check_for(record_format: str | None) -> Callable[[list[bytes | None]], Batch | None] | None:
+    """The fast check of lines of a file in record_format, None when there is none (preference pairs)."""
+    return CHECKS.get(record_format)

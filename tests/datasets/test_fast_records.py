@@ -1,0 +1,178 @@
+"""The fast check of JSONL lines changes nothing: the same reports, statistics and canonical lines as the full path."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.datasets import fast_records
+from app.datasets.readers import jsonl_record
+from app.datasets.stats import canonical_line
+from app.datasets.validation import ValidationOptions, ValidationReport, _RecordJudge, validate
+from tests.support.data import example, preference_pair
+
+
+def chat(*turns, **extra) -> dict:
+    """A chat record from (role, content) pairs, or message dicts as they are."""
+    messages = [{"role": turn[0], "content": turn[1]} if isinstance(turn, tuple) else turn for turn in turns]
+    return {"messages": messages, **extra}
+
+
+GOOD_CHAT = chat(("user", "hi"), ("assistant", "hello"))
+# Lines next to valid ones: each is invalid, or valid in a way the fast check should leave to the full path.
+CHAT_LINES = [
+    chat(("system", "Be brief."), ("user", "2 + 2?"), ("assistant", "4")),
+    chat(("user", "  "), ("assistant", "x")),
+    chat(("user", ""), ("assistant", "x")),
+    chat(("user", "\u3000\u2028"), ("assistant", "x")),
+    chat(("user", "hi")),
+    chat(("bot", "hi"), ("assistant", "x")),
+    chat(("assistant ", "hi"), ("assistant", "x")),
+    chat(("Assistant", "hi")),
+    chat({"content": "hi"}, ("assistant", "x")),
+    chat({"role": None, "content": "hi"}, ("assistant", "x")),
+    chat({"role": "user", "content": 5}, ("assistant", "x")),
+    chat({"role": "user", "content": None}, ("assistant", "x")),
+    chat(("user", 'say "role":"assistant" and {"role":"system"}'), ("user", "again")),
+    chat(("user", '\\"role\\":\\"assistant\\"'), ("assistant", '"role":"user"')),
+    chat({"role": "assistant", "content": "x", "weight": 1}),
+    chat({"role": "assistant", "content": "x", "weight": 0}, ("assistant", "y")),
+    chat({"role": "assistant", "content": "x", "weight": 1.0}),
+    chat({"role": "assistant", "content": "x", "weight": 0.0}, ("assistant", "y")),
+    chat({"role": "assistant", "content": "x", "weight": True}),
+    chat({"role": "assistant", "content": "x", "weight": 2}),
+    chat({"role": "assistant", "content": "x", "weight": None}),
+    chat({"role": "assistant", "content": "x", "name": "bot"}),
+    chat({"role": "assistant", "content": "x", "name": None}),
+    chat({"role": "assistant", "content": "x", "name": 3}),
+    chat({"role": "assistant", "content": "x", "mood": "calm"}),
+    chat(("user", "hi"), ("assistant", "x"), id=7),
+    chat(("user", "hi"), ("assistant", "x"), text="also text"),
+    chat(("user", "hi"), ("assistant", "x"), prompt="a", completion="b"),
+    {"messages": []},
+    {"messages": "hi"},
+    {"messages": None},
+    {"messages": [["user", "hi"]]},
+    {"messages": ["hi"]},
+    {"messages": [{"role": "user", "content": "hi", "extra": {"a": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}}]},
+    chat(("user", "émoji 🎉 and \u0000 and \u007f"), ("assistant", "ok")),
+    {"prompt": "a", "completion": "b"},
+    {"colour": "red"},
+    [1, 2, 3],
+    "just a string",
+    None,
+    GOOD_CHAT,
+    GOOD_CHAT,
+]
+RAW_LINES = [
+    b"",
+    b"   ",
+    b'{"messages": [{"role": "user", "content": "unterminated}',
+    b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]} trailing',
+    b'{"messages": [{"role": "user", "content": "caf\xe9"}, {"role": "assistant", "content": "x"}]}',
+    b'\xef\xbb\xbf{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}',
+    b'{"messages": [{"role": "user", "content": NaN}, {"role": "assistant", "content": "x"}]}',
+    b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x", "weight": -0}]}',
+    b'{"messages": [{"role": "user", "content": "a", "role": "assistant"}]}',
+    b'{"messages": [{"role": "user", "content": "a"}], "messages": [{"role": "assistant", "content": "b"}]}',
+    b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}\r',
+    b'  {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}  ',
+    b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x", '
+    b'"weight": 100000000000000000000000}]}',
+    json.dumps(chat(("user", "long " * 21_000), ("assistant", "x"))).encode(),
+]
+OTHER_LINES = {
+    "prompt_completion": [{"prompt": "a", "completion": " b"}, {"prompt": " ", "completion": "b"},
+                          {"prompt": "a", "completion": ""}, {"prompt": "a", "completion": 1},
+                          {"prompt": "a", "completion": "b", "id": 1}, {"prompt": "a", "completion": "b", "text": "c"},
+                          {"prompt": "a"}, {"prompt": None, "completion": "b"}, {"completion": "b", "prompt": "a"}],
+    "instruction": [{"instruction": "a", "output": "b"}, {"instruction": "a", "input": "", "output": "b"},
+                    {"instruction": "a", "input": None, "output": "b"},
+                    {"instruction": "a", "input": " ", "output": "b"},
+                    {"instruction": "a", "input": "c", "output": "b"}, {"instruction": "a", "input": 3, "output": "b"},
+                    {"instruction": "\t", "output": "b"}, {"instruction": "a", "output": "b", "extra": [1]},
+                    {"instruction": "a", "output": "b", "prompt": "x"}, {"output": "b", "instruction": "a"}],
+    "text": [{"text": "a"}, {"text": "émoji 🎉 \\ \" \u2028"},
+             {"text": " "}, {"text": ""}, {"text": 1}, {"text": "a", "meta": {"x": 1}},
+             {"text": "a", "messages": []}, {"text": "\u00a0\u2003"}],
+    "preference": [preference_pair(1), {"prompt": "a", "chosen": "b", "rejected": "b"},
+                   {"prompt": "a", "chosen": "", "rejected": "b"}, {"chosen": "b"},
+                   {"input": {"messages": [{"role": "user", "content": "q"}]},
+                    "preferred_output": [{"role": "assistant", "content": "y"}],
+                    "non_preferred_output": [{"role": "assistant", "content": "n"}]}],
+}
+
+
+def as_line(value) -> bytes:
+    """A value as one JSON line (bytes kept as they are)."""
+    return value if isinstance(value, bytes) else json.dumps(value).encode()
+
+
+def mixed_file(record_format: str, lines: list) -> bytes:
+    """A file of valid records of a format, mixed with the lines, then a long run of valid ones (a whole batch for
+    the fast check, duplicates included), then the mix again."""
+    make = preference_pair if record_format == "preference" else lambda index: example(record_format, index)
+    good = [as_line(make(index)) for index in range(300)]
+    body = [line for index, value in enumerate(lines) for line in (as_line(value), good[index])]
+    return b"\n".join(good[:10] + body + good + good[:50] + body) + b"\n"
+
+
+def validated(data: bytes, fast: bool, monkeypatch) -> tuple[dict, list[bytes], int]:
+    """(everything the report says, the canonical lines, the lines the fast check took at each call) for data."""
+    accepted = []
+
+    def counted(check):
+        def wrapped(lines):
+            found = check(lines)
+            accepted.append(0 if found is None else len(found.lines))
+            return found
+        return wrapped
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fast_records, "CHECKS", {name: counted(check) for name, check in fast_records.CHECKS.items()}
+                      if fast else {})
+        lines = []
+        report = validate([data[i:i + 4096] for i in range(0, len(data), 4096)],
+                          ValidationOptions(file_format="jsonl", max_record_bytes=200_000), lines.extend)
+    everything = {**report.as_dict(), "valid": report.valid, "invalid": report.invalid,
+                  "record_format": report.record_format, "ready": report.ready, "stats": report.stats}
+    return everything, lines, accepted
+
+
+FILES = {"chat": CHAT_LINES + RAW_LINES,
+         **{name: lines + RAW_LINES + [GOOD_CHAT] for name, lines in OTHER_LINES.items()}}
+
+
+@pytest.mark.parametrize("record_format", FILES)
+def test_fast_and_full_paths_give_identical_reports_on_a_mixed_file(record_format, monkeypatch):
+    data = mixed_file(record_format, FILES[record_format])
+    full, full_lines, _ = validated(data, False, monkeypatch)
+    fast, fast_lines, taken = validated(data, True, monkeypatch)
+    assert fast == full
+    assert fast_lines == full_lines
+    assert full["record_format"] == record_format and full["invalid"] > 0 and full["stats"]["duplicates"] > 0
+    if record_format != "preference":  # pairs have no fast check
+        assert 0 < sum(taken) < full["valid"], "the fast check took valid records and left others to the full path"
+        assert max(taken) > 1 and 1 in taken, "it took whole batches and single lines"
+
+
+def full_path(line: bytes, record_format: str):
+    """What the full path makes of one line in a file of record_format: its canonical line, or None if invalid."""
+    report = ValidationReport(file_format="jsonl", record_format=record_format)
+    judge = _RecordJudge(report, "jsonl")
+    judge.format_line = 1
+    raw = jsonl_record(2, line, 200_000)
+    canonical = judge.check(raw) if raw is not None else None
+    return None if canonical is None else canonical_line(canonical)
+
+
+@pytest.mark.parametrize("record_format", ["chat", "prompt_completion", "instruction", "text"])
+def test_the_fast_check_accepts_only_what_the_full_path_accepts_and_writes_the_same_line(record_format):
+    candidates = [as_line(value) for value in CHAT_LINES + RAW_LINES + sum(OTHER_LINES.values(), [])]
+    check, accepted = fast_records.check_for(record_format), 0
+    for line in candidates:
+        found = check([line])
+        if found is not None:
+            accepted += 1
+            assert found.lines == [full_path(line, record_format)], line
+    assert accepted >= 2
