@@ -35,6 +35,15 @@ def test_results_show_samples_side_by_side_checkpoints_and_downloads(browser, ow
     assert f'href="/jobs/{job.id}/artifacts.zip"' in html
 
 
+def test_a_checkpoint_without_validation_metrics_shows_dashes(browser, owner, in_db):
+    job = in_db(succeeded_job, owner, 0.001, {"Say hi.": "hi!"})
+    in_db(Checkpoint.create, job=job, step=20, artifact="adapter", metrics={"train_loss": 0.9})
+    response = browser.get(f"/jobs/{job.id}/results", headers=htmx("job-results"))
+    assert response.status_code == 200
+    assert re.search(r"<td>20</td>\s*<td>0.9000</td>\s*<td>–</td>\s*<td>–</td>\s*<td>–</td>",
+                     response.get_data(as_text=True))
+
+
 def test_results_of_a_running_job_ask_again_until_it_ends(browser, owner, in_db):
     job = in_db(make_job, owner, status="running", stage="run")
     html = browser.get(f"/jobs/{job.id}/results", headers=htmx("job-results")).get_data(as_text=True)
