@@ -9,9 +9,12 @@ import html
 import re
 
 import pytest
+from flask import render_template
 
+from app.db import database
 from app.jobs.events import add_events
-from app.models import Completion, Dataset, Job, JobEvent
+from app.models import Completion, Dataset, Job, JobEvent, utcnow
+from app.web.jobs import live
 from tests.support.database import counted_queries
 from tests.support.factories import make_artifact, make_dataset, make_event, make_job, running_job
 from tests.support.pages import htmx
@@ -201,3 +204,26 @@ def test_the_results_section_is_a_304_until_an_evaluation_comes_or_the_job_ends(
     in_db(lambda: Job.update(status="succeeded").where(Job.id == job.id).execute())
     ended = browser.get(path, headers={**htmx(target), "If-None-Match": evaluated.headers["ETag"]})
     assert ended.status_code == 200 and "hx-trigger" not in ended.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("state", [
+    {"status": "queued", "stage": "submit", "backend_ref": {"waiting_reason": "Waiting for a free GPU session."}},
+    {"status": "running", "backend": "kaggle", "backend_account": "someone",
+     "backend_ref": {"kernel": "k", "session": 2}},
+    {"status": "running", "paused_at": utcnow()},
+    {"status": "running", "cancel_requested_at": utcnow()},
+    {"status": "running", "method": "dpo", "metrics": {"loss": 0.6, "reward_margin": 0.4, "reward_accuracy": 0.75}},
+    {"status": "failed", "error": "stage run failed after 6 attempts: boom", "finished_at": utcnow()},
+    {"status": "succeeded", "finished_at": utcnow()},
+], ids=["queued-waiting", "kaggle-session", "paused", "cancelling", "preference", "failed", "succeeded"])
+def test_a_poll_reading_only_its_columns_answers_what_the_whole_row_would(app, owner, in_db, state):
+    job = in_db(running_job, owner, steps=30, evals=2, logs=3)
+    in_db(make_artifact, job)
+    in_db(lambda: Job.update(**state).where(Job.id == job.id).execute())
+
+    with app.test_request_context(), database.connection_context():  # one request: one CSRF token in both
+        polled, whole = live.live_job(job.id, owner.id, True), live.live_job(job.id, owner.id, False)
+        answers = [render_template("jobs/_changes.html", job=row, changes=live.changes_since(row, live.Cursor()))
+                   for row in (polled, whole)]
+    assert answers[0] == answers[1]
+    assert live.etag_parts(polled, live.Cursor()) == live.etag_parts(whole, live.Cursor())

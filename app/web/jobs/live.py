@@ -46,11 +46,12 @@ class Cursor:
         return {"after": self.after, "points": self.points, "files": self.files}
 
 
-def live_job(job_id: int, user_id: int) -> Job | None:
+def live_job(job_id: int, user_id: int, polled: bool = False) -> Job | None:
     """The user's job (None for another's or a deactivated user), its owner loaded, with the id of its last log
     line or status change (`last_event`), of its last metric point (`last_point`) and its artifact count
-    (`files`): one query of two rows by their keys, the marks kept on the job's row."""
-    query, compiled = _compiled(database.obj)
+    (`files`): one query of two rows by their keys, the marks kept on the job's row. `polled`: only what a poll
+    reads (POLL_FIELDS, and of the owner what a request needs), for the progress poll."""
+    query, compiled = _compiled(database.obj, polled)
     cursor = execute_compiled(compiled, {JOB_MARK: job_id, USER_MARK: user_id})
     # The query's own reader turns the row into the job and its owner, as .first() would.
     job = next(iter(query._get_cursor_wrapper(cursor)), None)
@@ -60,15 +61,26 @@ def live_job(job_id: int, user_id: int) -> Job | None:
     return job
 
 
+# The job's columns a progress poll reads: what it shows (SHOWN_FIELDS), what its widgets name, and its marks.
+# Building the whole row (the settings and options as JSON too) cost a 304 about as much as its query.
+# tests/ui/test_live_polls.py renders every kind of job both ways and compares.
+POLL_FIELDS = (*SHOWN_FIELDS, "id", "owner", "name", "method", "backend_ref", "backend_account", "last_log_id",
+               "last_status_id", "last_point_id", "artifact_count")
+# Of the owner: what a request reads of its current_user (its id for the log, the language it chose).
+POLL_USER_FIELDS = ("id", "is_active", "is_admin", "locale")
+
 # Stand-ins for the ids in the compiled query, swapped for the real ones at each poll (no other parameter of the
 # query takes these values).
 JOB_MARK, USER_MARK = -7_301, -7_302
 
 
-@functools.lru_cache(maxsize=4)
-def _compiled(_database) -> tuple:
-    """The poll's query and its SQL, built once per database: compiling it costs a poll more than running it."""
-    query = (Job.select(Job, User).join(User, on=(Job.owner == User.id))
+@functools.lru_cache(maxsize=8)
+def _compiled(_database, polled: bool) -> tuple:
+    """The query (the whole rows, or a poll's columns) and its SQL, built once per database: compiling it costs
+    a poll more than running it."""
+    columns = ([getattr(Job, name) for name in POLL_FIELDS] + [getattr(User, name) for name in POLL_USER_FIELDS]
+               if polled else [Job, User])
+    query = (Job.select(*columns).join(User, on=(Job.owner == User.id))
              .where((Job.id == JOB_MARK) & (Job.owner == USER_MARK) & User.is_active).limit(1))
     return query, query.sql()
 

@@ -123,9 +123,9 @@ def detail(job_id: int):
     return render_template("jobs/detail.html", job=job, cursor=live.Cursor.of(job), **views.job_panel(job))
 
 
-def owned_live_job(job_id: int, user_id: int) -> Job:
+def owned_live_job(job_id: int, user_id: int, polled: bool = False) -> Job:
     """The user's job with its live marks (live.live_job); for anyone else, what any page answers."""
-    job = live.live_job(job_id, user_id)
+    job = live.live_job(job_id, user_id, polled)
     if job is None:
         refuse(Job, job_id)
     return job
@@ -137,7 +137,7 @@ def progress(job_id: int):
     """The live widgets, polled while the job is active: 304 while nothing changed (one query), else only what
     did (at most three); 286 stops the polling once the job is over."""
     cursor = live.Cursor.from_args(request.args)
-    job = owned_live_job(job_id, session_user_id())
+    job = owned_live_job(job_id, session_user_id(), polled=True)
     adopt_user(job.owner)
     etag = etag_of(*live.etag_parts(job, cursor))
     if is_current(etag):
