@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import time
 import weakref
@@ -116,13 +117,21 @@ def init_app(app) -> None:
             database.close()
 
 
-def execute_compiled(compiled: tuple[str, list], values: dict[int, object]):
-    """Run a query compiled once (its SQL and parameters) with each stand-in parameter (a key of `values`, an
-    integer no real parameter takes) swapped for its value: for the queries of every poll, where compiling a
-    peewee query costs more than running it."""
-    sql, params = compiled
-    return database.execute_sql(sql, [values.get(value, value) if isinstance(value, int) else value
-                                      for value in params])
+def execute_compiled(build, values: dict[int, object], *args):
+    """Run the query build(*args) makes, compiled once per database and arguments, with each stand-in parameter
+    (a key of `values`, an integer no real parameter takes) swapped for its value: for the queries of every poll,
+    where compiling a peewee query costs more than running it. Returns the query (its own reader turns rows into
+    models: `query._get_cursor_wrapper(cursor)`) and the cursor."""
+    query, (sql, params) = _compiled(database.obj, build, args)
+    arguments = [values.get(value, value) if isinstance(value, int) else value for value in params]
+    return query, database.execute_sql(sql, arguments)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(_database, build, args: tuple) -> tuple:
+    """The query build(*args) makes and its SQL and parameters, for one database."""
+    query = build(*args)
+    return query, query.sql()
 
 
 def manages_own_connection(view):

@@ -173,6 +173,11 @@ class Job(OwnedModel):
     finished_at = peewee.DateTimeField(null=True)
     updated_at = peewee.DateTimeField(default=utcnow)
 
+    @property
+    def last_event_id(self) -> int:
+        """The id of the job's last log line or status change (0 for none): what its page's log has up to."""
+        return max(self.last_log_id or 0, self.last_status_id or 0)
+
     class Meta:
         # Keyset pages of a user's jobs, all or of one status (app/pagination.py).
         indexes = ((("owner", "created_at"), False), (("owner", "id"), False), (("owner", "status", "id"), False))

@@ -7,12 +7,10 @@ range of the (job, series, level, id) index, whatever the job's history, plus th
 """
 from __future__ import annotations
 
-import functools
-
 import orjson
 from peewee import Case, Cast
 
-from app.db import database, execute_compiled
+from app.db import execute_compiled
 from app.models import MAX_ID, Job, JobEvent
 
 # Levels stop here: past limit · 2^20 points (200 million for a chart of 200) a chart simply draws more points.
@@ -56,26 +54,24 @@ def number(job_id: int, rows: list[dict]) -> None:
             row["point"], row["level"] = point, level_of(point)
 
 
-def thinned(job_id: int, names: tuple[str, ...], limit: int, upto: int | None = None) -> list[tuple[dict, str]]:
+def thinned(job_id: int, names: tuple[str, ...], limit: int, upto: int = MAX_ID) -> list[tuple[dict, str]]:
     """(data, series) of each named series' points a chart of `limit` draws, and of its last point, in event
     order (only events up to `upto`: a snapshot, even if more points arrive meanwhile).
 
     One query: for each series two index lookups on its last point read the level to draw (from its position,
     the series' length) and its id; then one range of the (job, series, level, id) index gives the drawn points.
     """
-    values = {JOB_MARK: job_id, UPTO_MARK: MAX_ID if upto is None else upto}
-    rows = execute_compiled(_compiled(database.obj, names, limit), values).fetchall()
-    return [(orjson.loads(data), series) for data, series in rows]
+    _query, cursor = execute_compiled(_thinned_query, {JOB_MARK: job_id, UPTO_MARK: upto}, names, limit)
+    return [(orjson.loads(data), series) for data, series in cursor.fetchall()]
 
 
 # Stand-ins for the job's id and the last event's in the compiled query (no other parameter takes these values).
 JOB_MARK, UPTO_MARK = -7_401, -7_402
 
 
-@functools.lru_cache(maxsize=8)
-def _compiled(_database, names: tuple[str, ...], limit: int) -> tuple[str, list]:
-    """The SQL and parameters of thinned's query, built once per database, series and limit: compiling it costs
-    more than running it."""
+def _thinned_query(names: tuple[str, ...], limit: int):
+    """thinned's query, with stand-ins for the job and the last event (compiling its 20-level CASE costs more
+    than running it)."""
     drawn = None
     for name in names:
         level = Case(None, [(JobEvent.point <= limit << level, level) for level in range(MAX_LEVEL)], MAX_LEVEL)
@@ -83,9 +79,8 @@ def _compiled(_database, names: tuple[str, ...], limit: int) -> tuple[str, list]
                                               | (JobEvent.id == _latest(JOB_MARK, name, UPTO_MARK, JobEvent.id)))
         drawn = wanted if drawn is None else drawn | wanted
     # The data as text, decoded by orjson: our own small metric points, a hundred or more of them a poll.
-    query = (JobEvent.select(Cast(JobEvent.data, "text"), JobEvent.series)
-             .where((JobEvent.job == JOB_MARK) & (JobEvent.id <= UPTO_MARK) & drawn).order_by(JobEvent.id))
-    return query.sql()
+    return (JobEvent.select(Cast(JobEvent.data, "text"), JobEvent.series)
+            .where((JobEvent.job == JOB_MARK) & (JobEvent.id <= UPTO_MARK) & drawn).order_by(JobEvent.id))
 
 
 def _latest(job_id, name: str, upto: int | None, column):

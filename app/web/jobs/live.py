@@ -8,10 +8,9 @@ arrived; the numbers come with the job row.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
-from app.db import database, execute_compiled
+from app.db import execute_compiled
 from app.jobs import states
 from app.models import Job, JobEvent, User
 from app.pagination import int_arg
@@ -39,7 +38,7 @@ class Cursor:
     @classmethod
     def of(cls, job: Job) -> Cursor:
         """The cursor of a page that shows everything the job (read by live_job) has now."""
-        return cls(job.last_event or 0, job.last_point or 0, job.files)
+        return cls(job.last_event_id, job.last_point_id or 0, job.artifact_count)
 
     def as_args(self) -> dict:
         """The cursor as poll URL arguments."""
@@ -47,18 +46,11 @@ class Cursor:
 
 
 def live_job(job_id: int, user_id: int, polled: bool = False) -> Job | None:
-    """The user's job (None for another's or a deactivated user), its owner loaded, with the id of its last log
-    line or status change (`last_event`), of its last metric point (`last_point`) and its artifact count
-    (`files`): one query of two rows by their keys, the marks kept on the job's row. `polled`: only what a poll
-    reads (POLL_FIELDS, and of the owner what a request needs), for the progress poll."""
-    query, compiled = _compiled(database.obj, polled)
-    cursor = execute_compiled(compiled, {JOB_MARK: job_id, USER_MARK: user_id})
-    # The query's own reader turns the row into the job and its owner, as .first() would.
-    job = next(iter(query._get_cursor_wrapper(cursor)), None)
-    if job is not None:
-        job.last_event = max(job.last_log_id or 0, job.last_status_id or 0)
-        job.last_point, job.files = job.last_point_id, job.artifact_count
-    return job
+    """The user's job (None for another's or a deactivated user), its owner loaded, with the marks its row keeps
+    (its last log line, status change and metric point, its artifact count): one query of two rows by their keys.
+    `polled`: only what a poll reads (POLL_FIELDS, and of the owner what a request needs)."""
+    query, cursor = execute_compiled(_live_query, {JOB_MARK: job_id, USER_MARK: user_id}, polled)
+    return next(iter(query._get_cursor_wrapper(cursor)), None)  # as .first() would read it
 
 
 # The job's columns a progress poll reads: what it shows (SHOWN_FIELDS), what its widgets name, and its marks.
@@ -74,15 +66,13 @@ POLL_USER_FIELDS = ("id", "is_active", "is_admin", "locale")
 JOB_MARK, USER_MARK = -7_301, -7_302
 
 
-@functools.lru_cache(maxsize=8)
-def _compiled(_database, polled: bool) -> tuple:
-    """The query (the whole rows, or a poll's columns) and its SQL, built once per database: compiling it costs
-    a poll more than running it."""
+def _live_query(polled: bool):
+    """live_job's query (the whole rows, or a poll's columns), with stand-ins for the ids."""
     columns = ([getattr(Job, name) for name in POLL_FIELDS] + [getattr(User, name) for name in POLL_USER_FIELDS]
                if polled else [Job, User])
     query = (Job.select(*columns).join(User, on=(Job.owner == User.id))
              .where((Job.id == JOB_MARK) & (Job.owner == USER_MARK) & User.is_active).limit(1))
-    return query, query.sql()
+    return query
 
 
 def etag_parts(job: Job, cursor: Cursor) -> tuple:
@@ -105,12 +95,12 @@ class Changes:
 
 def changes_since(job: Job, cursor: Cursor) -> Changes:
     """What changed since the cursor, in at most two queries (log lines after it, the chart when points came)."""
-    last_event, last_point = job.last_event or 0, job.last_point or 0
+    last_event, last_point = job.last_event_id, job.last_point_id or 0
     log = views.log_tail(job, after=cursor.after, upto=last_event) if last_event > cursor.after else []
     chart, rewards = None, []
     if last_point > cursor.points:
         series = views.metric_series(job, upto=last_point)
         chart = LossChart(series["loss"], series["eval_loss"], job.total_steps)
         rewards = views.reward_charts(job, series)
-    reload_files = job.files != cursor.files or job.status in states.TERMINAL
+    reload_files = job.artifact_count != cursor.files or job.status in states.TERMINAL
     return Changes(views.progress_of(job), Cursor.of(job), log, chart, rewards, reload_files)

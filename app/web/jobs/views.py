@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime
-import functools
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -11,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app import catalog
-from app.db import database, execute_compiled
+from app.db import execute_compiled
 from app.jobs import gpu_budget, metric_points, states
 from app.jobs.artifacts import list_artifacts
 from app.jobs.context import JobContext
@@ -71,14 +70,13 @@ SERIES = {"progress": ("loss", "reward_margin", "reward_accuracy"),
           "eval": ("eval_loss", "eval_reward_margin", "eval_reward_accuracy")}
 
 
-def loss_points(job: Job, limit: int = CHART_POINTS,
-                upto: int | None = None) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, loss) and (step, eval loss) points of the job (up to event `upto`), each thinned to about `limit`."""
-    series = metric_series(job, limit, upto)
+def loss_points(job: Job) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(step, loss) and (step, eval loss) points of the job, each thinned to at most CHART_POINTS (and its last)."""
+    series = metric_series(job)
     return series["loss"], series["eval_loss"]
 
 
-def metric_series(job: Job, limit: int = CHART_POINTS, upto: int | None = None) -> dict[str, list[tuple[int, float]]]:
+def metric_series(job: Job, limit: int = CHART_POINTS, upto: int = MAX_ID) -> dict[str, list[tuple[int, float]]]:
     """(step, value) points of each charted metric (SERIES) of the job (up to event `upto`), each thinned to at
     most `limit` (and its last point): one query, each series' points one index range (app/jobs/metric_points.py).
     """
@@ -103,34 +101,30 @@ def _point(data: dict | None, key: str) -> tuple[int, float] | None:
 # -- what a job page shows ----------------------------------------------------------------------------------------
 
 
-def log_tail(job: Job, limit: int = LOG_TAIL_LINES, after: int = 0, upto: int | None = None) -> list[JobEvent]:
+def log_tail(job: Job, limit: int = LOG_TAIL_LINES, after: int = 0, upto: int = MAX_ID) -> list[JobEvent]:
     """The job's last log lines and status changes (those after event `after`, up to `upto`), oldest first."""
-    query, compiled = _compiled_log_tail(database.obj, limit)
-    values = {JOB_MARK: job.id, AFTER_MARK: after, UPTO_MARK: MAX_ID if upto is None else upto}
-    return list(reversed(list(query._get_cursor_wrapper(execute_compiled(compiled, values)))))
+    query, cursor = execute_compiled(_log_tail_query, {JOB_MARK: job.id, AFTER_MARK: after, UPTO_MARK: upto}, limit)
+    return list(reversed(list(query._get_cursor_wrapper(cursor))))
 
 
 # Stand-ins for the values of the compiled log query (no other parameter takes them).
 JOB_MARK, AFTER_MARK, UPTO_MARK = -7_501, -7_502, -7_503
 
 
-@functools.lru_cache(maxsize=8)
-def _compiled_log_tail(_database, limit: int) -> tuple:
-    """log_tail's query and its SQL, built once per database and limit: a changed poll runs it, and compiling
-    it costs about what running it does."""
-    query = (JobEvent.select(JobEvent.id, JobEvent.kind, JobEvent.message, JobEvent.created_at)
+def _log_tail_query(limit: int):
+    """log_tail's query, with stand-ins for its values."""
+    return (JobEvent.select(JobEvent.id, JobEvent.kind, JobEvent.message, JobEvent.created_at)
              .where((JobEvent.job == JOB_MARK) & JobEvent.kind.in_(("log", "status")) & (JobEvent.id > AFTER_MARK)
                     & (JobEvent.id <= UPTO_MARK))
              .order_by(JobEvent.id.desc()).limit(limit))
-    return query, query.sql()
 
 
 def job_panel(job: Job) -> dict:
     """Everything the live part of a job page shows, up to the marks live_job read with the job (its cursor):
     three queries, however many events the job has."""
-    series = metric_series(job, upto=job.last_point or 0)
+    series = metric_series(job, upto=job.last_point_id or 0)
     return {"progress": progress_of(job), "chart": LossChart(series["loss"], series["eval_loss"], job.total_steps),
-            "reward_charts": reward_charts(job, series), "log": log_tail(job, upto=job.last_event or 0),
+            "reward_charts": reward_charts(job, series), "log": log_tail(job, upto=job.last_event_id),
             "artifacts": list_artifacts(job)}
 
 
