@@ -181,14 +181,13 @@ class RewardMeter:
 
 @contextlib.contextmanager
 def reference_adapter(model):
-    """The frozen reference adapter in use, without dropout (a frozen model), then the trained adapter again.
+    """The frozen reference adapter in use, then the trained adapter again (a preference run has no dropout:
+    without_dropout).
 
     peft's set_adapter makes the adapter it activates trainable and freezes the others: every parameter's
     requires_grad is put back at once, so the reference never needs a gradient and the trained one keeps its own.
     """
     flags = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
-    training = model.training
-    model.eval()
     model.set_adapter(REFERENCE_ADAPTER)
     restore_requires_grad(flags)
     try:
@@ -196,7 +195,6 @@ def reference_adapter(model):
     finally:
         model.set_adapter(TRAINED_ADAPTER)
         restore_requires_grad(flags)
-        model.train(training)
 
 
 def restore_requires_grad(flags: list) -> None:
