@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from tests.support.data import learnable_chats
 from tests.support.processes import PROJECT_ROOT
-from trainer.config import TINY_MODEL_ID
+from trainer.config import INIT_ADAPTER_PREFIX, TINY_MODEL_ID
 from trainer.protocol import parse_progress_line
 
 # The program as a developer runs it from the checkout; the Studio runs the bundle (the `bundle` fixture).
@@ -73,3 +74,9 @@ def run_program(program: tuple[str, ...], config: Path, data: Path, output: Path
 def run_job(program: tuple[str, ...], folder: Path, config: dict, records: list[dict] | None = None) -> Finished:
     """Write the job's files under folder and run the program on them."""
     return run_program(program, *make_job(folder, config, records))
+
+
+def copy_init_adapter(adapter: Path, data: Path) -> None:
+    """An earlier run's adapter files in a data folder, flat and prefixed as the Studio downloads them."""
+    for path in adapter.iterdir():
+        shutil.copyfile(path, data / f"{INIT_ADAPTER_PREFIX}{path.name}")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import shutil
 
 import pytest
 
 from tests.support.data import COUNTING, GREETING
-from tests.support.training import reference_config, run_job
-from trainer.config import INIT_ADAPTER_PREFIX, ConfigError, parse_config
+from tests.support.training import copy_init_adapter, reference_config, run_job
+from trainer.config import ConfigError, parse_config
 
 shared_run = pytest.mark.xdist_group("reference_run")
 
@@ -63,8 +62,7 @@ def test_kept_checkpoints_are_listed_with_their_metrics_and_adapters(reference_r
 def test_a_run_started_from_an_earlier_adapter_continues_from_its_loss(reference_run, bundle, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    for path in (reference_run.output / "checkpoint_adapters" / "step-00000050").iterdir():
-        shutil.copyfile(path, data / f"{INIT_ADAPTER_PREFIX}{path.name}")
+    copy_init_adapter(reference_run.output / "checkpoint_adapters" / "step-00000050", data)
     prompts = [[{"role": "user", "content": "Please greet the comet."}]]
     config = {**reference_config(max_steps=5, logging_steps=1), "init_adapter": True, "sample_prompts": prompts}
     continued = run_job(bundle, tmp_path, config)

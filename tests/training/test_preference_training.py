@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,9 +13,9 @@ import safetensors
 import torch
 
 from tests.support.data import learnable_chats, learnable_pairs
-from tests.support.training import command, make_job, reference_config, run_job, run_program
+from tests.support.training import command, copy_init_adapter, make_job, reference_config, run_job, run_program
 from trainer import records
-from trainer.config import INIT_ADAPTER_PREFIX, TINY_MODEL_ID, parse_config
+from trainer.config import TINY_MODEL_ID, parse_config
 from trainer.errors import ConfigError
 from trainer.models import Hardware, build_tiny_model, build_tiny_tokenizer
 from trainer.preference import PreferenceRun, sequence_logps, tokenize_pair
@@ -74,12 +73,6 @@ def test_dpo_resumed_after_a_kill_ends_with_the_same_metrics_as_an_uninterrupted
     assert len(after_kill) == 2
     assert {"reward_margin", "reward_accuracy", "rewards_chosen"} <= set(after_kill[0])
     assert "eval_reward_accuracy" in after_kill[-1]
-
-
-def copy_init_adapter(adapter: Path, data: Path) -> None:
-    """An earlier run's adapter files in a data folder, flat and prefixed as the Studio downloads them."""
-    for path in adapter.iterdir():
-        shutil.copyfile(path, data / f"{INIT_ADAPTER_PREFIX}{path.name}")
 
 
 @pytest.fixture(scope="module")
