@@ -76,15 +76,7 @@ class DuplicateCounter:
     def add(self, fingerprint: int) -> None:
         """Count a 64-bit fingerprint as a duplicate if it was added before (possibly wrongly, once the filter is
         in use)."""
-        if self.words is None:
-            size = len(self.seen)
-            self.seen.add(fingerprint)
-            if len(self.seen) == size:
-                self.duplicates += 1
-            elif len(self.seen) > self.exact:
-                self._switch_to_filter()
-            return
-        self.duplicates += self._set(fingerprint)
+        self.add_all([fingerprint])
 
     def add_all(self, fingerprints: list[int]) -> None:
         """add() each fingerprint in turn; while the set has room, in one call."""
@@ -96,10 +88,19 @@ class DuplicateCounter:
             self.duplicates += len(taken) - (len(self.seen) - size)
             if len(self.seen) > self.exact:
                 self._switch_to_filter()
-        if not fingerprints:
-            return
-        # Past the set, one by one (C-level maps over the batch measured slower), _set inlined: this loop is most
-        # of the time validation spends on a record once the filter is in use.
+        if fingerprints:
+            self.duplicates += self._set_all(fingerprints)
+
+    def _switch_to_filter(self) -> None:
+        """Move the fingerprints seen so far into the filter."""
+        self.words, self.masks = array("Q", [0]) * FILTER_WORDS, _masks()  # no 2 MiB temporary
+        self._set_all(self.seen)
+        self.seen = set()
+
+    def _set_all(self, fingerprints) -> int:
+        """Set each fingerprint's bits in its two words; how many had them all set already."""
+        # One by one (C-level maps over the batch measured slower): this loop is most of the time validation
+        # spends on a record once the filter is in use.
         words, masks, found = self.words, self.masks, 0
         for fingerprint in fingerprints:
             first, second = fingerprint & WORD_INDEX, fingerprint >> WORD_INDEX_BITS & WORD_INDEX
@@ -108,25 +109,7 @@ class DuplicateCounter:
             found += words[first] & first_mask == first_mask and words[second] & second_mask == second_mask
             words[first] |= first_mask
             words[second] |= second_mask
-        self.duplicates += found
-
-    def _switch_to_filter(self) -> None:
-        """Move the fingerprints seen so far into the filter."""
-        self.words, self.masks = array("Q", [0]) * FILTER_WORDS, _masks()  # no 2 MiB temporary
-        for known in self.seen:
-            self._set(known)
-        self.seen = set()
-
-    def _set(self, fingerprint: int) -> bool:
-        """Set the fingerprint's bits in its two words; whether they were all set already."""
-        words, masks = self.words, self.masks
-        first, second = fingerprint & WORD_INDEX, fingerprint >> WORD_INDEX_BITS & WORD_INDEX
-        first_mask = masks[fingerprint >> 2 * WORD_INDEX_BITS & MASK_INDEX]
-        second_mask = masks[fingerprint >> 2 * WORD_INDEX_BITS + MASK_INDEX_BITS & MASK_INDEX]
-        present = words[first] & first_mask == first_mask and words[second] & second_mask == second_mask
-        words[first] |= first_mask
-        words[second] |= second_mask
-        return present
+        return found
 
     @property
     def approximate(self) -> bool:

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Iterator
 
 import pytest
 
-from app.datasets.stats import DuplicateCounter, StatsAccumulator
+from app.datasets.stats import DuplicateCounter, StatsAccumulator, fingerprints
 from app.datasets.validation import ValidationOptions, validate
 from tests.support.data import as_jsonl, examples
+from tests.support.processes import PROJECT_ROOT
 
 MIB = 1024 * 1024
 LIMIT = 64 * 1024
@@ -130,3 +134,13 @@ def test_duplicates_counted_a_batch_at_a_time_match_one_at_a_time_across_the_exa
         batched.add_all(fingerprints[start:start + 128])
     assert batched.approximate and one.approximate
     assert batched.duplicates == one.duplicates >= 300
+
+
+def test_a_records_fingerprint_is_the_same_in_every_process():
+    # A keyed hash (Python's hash() of bytes) would change with the process, and an approximate duplicate count
+    # with it, between two validations of one file.
+    script = "from app.datasets.stats import fingerprints; print(fingerprints([b'{\"text\":\"hi\"}\\n', b'x\\n']))"
+    printed = {subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": seed},
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
+               for seed in ("1", "2")}
+    assert len(printed) == 1 and printed.pop().strip() == str(fingerprints([b'{"text":"hi"}\n', b"x\n"]))
