@@ -5,7 +5,11 @@ local Redis, rate limits off; each route is requested by 8 keep-alive connection
 `wrk -c8`), in three rounds that go through every route in turn; each route's median requests per second is
 printed against `/api/v1/health/live` measured in the same rounds.
 The rows are seeded with bulk SQL: one user with 1,000 jobs (one of them running, with 10,000 events), one with
-100,000. The lists are read by keyset: first page, a middle one (`before=`) and the last (`after=0`).
+100,000, a third with the running jobs below. The lists are read by keyset: first page, a middle one (`before=`)
+and the last (`after=0`).
+A changed poll's charts are drawn once per version (app/web/jobs/live.py): the repeated changed poll measures the
+pages that see a version after the first; the first page's cost is measured on more running jobs (1,000 events
+each) than a worker keeps charts of, polled in turn, so that every poll draws its charts.
 
     python benchmarks/bench_web.py          # BENCH_WEB_SECONDS per route and round (default 1.5)
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import html
 import http.client
+import itertools
 import os
 import re
 import statistics
@@ -29,6 +34,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from app.auth import service as accounts  # noqa: E402
 from app.db import database, upgrade  # noqa: E402
 from app.factory import create_app  # noqa: E402
+from app.web.jobs.live import CHART_VERSIONS  # noqa: E402
 from tests.support.accounts import PASSWORD, csrf_token_from  # noqa: E402
 from tests.support.database import scratch_postgres_database  # noqa: E402
 from tests.support.settings import make_settings  # noqa: E402
@@ -40,6 +46,8 @@ CONNECTIONS = 8
 REDIS_URL = "redis://127.0.0.1:6379/13"
 SIZES = (1_000, 100_000)
 EVENTS = 10_000
+# Running jobs polled in turn, more than a worker keeps charts of; each with this many events, the last 30 lines.
+DRAWING_JOBS, DRAWING_EVENTS = CHART_VERSIONS + 44, 1_000
 
 JOBS_SQL = """
 INSERT INTO job (owner_id, name, base_model, method, backend, hyperparameters, status, step, total_steps, epoch,
@@ -69,11 +77,35 @@ SELECT %s, CASE WHEN g %% 10 = 0 THEN 'log' ELSE 'metric' END, 'line ' || g,
        now()
 FROM generate_series(1, %s) AS g
 """
-# The job's marks of its last log line and metric point, as app/jobs/events.py keeps them.
+# The running jobs polled in turn (a third user's), and their events: metric points, then 30 log lines.
+DRAWING_JOBS_SQL = """
+INSERT INTO job (owner_id, name, base_model, method, backend, hyperparameters, status, step, total_steps, epoch,
+                 metrics, stage, attempts, stage_attempts, remote_open, artifact_count, created_at, started_at,
+                 updated_at)
+SELECT %s, 'bench drawn job ' || g, 'tiny-random-llama', 'lora', 'local', '{}', 'running', 970, 1000, 0.97,
+       '{"loss": 0.5, "eta_seconds": 60}', 'run', 1, 0, false, 0, now(), now(), now()
+FROM generate_series(1, %s) AS g
+RETURNING id
+"""
+DRAWING_EVENTS_SQL = """
+INSERT INTO job_event (job_id, kind, message, data, series, point, level, created_at)
+SELECT job.id, CASE WHEN g > %(points)s THEN 'log' ELSE 'metric' END, 'line ' || g,
+       CASE WHEN g > %(points)s THEN NULL
+            ELSE jsonb_build_object('type', 'progress', 'step', g, 'loss', 2.0 / (1 + g / 500.0)) END,
+       CASE WHEN g > %(points)s THEN NULL ELSE 'progress' END,
+       CASE WHEN g > %(points)s THEN NULL ELSE g END,
+       CASE WHEN g > %(points)s THEN NULL ELSE LEAST(20, floor(log(2, (g & -g)::numeric))) END, now()
+FROM unnest(%(jobs)s) AS job(id), generate_series(1, %(events)s) AS g ORDER BY job.id, g
+"""
+# The jobs' marks of their last log line and metric point, as app/jobs/events.py keeps them.
 MARKS_SQL = """
 UPDATE job SET last_log_id = (SELECT MAX(id) FROM job_event WHERE job_id = job.id AND kind = 'log'),
                last_point_id = (SELECT MAX(id) FROM job_event WHERE job_id = job.id AND kind = 'metric')
-WHERE id = %s
+WHERE id = ANY(%s)
+"""
+# Each drawing job's cursor: a page with none of its last 30 lines, and no chart.
+DRAWING_CURSORS_SQL = """
+SELECT job_id, MIN(id) - 1 FROM job_event WHERE job_id = ANY(%s) AND kind = 'log' GROUP BY job_id ORDER BY job_id
 """
 
 
@@ -87,12 +119,19 @@ def seed(settings) -> dict:
             database.execute_sql(JOBS_SQL, (user.id, size - (size == SIZES[0])))
         running = database.execute_sql(RUNNING_SQL, (users[SIZES[0]].id,)).fetchone()[0]
         database.execute_sql(EVENTS_SQL, (running, EVENTS))
-        database.execute_sql(MARKS_SQL, (running,))
+        drawer = accounts.create_user("bench-drawn@example.com", PASSWORD)
+        drawing = [row[0] for row in database.execute_sql(DRAWING_JOBS_SQL, (drawer.id, DRAWING_JOBS))]
+        database.execute_sql(DRAWING_EVENTS_SQL, {"points": DRAWING_EVENTS - 30, "jobs": drawing,
+                                                  "events": DRAWING_EVENTS})
+        database.execute_sql(MARKS_SQL, ([running, *drawing],))
+        cursors = database.execute_sql(DRAWING_CURSORS_SQL, (drawing,)).fetchall()
         database.execute_sql("ANALYZE")
         middles = {size: database.execute_sql(
             "SELECT id FROM job WHERE owner_id = %s ORDER BY id DESC OFFSET %s LIMIT 1",
             (user.id, size // 2)).fetchone()[0] for size, user in users.items()}
-    return {"emails": {size: user.email for size, user in users.items()}, "running": running, "middles": middles}
+    drawn = [f"/jobs/{job}/progress?after={after}&points=0&files=0" for job, after in cursors]
+    return {"emails": {size: user.email for size, user in users.items()}, "running": running, "middles": middles,
+            "drawn": drawn, "drawer": drawer.email}
 
 
 class Client:
@@ -125,14 +164,15 @@ class Client:
         return self.cookie
 
 
-def rate(port: int, cookie: str, path: str, headers: dict, expected: int) -> float:
-    """Requests per second of CONNECTIONS connections requesting path for SECONDS."""
-    done, stop = [0] * CONNECTIONS, time.monotonic() + SECONDS
+def rate(port: int, cookie: str, path: str | list[str], headers: dict, expected: int) -> float:
+    """Requests per second of CONNECTIONS connections requesting path (or the paths in turn) for SECONDS."""
+    done, stop, paths = [0] * CONNECTIONS, time.monotonic() + SECONDS, [path] if isinstance(path, str) else path
+    turn = itertools.count()
 
     def run(index: int) -> None:
         client = Client(port, cookie)
         while time.monotonic() < stop:
-            status, _headers, _body = client.get(path, headers)
+            status, _headers, _body = client.get(paths[next(turn) % len(paths)], headers)
             assert status == expected, (path, status)
             done[index] += 1
 
@@ -160,11 +200,12 @@ def poll_paths(client: Client, job_id: int) -> dict:
 def measure(port: int, seeded: dict) -> tuple[list, dict]:
     """Every route's rate and the bytes of each kind of poll."""
     cookies = {size: Client(port).sign_in(email) for size, email in seeded["emails"].items()}
-    small, htmx = cookies[SIZES[0]], {"HX-Request": "true"}
+    small, htmx, drawer = cookies[SIZES[0]], {"HX-Request": "true"}, Client(port).sign_in(seeded["drawer"])
     polls = poll_paths(Client(port, small), seeded["running"])
     routes = [("bare route: GET /api/v1/health/live", "", "/api/v1/health/live", {}, 200),
               ("unchanged poll (304)", small, polls["current"], {**htmx, "If-None-Match": polls["etag"]}, 304),
               ("changed poll (new lines and points)", small, polls["behind"], htmx, 200),
+              ("changed poll, charts drawn (the first page)", drawer, seeded["drawn"], htmx, 200),
               ("full poll (everything, as every poll was)", small, polls["scratch"], htmx, 200),
               ("job page (10k events)", small, f"/jobs/{seeded['running']}", {}, 200)]
     for size in SIZES:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 
 from babel import Locale
 from babel.dates import format_date
@@ -25,8 +26,15 @@ def format_number(value, digits: int | None = None) -> str:
     """A number with the language's separators: 12,345 / 12.345; digits fixes the decimals (0.1234 / 0,1234)."""
     if value is None:
         return "—"
+    return _formatted_number(value or 0, digits, locale())  # or 0: -0.0 is shown as 0 (and is a key equal to 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _formatted_number(value, digits: int | None, language: Locale) -> str:
+    """format_number's text (babel's formatting costs more than a chart's drawing; a page shows the same ticks,
+    steps and values poll after poll)."""
     pattern = None if digits is None else "#,##0." + "0" * digits if digits else "#,##0"
-    return format_decimal(value, format=pattern, locale=locale())
+    return format_decimal(value, format=pattern, locale=language)
 
 
 def format_percentage(percent, digits: int = 0) -> str:

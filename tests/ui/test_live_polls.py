@@ -93,6 +93,45 @@ def test_a_changed_poll_sends_only_what_changed_in_at_most_three_queries(browser
     assert poller.poll()[0].status_code == 304
 
 
+def test_pages_polling_one_version_share_its_charts_drawn_once_in_each_language(browser, owner, in_db):
+    job = in_db(running_job, owner, steps=40)
+    english = browser.get(f"/jobs/{job.id}/progress", headers=htmx("job-progress")).get_data(as_text=True)
+    assert '<h2>Loss</h2>' in english
+    spanish = {**htmx("job-progress"), "Accept-Language": "es-ES,es;q=0.9"}
+    with counted_queries() as queries:
+        translated = browser.get(f"/jobs/{job.id}/progress", headers=spanish).get_data(as_text=True)
+    assert len(queries) == 3, "a language's first page draws its own charts"
+    assert '<h2>Pérdida</h2>' in translated and '<h2>Loss</h2>' not in translated
+    with counted_queries() as queries:
+        again = browser.get(f"/jobs/{job.id}/progress", headers=htmx("job-progress")).get_data(as_text=True)
+    assert len(queries) == 2 and again == english, "the job and its log tail; the charts as drawn before"
+
+    in_db(make_event, job, kind="metric", message="step", data={"type": "progress", "step": 41, "loss": 9.5})
+    newer = browser.get(f"/jobs/{job.id}/progress", headers=htmx("job-progress")).get_data(as_text=True)
+    assert "9.5" in newer and newer != english, "a new point is a new version: the charts are drawn again"
+
+
+def test_a_job_given_a_deleted_jobs_id_never_shows_its_charts(browser, owner, in_db):
+    job = in_db(running_job, owner, steps=5)
+    path = f"/jobs/{job.id}/progress"
+    assert "(5 points)" in browser.get(path, headers=htmx("job-progress")).get_data(as_text=True)
+    events = in_db(lambda: list(JobEvent.select().where(JobEvent.job == job.id).order_by(JobEvent.id).dicts()))
+    in_db(lambda: job.delete_instance(recursive=True))
+
+    def same_ids_again():
+        """A new job with the deleted one's id and event ids (SQLite gives the highest ids again), other values."""
+        reborn = running_job(owner, steps=0, id=job.id, created_at=utcnow())
+        for event in events:
+            data = event["data"] and {**event["data"], "loss": 7.25}
+            JobEvent.insert({**event, "data": data}).execute()
+        last_point = max(event["id"] for event in events if event["kind"] == "metric")
+        Job.update(last_point_id=last_point).where(Job.id == reborn.id).execute()
+
+    in_db(same_ids_again)
+    body = browser.get(path, headers=htmx("job-progress")).get_data(as_text=True)
+    assert "7.25" in body, "the new job's own points, not the charts drawn for the deleted one"
+
+
 def test_numbers_alone_change_in_one_query(browser, owner, in_db):
     job = in_db(running_job, owner, steps=10)
     poller = Poller(browser, job.id)

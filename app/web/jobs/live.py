@@ -8,14 +8,19 @@ arrived; the numbers come with the job row.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from datetime import datetime
 
-from app.db import execute_compiled
+from flask import render_template
+from flask_babel import get_locale
+from markupsafe import Markup
+
+from app.db import database, execute_compiled
 from app.jobs import states
 from app.models import Job, JobEvent, User
 from app.pagination import int_arg
 from app.web.jobs import views
-from app.web.jobs.chart import LossChart
 
 # The job row's columns that the live widgets show (or that change what they show).
 SHOWN_FIELDS = ("status", "step", "total_steps", "epoch", "metrics", "error", "cancel_requested_at", "paused_at",
@@ -56,8 +61,8 @@ def live_job(job_id: int, user_id: int, polled: bool = False) -> Job | None:
 # The job's columns a progress poll reads: what it shows (SHOWN_FIELDS), what its widgets name, and its marks.
 # Building the whole row (the settings and options as JSON too) cost a 304 about as much as its query.
 # tests/ui/test_live_polls.py renders every kind of job both ways and compares.
-POLL_FIELDS = (*SHOWN_FIELDS, "id", "owner", "name", "method", "backend_ref", "backend_account", "last_log_id",
-               "last_status_id", "last_point_id", "artifact_count")
+POLL_FIELDS = (*SHOWN_FIELDS, "id", "owner", "name", "method", "backend_ref", "backend_account", "created_at",
+               "last_log_id", "last_status_id", "last_point_id", "artifact_count")
 # Of the owner: what a request reads of its current_user (its id for the log, the language it chose).
 POLL_USER_FIELDS = ("id", "is_active", "is_admin", "locale")
 
@@ -88,8 +93,7 @@ class Changes:
     progress: views.Progress
     cursor: Cursor                       # the page's cursor once these changes are applied
     log: list[JobEvent]                  # new lines, to append
-    chart: LossChart | None              # None: the page's chart is current
-    reward_charts: list                  # a preference run's reward charts, with the chart
+    charts: Markup | None                # the charts, swapped in out of band; None: the page's are current
     reload_files: bool                   # the artifact list changed (or its wording did: the job ended)
 
 
@@ -97,10 +101,32 @@ def changes_since(job: Job, cursor: Cursor) -> Changes:
     """What changed since the cursor, in at most two queries (log lines after it, the chart when points came)."""
     last_event, last_point = job.last_event_id, job.last_point_id or 0
     log = views.log_tail(job, after=cursor.after, upto=last_event) if last_event > cursor.after else []
-    chart, rewards = None, []
-    if last_point > cursor.points:
-        series = views.metric_series(job, upto=last_point)
-        chart = LossChart(series["loss"], series["eval_loss"], job.total_steps)
-        rewards = views.reward_charts(job, series)
+    charts = drawn_charts(job) if last_point > cursor.points else None
     reload_files = job.artifact_count != cursor.files or job.status in states.TERMINAL
-    return Changes(views.progress_of(job), Cursor.of(job), log, chart, rewards, reload_files)
+    return Changes(views.progress_of(job), Cursor.of(job), log, charts, reload_files)
+
+
+def drawn_charts(job: Job) -> Markup:
+    """The job's charts up to its last metric point, as a poll swaps them in, drawn once per version and language.
+
+    Points are only ever added, so the charts up to a point (with the job's total steps, which set the x axis, and
+    its method, which adds a preference run's reward charts) never change: every open page of a running job that
+    polls after a new point gets them from here, and only the first pays for the query and the drawing.
+    The job's creation time tells a job from a deleted one whose id SQLite gave again."""
+    return _drawn_charts(database.obj, job.id, job.created_at, job.last_point_id or 0, job.total_steps,
+                         job.method, str(get_locale()))
+
+
+# Charts kept per process: a few versions of each of the jobs running at once is plenty.
+CHART_VERSIONS = 256
+
+
+@functools.lru_cache(maxsize=CHART_VERSIONS)
+def _drawn_charts(_database, job_id: int, _created_at: datetime, last_point: int, total_steps: int | None,
+                  method: str, _locale: str) -> Markup:
+    """The charts of a version (the key is every argument; rendered in the request's language, which is one)."""
+    job = Job(id=job_id, total_steps=total_steps, method=method)
+    series = views.metric_series(job, upto=last_point)
+    drawn = render_template("jobs/_charts_oob.html", chart=views.loss_chart(job, series),
+                            reward_charts=views.reward_charts(job, series))
+    return Markup(drawn)  # noqa: S704 -- the output of an autoescaping template, inserted as it was rendered

@@ -83,19 +83,15 @@ def metric_series(job: Job, limit: int = CHART_POINTS, upto: int = MAX_ID) -> di
     rows = metric_points.thinned(job.id, tuple(SERIES), limit, upto)
     found = {name: [] for names in SERIES.values() for name in names}
     for data, kind in rows:
+        # (step, value) of each metric the event carries, when both are there and finite.
+        step = data.get("step") if isinstance(data, dict) else None
+        if not isinstance(step, int):
+            continue
         for name in SERIES.get(kind, ()):
-            point = _point(data, name)
-            if point:
-                found[name].append(point)
+            value = data.get(name)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                found[name].append((step, float(value)))
     return found
-
-
-def _point(data: dict | None, key: str) -> tuple[int, float] | None:
-    """(step, value) from a metric event's data, when both are there and finite."""
-    step, value = (data or {}).get("step"), (data or {}).get(key)
-    if isinstance(step, int) and isinstance(value, (int, float)) and math.isfinite(value):
-        return step, float(value)
-    return None
 
 
 # -- what a job page shows ----------------------------------------------------------------------------------------
@@ -123,9 +119,14 @@ def job_panel(job: Job) -> dict:
     """Everything the live part of a job page shows, up to the marks live_job read with the job (its cursor):
     three queries, however many events the job has."""
     series = metric_series(job, upto=job.last_point_id or 0)
-    return {"progress": progress_of(job), "chart": LossChart(series["loss"], series["eval_loss"], job.total_steps),
+    return {"progress": progress_of(job), "chart": loss_chart(job, series),
             "reward_charts": reward_charts(job, series), "log": log_tail(job, upto=job.last_event_id),
             "artifacts": list_artifacts(job)}
+
+
+def loss_chart(job: Job, series: dict) -> LossChart:
+    """The loss chart of the job's series (metric_series)."""
+    return LossChart(series["loss"], series["eval_loss"], job.total_steps)
 
 
 def reward_charts(job: Job, series: dict) -> list[LossChart]:
