@@ -10,12 +10,13 @@ passes here, with the same canonical line and measures.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from itertools import accumulate, chain, repeat
-from operator import add, attrgetter, contains, sub
-from typing import Literal, NamedTuple
+from collections.abc import Callable, Iterable
+from itertools import chain, repeat
+from operator import add, attrgetter, contains, itemgetter
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
+import numpy
 
 from app.datasets.shape import MAX_VALUES
 from trainer.records import ROLES
@@ -25,8 +26,10 @@ MAX_LINE_BYTES = 2 * MAX_VALUES
 # In a canonical line the role key is followed by its value's opening quote nowhere else (every quote inside a
 # string is escaped, and only keys are followed by ':'), so this finds a chat's assistant turn in C.
 ASSISTANT_ROLE = b'"role":"assistant"'
-KNOWN_ROLES = frozenset(ROLES)
-MESSAGES, CONTENT, ROLE = attrgetter("messages"), attrgetter("content"), attrgetter("role")
+MESSAGES, CONTENT, ROLE, LAST = attrgetter("messages"), attrgetter("content"), attrgetter("role"), itemgetter(-1)
+# What msgspec checks as it decodes: a string holding something (whitespace is looked for after), one of the roles.
+Text = Annotated[str, msgspec.Meta(min_length=1)]
+Role = Literal[ROLES]
 INSTRUCTION, OUTPUT = attrgetter("instruction"), attrgetter("output")
 NEWLINE = b"\n"
 
@@ -35,17 +38,17 @@ class Batch(NamedTuple):
     """Valid records as statistics and the canonical file need them."""
 
     lines: list[bytes]
-    characters: list[int]
+    characters: numpy.ndarray
     # Messages per record, and all the batch's messages per role (in ROLES' order), for chats; None otherwise.
-    sizes: list[int] | None = None
+    sizes: numpy.ndarray | None = None
     roles: tuple[int, ...] | None = None
 
 
 class _Message(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A chat message; fields in canonical order, absent ones not written."""
 
-    role: str
-    content: str
+    role: Role
+    content: Text
     name: str | msgspec.UnsetType = msgspec.UNSET
     weight: Literal[0, 1] | msgspec.UnsetType = msgspec.UNSET
 
@@ -53,7 +56,7 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 class _Chat(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A chat record with nothing but its messages."""
 
-    messages: list[_Message]
+    messages: Annotated[list[_Message], msgspec.Meta(min_length=1)]
 
 
 class _PromptCompletion(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -102,10 +105,10 @@ def _lines(records: list) -> list[bytes]:
     return list(map(add, map(_ENCODE, records), repeat(NEWLINE)))
 
 
-def _sums(values: list[int], sizes: list[int]) -> list[int]:
-    """The sums of consecutive runs of values, one run per size."""
-    totals, ends = list(accumulate(values, initial=0)), list(accumulate(sizes, initial=0))
-    return list(map(sub, map(totals.__getitem__, ends[1:]), map(totals.__getitem__, ends[:-1])))
+def _sums(values: Iterable[int], count: int, sizes: numpy.ndarray) -> numpy.ndarray:
+    """The sums of consecutive runs of the count values, one run per size (none is empty)."""
+    totals = numpy.cumsum(numpy.fromiter(values, numpy.int64, count))
+    return numpy.diff(totals[numpy.cumsum(sizes) - 1], prepend=0)
 
 
 def chat(lines: list[bytes | None]) -> Batch | None:
@@ -113,15 +116,25 @@ def chat(lines: list[bytes | None]) -> Batch | None:
     records = _decoded("chat", lines)
     if records is None:
         return None
-    sizes = list(map(len, map(MESSAGES, records)))
-    messages = list(chain.from_iterable(map(MESSAGES, records)))
-    contents, roles = list(map(CONTENT, messages)), list(map(ROLE, messages))
-    if not min(sizes) or not _filled(contents) or not KNOWN_ROLES.issuperset(roles):
+    conversations = list(map(MESSAGES, records))
+    messages = list(chain.from_iterable(conversations))
+    contents = list(map(CONTENT, messages))
+    if any(map(str.isspace, contents)):
         return None
     canonical = _lines(records)
-    if not all(map(contains, canonical, repeat(ASSISTANT_ROLE))):
+    if not _each_answered(conversations, canonical):
         return None
-    return Batch(canonical, _sums(list(map(len, contents)), sizes), sizes, tuple(map(roles.count, ROLES)))
+    sizes, roles = numpy.fromiter(map(len, conversations), numpy.int64, len(records)), list(map(ROLE, messages))
+    characters = _sums(map(len, contents), len(contents), sizes)
+    return Batch(canonical, characters, sizes, tuple(map(roles.count, ROLES)))
+
+
+def _each_answered(conversations: list[list[_Message]], canonical: list[bytes]) -> bool:
+    """Whether every conversation has a message from the assistant: most end with one (their last roles are
+    counted in one call); otherwise each canonical line is searched."""
+    if list(map(ROLE, map(LAST, conversations))).count("assistant") == len(conversations):
+        return True
+    return all(map(contains, canonical, repeat(ASSISTANT_ROLE)))
 
 
 def strings(record_format: str) -> Callable[[list[bytes | None]], Batch | None]:
@@ -135,7 +148,8 @@ def strings(record_format: str) -> Callable[[list[bytes | None]], Batch | None]:
         texts = list(chain.from_iterable(rows))
         if not _filled(texts):
             return None
-        return Batch(_lines(records), _sums(list(map(len, texts)), [len(rows[0])] * len(rows)))
+        sizes = numpy.full(len(rows), len(rows[0]))
+        return Batch(_lines(records), _sums(map(len, texts), len(texts), sizes))
     return check
 
 
@@ -152,7 +166,7 @@ def instruction(lines: list[bytes | None]) -> Batch | None:
             record.input = msgspec.UNSET
     characters = [len(one) + len(two) + (len(record.input) if record.input else 0)
                   for one, two, record in zip(instructions, outputs, records, strict=True)]
-    return Batch(_lines(records), characters)
+    return Batch(_lines(records), numpy.array(characters, numpy.int64))
 
 
 CHECKS = {"chat": chat, "instruction": instruction, "prompt_completion": strings("prompt_completion"),

@@ -21,7 +21,7 @@ EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "c
 # Shorter lines hold too few values to need shape_problem's scan (it skips texts this short), so they are
 # parsed at once; a line's byte length bounds its length in characters.
 FAST_PARSE_BYTES = 2 * MAX_VALUES
-SPLIT_BYTES = 64 * 1024
+SPLIT_BYTES = 256 * 1024
 
 
 def detect_file_format(head: bytes, filename: str = "") -> str:
@@ -90,10 +90,12 @@ def line_batches(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int,
         lines = chunk.split(b"\n")
         tail = lines.pop()
         if lines:
+            too_long = max(map(len, lines)) > max_bytes  # rarely: the lines are not looked at one by one otherwise
             lines[0] = _joined(pending, pending_size, lines[0], max_bytes, overflow)
-            for index in range(1, len(lines)):
-                if len(lines[index]) > max_bytes:
-                    lines[index] = None
+            if too_long:
+                for index in range(1, len(lines)):
+                    if len(lines[index]) > max_bytes:
+                        lines[index] = None
             if b"\r" in chunk:
                 lines = [line.rstrip(b"\r") if line else line for line in lines]
             yield line_number, lines

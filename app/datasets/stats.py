@@ -9,14 +9,11 @@ import functools
 import hashlib
 import json
 import math
-import sys
-import zlib
-from array import array
 from collections import Counter
-from itertools import repeat
-from operator import add, floordiv, lshift, mul, or_
 
+import numpy
 import orjson
+from xxhash import xxh3_64_digest
 
 from trainer.records import ROLES, texts
 
@@ -27,8 +24,7 @@ TOKENS_PER_MESSAGE = 4
 ESTIMATE_NOTE = "estimated as characters ÷ 4, plus 4 per chat message (no tokenizer is available offline)"
 # 20,000 fingerprints in a set take about 2 MiB; past them, a 2 MiB filter misses no duplicate and counts a false
 # one for about 1 record in 1,000 at a million records. It is blocked: a record sets a bit in each quarter of two
-# 64-bit words (one of 4,096 masks each), so a lookup is two word reads, not the six bit probes of a plain filter
-# (~6 µs a record in Python, more than the parser takes).
+# 64-bit words (one of 4,096 masks each), so a lookup is two word reads, not the six bit probes of a plain filter.
 EXACT_DUPLICATES = 20_000
 WORD_INDEX_BITS = 18
 FILTER_WORDS = 1 << WORD_INDEX_BITS
@@ -36,16 +32,16 @@ WORD_INDEX = FILTER_WORDS - 1
 MASK_BITS = 4
 MASK_INDEX_BITS = 12
 MASK_INDEX = (1 << MASK_INDEX_BITS) - 1
-# A byte's low four bits choose the bit of a mask's 16-bit quarter; these give the quarter's low and high byte.
-QUARTER_LOW_BYTE = bytes(1 << (value & 15) & 0xFF for value in range(256))
-QUARTER_HIGH_BYTE = bytes(1 << (value & 15) >> 8 for value in range(256))
+# The filter takes fingerprints a block at a time, in numpy (one by one in Python cost more than parsing the
+# record). Blocks are counted from the first fingerprint the filter took, whatever the batches they came in, so
+# a file's count is the same however its records were read.
+FILTER_BLOCK = 8192
 
 
-def fingerprints(lines: list[bytes]) -> list[int]:
-    """Each canonical line's 64-bit fingerprint: its CRC-32 and, above, its Adler-32. Both are C calls over the
-    batch (a keyed hash() would make two validations of one file count differently), and a file's count
-    is the same on every run and machine."""
-    return list(map(or_, map(zlib.crc32, lines), map(lshift, map(zlib.adler32, lines), repeat(32))))
+def fingerprints(lines: list[bytes]) -> list[bytes]:
+    """Each canonical line's 64-bit fingerprint: its XXH3 hash as 8 bytes, unseeded (a keyed hash() would make two
+    validations of one file count differently), so a file's count is the same on every run and machine."""
+    return list(map(xxh3_64_digest, lines))
 
 
 APPROXIMATE_NOTE = (f"exact for the first {EXACT_DUPLICATES} records, then counted with a probabilistic filter "
@@ -71,61 +67,99 @@ class DuplicateCounter:
     def __init__(self, exact: int = EXACT_DUPLICATES):
         """Keep up to exact fingerprints before switching to the filter."""
         self.exact, self.seen, self.words = exact, set(), None
-        self.duplicates = 0
+        # Fingerprints waiting for the filter's next block (fewer than FILTER_BLOCK between calls).
+        self.pending: list[bytes] = []
+        self.found = 0
 
-    def add(self, fingerprint: int) -> None:
-        """Count a 64-bit fingerprint as a duplicate if it was added before (possibly wrongly, once the filter is
+    def add(self, fingerprint: bytes) -> None:
+        """Count an 8-byte fingerprint as a duplicate if it was added before (possibly wrongly, once the filter is
         in use)."""
         self.add_all([fingerprint])
 
-    def add_all(self, fingerprints: list[int]) -> None:
+    def add_all(self, fingerprints: list[bytes]) -> None:
         """add() each fingerprint in turn; while the set has room, in one call."""
         while fingerprints and self.words is None:
             # The set switches to the filter once it holds more than exact: never inside a slice.
             room = self.exact + 1 - len(self.seen)
             taken, fingerprints, size = fingerprints[:room], fingerprints[room:], len(self.seen)
             self.seen.update(taken)
-            self.duplicates += len(taken) - (len(self.seen) - size)
+            self.found += len(taken) - (len(self.seen) - size)
             if len(self.seen) > self.exact:
                 self._switch_to_filter()
         if fingerprints:
-            self.duplicates += self._set_all(fingerprints)
+            self.pending.extend(fingerprints)
+            if len(self.pending) >= FILTER_BLOCK:
+                self._filter_blocks(len(self.pending) // FILTER_BLOCK * FILTER_BLOCK)
 
-    def _switch_to_filter(self) -> None:
-        """Move the fingerprints seen so far into the filter."""
-        self.words, self.masks = array("Q", [0]) * FILTER_WORDS, _masks()  # no 2 MiB temporary
-        self._set_all(self.seen)
-        self.seen = set()
-
-    def _set_all(self, fingerprints) -> int:
-        """Set each fingerprint's bits in its two words; how many had them all set already."""
-        # One by one (C-level maps over the batch measured slower): this loop is most of the time validation
-        # spends on a record once the filter is in use.
-        words, masks, found = self.words, self.masks, 0
-        for fingerprint in fingerprints:
-            first, second = fingerprint & WORD_INDEX, fingerprint >> WORD_INDEX_BITS & WORD_INDEX
-            first_mask = masks[fingerprint >> 2 * WORD_INDEX_BITS & MASK_INDEX]
-            second_mask = masks[fingerprint >> 2 * WORD_INDEX_BITS + MASK_INDEX_BITS & MASK_INDEX]
-            found += words[first] & first_mask == first_mask and words[second] & second_mask == second_mask
-            words[first] |= first_mask
-            words[second] |= second_mask
-        return found
+    @property
+    def duplicates(self) -> int:
+        """The records counted as seen before, once every record is added (the last, partial block goes in)."""
+        self._filter_blocks(len(self.pending))
+        return self.found
 
     @property
     def approximate(self) -> bool:
         """Whether the count came from the filter."""
         return self.words is not None
 
+    def _switch_to_filter(self) -> None:
+        """Move the fingerprints seen so far into the filter."""
+        self.words, self.masks = numpy.zeros(FILTER_WORDS, numpy.uint64), _masks()
+        self._set_block(_as_numbers(list(self.seen)))
+        self.seen = set()
+
+    def _filter_blocks(self, count: int) -> None:
+        """Put the first count pending fingerprints into the filter, FILTER_BLOCK at a time."""
+        for start in range(0, count, FILTER_BLOCK):
+            self.found += self._set_block(_as_numbers(self.pending[start:start + FILTER_BLOCK]))
+        del self.pending[:count]
+
+    def _set_block(self, block: numpy.ndarray) -> int:
+        """Set each fingerprint's bits in its two words; how many were duplicates: every one but the first copy of
+        each fingerprint whose bits were not all set before the block."""
+        places = numpy.concatenate((block & WORD_INDEX, block >> WORD_INDEX_BITS & WORD_INDEX))
+        masks = self.masks[numpy.concatenate((block >> 2 * WORD_INDEX_BITS & MASK_INDEX,
+                                              block >> 2 * WORD_INDEX_BITS + MASK_INDEX_BITS & MASK_INDEX))]
+        before = self.words[places] & masks == masks
+        new = ~(before[:len(block)] & before[len(block):])
+        _set_bits(self.words, places, masks)
+        return len(block) - _distinct(block[new])
+
+
+def _distinct(values: numpy.ndarray) -> int:
+    """How many different values there are (by sorting: numpy.unique's hash table took longer)."""
+    ordered = numpy.sort(values)
+    return int(numpy.count_nonzero(ordered[1:] != ordered[:-1])) + bool(len(ordered))
+
+
+def _as_numbers(fingerprints: list[bytes]) -> numpy.ndarray:
+    """8-byte fingerprints as 64-bit numbers (read big-endian, as XXH3 writes them, on every machine)."""
+    return numpy.frombuffer(b"".join(fingerprints), ">u8").astype(numpy.uint64)
+
+
+def _set_bits(words: numpy.ndarray, places: numpy.ndarray, masks: numpy.ndarray) -> None:
+    """words[places] |= masks, where places repeat too: a fancy assignment keeps one of the repeats' values, so
+    those it left out are set again until none is (numpy's bitwise_or.at does it in one pass, slower)."""
+    while len(places):
+        words[places] |= masks
+        lost = words[places] & masks != masks
+        places, masks = places[lost], masks[lost]
+
 
 @functools.cache
-def _masks() -> array:
-    """The filter's masks, the same in every process: one bit in each 16-bit quarter of the word (so MASK_BITS
-    distinct bits), its place in the quarter from a fixed pseudo-random stream; built by byte translations."""
+def _masks() -> numpy.ndarray:
+    """The filter's masks, the same in every process and machine: one bit in each 16-bit quarter of the word (so
+    MASK_BITS distinct bits), its place in the quarter from a fixed pseudo-random stream."""
     places = hashlib.shake_128(b"finetune-studio duplicate filter").digest(MASK_BITS * (MASK_INDEX + 1))
-    quarters = bytearray(2 * len(places))
-    low, high = places.translate(QUARTER_LOW_BYTE), places.translate(QUARTER_HIGH_BYTE)
-    quarters[0::2], quarters[1::2] = (low, high) if sys.byteorder == "little" else (high, low)
-    return array("Q", quarters)
+    quarters = numpy.left_shift(1, numpy.frombuffer(places, numpy.uint8) & 15, dtype=numpy.uint16)
+    # Quarters in little-endian order whatever the machine's, so a word's value does not depend on it.
+    return quarters.astype("<u2").view("<u8").astype(numpy.uint64)
+
+
+def _count(counter: Counter, values: numpy.ndarray) -> None:
+    """Add each value's occurrences to counter."""
+    found, times = numpy.unique(values, return_counts=True)
+    counter.update(dict(zip(found.tolist(), times.tolist(), strict=True)))
 
 
 def canonical_line(record: dict) -> bytes:
@@ -166,19 +200,19 @@ class StatsAccumulator:
                 self.roles[message["role"]] += 1
         self.duplicates.add(fingerprints([line or canonical_line(record)])[0])
 
-    def add_all(self, lines: list[bytes], characters: list[int], sizes: list[int] | None = None,
+    def add_all(self, lines: list[bytes], characters: numpy.ndarray, sizes: numpy.ndarray | None = None,
                 roles: tuple[int, ...] | None = None) -> None:
         """Account for valid records given as their canonical lines and characters of text, and for chats the
         messages of each and all their messages per role (in ROLES' order)."""
-        # In C-level calls over the batch: the fast path hands over a few hundred records at a time.
-        tokens = map(floordiv, map(add, characters, repeat(CHARS_PER_TOKEN - 1)), repeat(CHARS_PER_TOKEN))
+        # In numpy over the batch: the fast path hands over a thousand records at a time.
+        tokens = -(-characters // CHARS_PER_TOKEN)
         if sizes is not None:
-            tokens = map(add, tokens, map(mul, sizes, repeat(TOKENS_PER_MESSAGE)))
-            self.messages.update(sizes)
+            tokens += TOKENS_PER_MESSAGE * sizes
+            _count(self.messages, sizes)
             for role, count in zip(ROLES, roles, strict=True):
                 self.roles[role] += count
-        self.token_lengths.update(tokens)
-        self.characters += sum(characters)
+        _count(self.token_lengths, tokens)
+        self.characters += int(characters.sum())
         # The fingerprint is of the canonical line, which the fast path writes without building a dict.
         self.duplicates.add_all(fingerprints(lines))
 

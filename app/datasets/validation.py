@@ -16,7 +16,7 @@ MAX_LISTED_PROBLEMS = 100
 # A message quotes keys and values of the record; a record's keys can be as long as the record itself.
 MAX_MESSAGE_CHARS = 300
 # Lines the fast check takes at once (a batch with a line it refuses is halved until that line stands alone).
-BATCH_LINES = 128
+BATCH_LINES = 1024
 
 
 @dataclass

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.datasets.stats import DuplicateCounter, StatsAccumulator, fingerprints
+from app.datasets.stats import FILTER_BLOCK, DuplicateCounter, StatsAccumulator, fingerprints
 from app.datasets.validation import ValidationOptions, validate
 from tests.support.data import as_jsonl, examples
 from tests.support.processes import PROJECT_ROOT
@@ -126,14 +126,24 @@ def test_length_statistics_come_from_counts_per_length():
 
 
 def test_duplicates_counted_a_batch_at_a_time_match_one_at_a_time_across_the_exact_cap():
-    fingerprints = [hash(f"record {index % 700}") & (2 ** 64 - 1) for index in range(1000)]
-    one, batched = DuplicateCounter(exact=500), DuplicateCounter(exact=500)
-    for fingerprint in fingerprints:
-        one.add(fingerprint)
-    for start in range(0, len(fingerprints), 128):
-        batched.add_all(fingerprints[start:start + 128])
-    assert batched.approximate and one.approximate
-    assert batched.duplicates == one.duplicates >= 300
+    # The filter takes fingerprints in blocks counted from its first one, so however the records come in batches
+    # (one at a time, 128, the blocks' size, more), the count is the same; and a repeat within a block counts.
+    lines = [b"record %d\n" % (index % 700) for index in range(3 * FILTER_BLOCK)]
+    counts = set()
+    for batch in (1, 128, FILTER_BLOCK, 3 * FILTER_BLOCK - 1):
+        counter = DuplicateCounter(exact=500)
+        for start in range(0, len(lines), batch):
+            counter.add_all(fingerprints(lines[start:start + batch]))
+        assert counter.approximate
+        counts.add(counter.duplicates)
+    assert counts == {len(lines) - 700}
+
+
+def test_the_filter_counts_a_repeat_inside_one_block_and_no_first_copy():
+    counter = DuplicateCounter(exact=0)
+    distinct = fingerprints([b"line %d\n" % index for index in range(1000)])
+    counter.add_all(distinct + distinct[:10] + distinct[:10])
+    assert counter.duplicates == 20
 
 
 def test_a_records_fingerprint_is_the_same_in_every_process():
