@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from itertools import chain, repeat
-from operator import add, attrgetter, contains, itemgetter
+from operator import attrgetter, contains
 from typing import Annotated, Literal, NamedTuple
 
 import msgspec
@@ -21,17 +21,17 @@ import numpy
 from app.datasets.shape import MAX_VALUES
 from trainer.records import ROLES
 
-# Longer lines may hold too many values: the full path scans their shape before parsing them.
+# Longer lines may hold too many values: the full path scans their shape before parsing them, so a batch of lines
+# is given to the fast check only if none is this long (validation knows the longest line of each piece it splits).
 MAX_LINE_BYTES = 2 * MAX_VALUES
 # In a canonical line the role key is followed by its value's opening quote nowhere else (every quote inside a
 # string is escaped, and only keys are followed by ':'), so this finds a chat's assistant turn in C.
 ASSISTANT_ROLE = b'"role":"assistant"'
-MESSAGES, CONTENT, ROLE, LAST = attrgetter("messages"), attrgetter("content"), attrgetter("role"), itemgetter(-1)
+MESSAGES, CONTENT, ROLE = attrgetter("messages"), attrgetter("content"), attrgetter("role")
 # What msgspec checks as it decodes: a string holding something (whitespace is looked for after), one of the roles.
 Text = Annotated[str, msgspec.Meta(min_length=1)]
 Role = Literal[ROLES]
 INSTRUCTION, OUTPUT = attrgetter("instruction"), attrgetter("output")
-NEWLINE = b"\n"
 
 
 class Batch(NamedTuple):
@@ -88,10 +88,8 @@ _DECODERS = {name: msgspec.json.Decoder(struct).decode for name, struct in (
 def _decoded(record_format: str, lines: list[bytes | None]) -> list | None:
     """The typed records of the lines, or None unless every line is a plainly valid record of the format."""
     try:
-        if max(map(len, lines)) >= MAX_LINE_BYTES:
-            return None
         return list(map(_DECODERS[record_format], lines))
-    except (msgspec.DecodeError, ValueError, TypeError):  # ValueError: not UTF-8; TypeError: a line too long
+    except (msgspec.DecodeError, ValueError, TypeError):  # ValueError: not UTF-8; TypeError: a line too long (None)
         return None
 
 
@@ -101,14 +99,14 @@ def _filled(texts: list[str]) -> bool:
 
 
 def _lines(records: list) -> list[bytes]:
-    """The canonical lines of typed records."""
-    return list(map(add, map(_ENCODE, records), repeat(NEWLINE)))
+    """The canonical lines of typed records (without their newlines, as the full path writes them)."""
+    return list(map(_ENCODE, records))
 
 
-def _sums(values: Iterable[int], count: int, sizes: numpy.ndarray) -> numpy.ndarray:
-    """The sums of consecutive runs of the count values, one run per size (none is empty)."""
+def _sums(values: Iterable[int], count: int, ends: numpy.ndarray) -> numpy.ndarray:
+    """The sums of consecutive runs of the count values, the runs ending (exclusive) at ends (none is empty)."""
     totals = numpy.cumsum(numpy.fromiter(values, numpy.int64, count))
-    return numpy.diff(totals[numpy.cumsum(sizes) - 1], prepend=0)
+    return numpy.diff(totals[ends - 1], prepend=0)
 
 
 def chat(lines: list[bytes | None]) -> Batch | None:
@@ -122,17 +120,18 @@ def chat(lines: list[bytes | None]) -> Batch | None:
     if any(map(str.isspace, contents)):
         return None
     canonical = _lines(records)
-    if not _each_answered(conversations, canonical):
-        return None
     sizes, roles = numpy.fromiter(map(len, conversations), numpy.int64, len(records)), list(map(ROLE, messages))
-    characters = _sums(map(len, contents), len(contents), sizes)
+    ends = numpy.cumsum(sizes)
+    if not _each_answered(roles, ends, canonical):
+        return None
+    characters = _sums(map(len, contents), len(contents), ends)
     return Batch(canonical, characters, sizes, tuple(map(roles.count, ROLES)))
 
 
-def _each_answered(conversations: list[list[_Message]], canonical: list[bytes]) -> bool:
-    """Whether every conversation has a message from the assistant: most end with one (their last roles are
-    counted in one call); otherwise each canonical line is searched."""
-    if list(map(ROLE, map(LAST, conversations))).count("assistant") == len(conversations):
+def _each_answered(roles: list[str], ends: numpy.ndarray, canonical: list[bytes]) -> bool:
+    """Whether every conversation (its messages' roles end at ends) has a message from the assistant: most end
+    with one (their last roles are counted in one pass); otherwise each canonical line is searched."""
+    if list(map(roles.__getitem__, (ends - 1).tolist())).count("assistant") == len(ends):
         return True
     return all(map(contains, canonical, repeat(ASSISTANT_ROLE)))
 
@@ -148,8 +147,8 @@ def strings(record_format: str) -> Callable[[list[bytes | None]], Batch | None]:
         texts = list(chain.from_iterable(rows))
         if not _filled(texts):
             return None
-        sizes = numpy.full(len(rows), len(rows[0]))
-        return Batch(_lines(records), _sums(map(len, texts), len(texts), sizes))
+        ends = numpy.arange(len(rows[0]), len(texts) + 1, len(rows[0]))
+        return Batch(_lines(records), _sums(map(len, texts), len(texts), ends))
     return check
 
 

@@ -76,12 +76,13 @@ def jsonl_record(line_number: int, raw: bytes | None, max_record_bytes: int) -> 
 
 def split_lines(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
     """(line number, bytes) of each line; bytes is None for a line longer than max_bytes, which is skipped."""
-    for first, lines in line_batches(chunks, max_bytes):
+    for first, lines, _ in line_batches(chunks, max_bytes):
         yield from enumerate(lines, first)
 
 
-def line_batches(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int, list[bytes | None]]]:
-    """(number of the first line, the lines) per piece of a chunk that ends a line, as split_lines gives them."""
+def line_batches(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int, list[bytes | None], int]]:
+    """(number of the first line, the lines, the longest one's length) per piece of a chunk that ends a line, as
+    split_lines gives them."""
     # One bytes.split per piece instead of a find per line; only the line that spans pieces is gathered by hand.
     # A piece is at most SPLIT_BYTES, so that its list of lines stays small even when they are very short.
     line_number, pending, pending_size, overflow = 1, [], 0, False
@@ -90,7 +91,10 @@ def line_batches(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int,
         lines = chunk.split(b"\n")
         tail = lines.pop()
         if lines:
-            too_long = max(map(len, lines)) > max_bytes  # rarely: the lines are not looked at one by one otherwise
+            longest = max(map(len, lines))
+            too_long = longest > max_bytes  # rarely: the lines are not looked at one by one otherwise
+            if pending_size or overflow:  # the first line began in an earlier piece
+                longest = max(longest, max_bytes + 1 if overflow else pending_size + len(lines[0]))
             lines[0] = _joined(pending, pending_size, lines[0], max_bytes, overflow)
             if too_long:
                 for index in range(1, len(lines)):
@@ -98,7 +102,7 @@ def line_batches(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int,
                         lines[index] = None
             if b"\r" in chunk:
                 lines = [line.rstrip(b"\r") if line else line for line in lines]
-            yield line_number, lines
+            yield line_number, lines, longest
             line_number += len(lines)
             pending, pending_size, overflow = [], 0, False
         if not overflow:
@@ -107,7 +111,7 @@ def line_batches(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int,
             if pending_size > max_bytes:
                 pending, overflow = [], True
     if pending_size or overflow:
-        yield line_number, [_joined(pending, pending_size, b"", max_bytes, overflow)]
+        yield line_number, [_joined(pending, pending_size, b"", max_bytes, overflow)], pending_size
 
 
 def _joined(pending: list[bytes], pending_size: int, end: bytes, max_bytes: int, overflow: bool) -> bytes | None:

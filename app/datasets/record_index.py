@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from itertools import accumulate
 from typing import BinaryIO
+
+import numpy
 
 from app.datasets.readers import split_lines
 from app.storage import ObjectStore, StorageError
@@ -25,12 +26,15 @@ class IndexWriter:
         self.records, self.index, self.size, self.count = records, index, 0, 0
 
     def add(self, lines: list[bytes]) -> None:
-        """Append canonical lines, noting where each starts."""
-        starts = list(accumulate(map(len, lines), initial=self.size))
-        self.size = starts.pop()
-        self.index.write(struct.pack(f"<{len(starts)}Q", *starts))
-        self.records.write(b"".join(lines))
-        self.count += len(starts)
+        """Append canonical lines (given without their newlines), noting where each starts."""
+        if not lines:
+            return
+        ends = self.size + numpy.cumsum(numpy.fromiter(map(len, lines), numpy.uint64, len(lines)) + 1)
+        starts = numpy.concatenate((numpy.array([self.size], numpy.uint64), ends[:-1]))
+        self.index.write(starts.astype("<u8").tobytes())
+        self.size = int(ends[-1])
+        self.records.write(b"\n".join(lines) + b"\n")
+        self.count += len(lines)
 
     def close(self) -> None:
         """End the index with the file's size (the end of the last record)."""

@@ -120,9 +120,11 @@ class DuplicateCounter:
         places = numpy.concatenate((block & WORD_INDEX, block >> WORD_INDEX_BITS & WORD_INDEX))
         masks = self.masks[numpy.concatenate((block >> 2 * WORD_INDEX_BITS & MASK_INDEX,
                                               block >> 2 * WORD_INDEX_BITS + MASK_INDEX_BITS & MASK_INDEX))]
-        before = self.words[places] & masks == masks
+        words = self.words[places]
+        before = words & masks == masks
         new = ~(before[:len(block)] & before[len(block):])
-        _set_bits(self.words, places, masks)
+        self.words[places] = words | masks
+        _set_lost_bits(self.words, places, masks)
         return len(block) - _distinct(block[new])
 
 
@@ -137,13 +139,13 @@ def _as_numbers(fingerprints: list[bytes]) -> numpy.ndarray:
     return numpy.frombuffer(b"".join(fingerprints), ">u8").astype(numpy.uint64)
 
 
-def _set_bits(words: numpy.ndarray, places: numpy.ndarray, masks: numpy.ndarray) -> None:
-    """words[places] |= masks, where places repeat too: a fancy assignment keeps one of the repeats' values, so
-    those it left out are set again until none is (numpy's bitwise_or.at does it in one pass, slower)."""
+def _set_lost_bits(words: numpy.ndarray, places: numpy.ndarray, masks: numpy.ndarray) -> None:
+    """After words[places] = words[places] | masks: where places repeat, the assignment kept one of the repeats'
+    values, so those it left out are set again until none is (numpy's bitwise_or.at does it in one pass, slower)."""
     while len(places):
-        words[places] |= masks
         lost = words[places] & masks != masks
         places, masks = places[lost], masks[lost]
+        words[places] |= masks
 
 
 @functools.cache
@@ -163,17 +165,17 @@ def _count(counter: Counter, values: numpy.ndarray) -> None:
 
 
 def canonical_line(record: dict) -> bytes:
-    """One canonical record as a line of the canonical file: compact UTF-8 JSON, keys in the canonical order
-    (orjson; the standard library for what it refuses: integers beyond 64 bits, and lone surrogates, which
-    UTF-8 cannot hold and are written escaped)."""
+    """One canonical record as a line of the canonical file, without its newline: compact UTF-8 JSON, keys in the
+    canonical order (orjson; the standard library for what it refuses: integers beyond 64 bits, and lone
+    surrogates, which UTF-8 cannot hold and are written escaped)."""
     try:
-        return orjson.dumps(record) + b"\n"
+        return orjson.dumps(record)
     except TypeError:
         text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
     try:
-        return text.encode() + b"\n"
+        return text.encode()
     except UnicodeEncodeError:
-        return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        return json.dumps(record, separators=(",", ":")).encode()
 
 
 class StatsAccumulator:

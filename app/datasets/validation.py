@@ -98,9 +98,14 @@ def validate(chunks: Iterable[bytes], options: ValidationOptions,
 def _read_jsonl(chunks: Iterable[bytes], max_record_bytes: int, judge: _RecordJudge, valid: _ValidRecords) -> None:
     """Every line of a JSONL file: the fast check where it accepts the lines, the full path for all others."""
     lines_reader = _JsonlLines(judge, valid, max_record_bytes)
-    for first, lines in readers.line_batches(iter(chunks), max_record_bytes):
+    for first, lines, longest in readers.line_batches(iter(chunks), max_record_bytes):
+        # Longer lines may hold too many values: the full path scans their shape before parsing them.
+        short = longest < fast_records.MAX_LINE_BYTES
+        if len(lines) <= BATCH_LINES:  # most pieces: no copy of their list
+            lines_reader.take(first, lines, short)
+            continue
         for start in range(0, len(lines), BATCH_LINES):
-            lines_reader.take(first + start, lines[start:start + BATCH_LINES])
+            lines_reader.take(first + start, lines[start:start + BATCH_LINES], short)
 
 
 class _JsonlLines:
@@ -113,14 +118,17 @@ class _JsonlLines:
         # The fast check exists once the format is known: the full path learns it from the first record.
         self.fast = None
 
-    def take(self, first: int, lines: list[bytes | None]) -> None:
-        """Lines numbered from first, in order (a bad line costs its batch a few halvings, not the fast check)."""
-        accepted = self.fast(lines) if self.fast is not None else None
-        if accepted is not None:
+    def take(self, first: int, lines: list[bytes | None], short: bool = True) -> None:
+        """Lines numbered from first, in order (a bad line costs its batch a few halvings, not the fast check);
+        short: none is long enough to need the full path's shape check."""
+        if self.fast is None:
+            self._until_format_known(first, lines, short)
+        elif not short:
+            for offset, line in enumerate(lines):
+                self._full_path(first + offset, line)
+        elif (accepted := self.fast(lines)) is not None:
             self.judge.report.valid += len(lines)
             self.valid.add_batch(accepted)
-        elif self.fast is None:
-            self._until_format_known(first, lines)
         elif len(lines) > 1:
             half = len(lines) // 2
             self.take(first, lines[:half])
@@ -128,13 +136,13 @@ class _JsonlLines:
         else:
             self._full_path(first, lines[0])
 
-    def _until_format_known(self, first: int, lines: list[bytes | None]) -> None:
+    def _until_format_known(self, first: int, lines: list[bytes | None], short: bool) -> None:
         """The full path for each line until a record sets the file's format; the rest is taken as usual."""
         for offset, line in enumerate(lines):
             self._full_path(first + offset, line)
             if self.fast is not None:
                 if offset + 1 < len(lines):
-                    self.take(first + offset + 1, lines[offset + 1:])
+                    self.take(first + offset + 1, lines[offset + 1:], short)
                 return
 
     def _full_path(self, number: int, line: bytes | None) -> None:

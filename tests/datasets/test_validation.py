@@ -185,4 +185,4 @@ def test_a_lone_surrogate_escape_is_valid_and_kept_escaped_in_the_canonical_line
     data = b"".join(b'{"text": "record %d \\ud800"}\n' % index for index in range(12))
     report = validate([data], ValidationOptions(file_format="jsonl"), lines.extend)
     assert report.ready and report.valid == 12
-    assert lines[0] == b'{"text":"record 0 \\ud800"}\n' and json.loads(lines[0]) == {"text": "record 0 \ud800"}
+    assert lines[0] == b'{"text":"record 0 \\ud800"}' and json.loads(lines[0]) == {"text": "record 0 \ud800"}
