@@ -4,7 +4,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hashlib
+import itertools
 import os
+import re
 import time
 import weakref
 from pathlib import Path
@@ -49,6 +52,8 @@ class PooledDatabase(PooledPostgresqlDatabase):
     def __init__(self, *args, **kwargs):
         """The pool, and when each idle connection was handed back."""
         self._returned_at = weakref.WeakKeyDictionary()
+        # The names of the statements prepared on each connection (they last as long as its session).
+        self._prepared = weakref.WeakKeyDictionary()
         super().__init__(*args, **kwargs)
 
     def _close(self, conn, close_conn=False):
@@ -64,6 +69,34 @@ class PooledDatabase(PooledPostgresqlDatabase):
         if recent and not conn.closed and self._adapter.txn_status(conn) == self._adapter.txn_idle:
             return False
         return super()._is_closed(conn)
+
+
+    def execute_prepared(self, sql: str, arguments: list):
+        """Run sql (peewee's, with %s parameters) as a statement prepared once per connection, so that the server
+        plans it once (a poll's queries took longer to plan than to run); the cursor, as execute_sql returns it.
+        The first time on a connection, PREPARE and EXECUTE go together in one round trip. The parameters' types
+        come from the arguments' Python types; arguments of other types run sql unprepared."""
+        types = tuple(PREPARED_TYPES.get(type(argument)) for argument in arguments)
+        if None in types:
+            return self.execute_sql(sql, arguments)
+        name = "studio_" + hashlib.blake2s(repr((sql, types)).encode(), digest_size=10).hexdigest()
+        execute = f"EXECUTE {name} ({', '.join(['%s'] * len(arguments))})" if arguments else f"EXECUTE {name}"
+        prepared = self._prepared.setdefault(self.connection(), set())
+        if name in prepared:
+            return self.execute_sql(execute, arguments)
+        cursor = self.execute_sql(f"PREPARE {name} ({', '.join(types)}) AS {_numbered(sql)}; {execute}", arguments)
+        prepared.add(name)
+        return cursor
+
+
+# PostgreSQL's types for the Python values a prepared statement takes (bool before int: it is one).
+PREPARED_TYPES = {bool: "boolean", int: "bigint", float: "double precision", str: "text"}
+
+
+def _numbered(sql: str) -> str:
+    """sql with peewee's %s parameters numbered as PostgreSQL's $1, $2… (%% escapes left for psycopg2)."""
+    numbers = itertools.count(1)
+    return re.sub(r"%[s%]", lambda found: found.group() if found.group() == "%%" else f"${next(numbers)}", sql)
 
 
 class DatabaseConfigError(ValueError):
@@ -120,10 +153,14 @@ def init_app(app) -> None:
 def execute_compiled(build, values: dict[int, object], *args):
     """Run the query build(*args) makes, compiled once per database and arguments, with each stand-in parameter
     (a key of `values`, an integer no real parameter takes) swapped for its value: for the queries of every poll,
-    where compiling a peewee query costs more than running it. Returns the query (its own reader turns rows into
-    models: `query._get_cursor_wrapper(cursor)`) and the cursor."""
+    where compiling a peewee query costs more than running it; on PostgreSQL prepared once per connection.
+    Returns the query (its own reader turns rows into models: `query._get_cursor_wrapper(cursor)`) and the
+    cursor."""
     query, (sql, params) = _compiled(database.obj, build, args)
     arguments = [values.get(value, value) if isinstance(value, int) else value for value in params]
+    if isinstance(database.obj, PooledDatabase):
+        return query, database.obj.execute_prepared(sql, arguments)
+    # SQLite: Python's sqlite3 keeps the statements it compiled, per connection, already.
     return query, database.execute_sql(sql, arguments)
 
 

@@ -54,15 +54,16 @@ def truncate_all_tables() -> None:
 
 
 @contextmanager
-def counted_queries() -> Iterator[list[str]]:
-    """Record the SQL of every query the app runs inside the block (peewee's query hooks)."""
+def counted_queries(db: peewee.Database | None = None) -> Iterator[list[str]]:
+    """Record the SQL of every query the app (or db) runs inside the block (peewee's query hooks)."""
     queries: list[str] = []
+    db = db or database.obj
 
     def record(event):
         queries.append(event.sql)
 
-    database.obj.query_hooks.append(record)
+    db.query_hooks.append(record)
     try:
         yield queries
     finally:
-        database.obj.query_hooks.remove(record)
+        db.query_hooks.remove(record)

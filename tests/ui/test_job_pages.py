@@ -209,9 +209,13 @@ def test_each_poll_costs_the_same_few_queries_however_many_events(browser, owner
             seconds[job.id] = time.perf_counter() - started
         assert response.status_code == 200
         counts[job.id], bodies[job.id] = len(queries), response.get_data(as_text=True)
+        prepared = [query.split(" ", 1)[0] for query in queries]
         with counted_queries() as queries:
             repeated = browser.get(f"/jobs/{job.id}/progress", headers=htmx("job-progress")).get_data(as_text=True)
         again[job.id] = len(queries)
+        # On PostgreSQL the poll's statements are prepared once per connection (app.db.execute_compiled), the
+        # first time together with their first EXECUTE.
+        assert set(prepared + [query.split(" ", 1)[0] for query in queries]) <= {"PREPARE", "EXECUTE"}
         assert repeated == bodies[job.id]
     # The job (with its owner, for the session), the chart's points, the log tail; the artifact list reloads
     # itself. A poll from a page's cursor costs less: tests/ui/test_live_polls.py. Another page's poll of the same
