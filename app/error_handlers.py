@@ -75,6 +75,9 @@ def _studio_error(error: StudioError):
     body, status = error_response(error.status, error.code, error.message, error.details)
     if status == 401:
         return body, status, {"WWW-Authenticate": 'Bearer realm="api"'}
+    retry_after = error.details.get("retry_after") if isinstance(error.details, dict) else None
+    if isinstance(retry_after, int) and retry_after > 0:  # a quota that frees itself in that many seconds
+        return body, status, {"Retry-After": str(retry_after)}
     return body, status
 
 

@@ -81,6 +81,9 @@ def test_uploads_beyond_the_daily_limit_are_refused_with_429(quota_app, member):
     assert [upload(client, headers).status_code for _ in range(2)] == [201, 201]
     refused = upload(client, headers)
     assert refused.status_code == 429 and refused_limit(refused) == "max_uploads_per_day"
+    # The oldest upload of the day frees its place in about 24 hours: the header says when, as the details do.
+    retry_after = refused.get_json()["error"]["details"]["retry_after"]
+    assert refused.headers["Retry-After"] == str(retry_after) and 86_000 < retry_after <= 86_400
 
 
 def test_an_upload_beyond_the_stored_bytes_is_refused_with_409(quota_app, member):
