@@ -36,6 +36,11 @@ SCHEDULERS = {
     "linear": _l("linear"), "cosine": _l("cosine"), "constant": _l("constant"),
     "constant_with_warmup": _l("constant with warm-up"),
 }
+# A run's final metrics, as the compare page lists them.
+METRICS = {
+    "loss": _l("Training loss"), "eval_loss": _l("Evaluation loss"), "eval_accuracy": _l("Evaluation accuracy"),
+    "eval_perplexity": _l("Perplexity"), "tokens_per_second": _l("Tokens per second"),
+}
 SERVICES = {
     "database": _l("database"), "storage": _l("storage"), "redis": _l("redis"), "workers": _l("workers"),
 }
@@ -53,5 +58,5 @@ def init_app(app) -> None:
     """Register the label filters."""
     for name, table in {"status_label": STATUSES, "format_label": RECORD_FORMATS,
                         "problem_label": PROBLEM_KINDS, "service_label": SERVICES,
-                        "choice_label": SCHEDULERS}.items():
+                        "choice_label": SCHEDULERS, "metric_label": METRICS}.items():
         app.add_template_filter(labeller(table), name)

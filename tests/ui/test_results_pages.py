@@ -69,10 +69,24 @@ def test_compare_three_jobs_overlays_curves_diffs_settings_and_lines_up_samples(
     assert len(re.findall(r'<polyline class="chart-line compare-series-\d"', html)) == 3
     assert len(re.findall(r'class="chart-line compare-eval', html)) == 3
     rows = re.findall(r'<tr class="(diff-row|same-row)"><th scope="row">([^<]+)</th>', html)
-    assert rows[0] == ("diff-row", "learning rate") and all(kind == "same-row" for kind, _ in rows[1:])
+    assert rows[0] == ("diff-row", "Learning rate") and all(kind == "same-row" for kind, _ in rows[1:])
+    assert ("same-row", "Base model") in rows and ("same-row", "LoRA rank") in rows
     assert "0.1" in html and "0.3" in html  # the final losses
+    assert '<th scope="row">Training loss</th>' in html and "(succeeded)</label>" in html
     hi = html.index("Say hi.")
     assert html.index("hi from 0", hi) < html.index("hi from 1", hi) < html.index("hi from 2", hi)
     assert browser.get(f"/compare?jobs={ids},900001,900002,900003").status_code == 422
     other = browser.get("/compare?jobs=999999")
     assert other.status_code == 404
+
+
+def test_the_compare_page_names_metrics_settings_and_statuses_in_the_users_language(translations, browser, owner,
+                                                                                     in_db):
+    dataset = in_db(make_dataset, owner)
+    jobs = [in_db(succeeded_job, owner, rate, {"Say hi.": "hi"}, dataset=dataset) for rate in (0.001, 0.002)]
+    html = browser.get(f"/compare?jobs={jobs[0].id},{jobs[1].id}",
+                       headers={"Accept-Language": "es"}).get_data(as_text=True)
+    rows = re.findall(r'<tr class="(diff-row|same-row)"><th scope="row">([^<]+)</th>', html)
+    assert rows[0] == ("diff-row", "Tasa de aprendizaje") and ("same-row", "Modelo base") in rows
+    assert '<th scope="row">Pérdida de entrenamiento</th>' in html and "learning rate" not in html
+    assert "(completado)</label>" in html

@@ -4,16 +4,20 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from flask_babel import lazy_gettext as _l
+
 from app.errors import ValidationFailed
 from app.jobs import judging
 from app.models import Job, User
 from app.storage import ObjectStore
 from app.web.compare.chart import CompareChart, Series
+from app.web.jobs.forms import FIELDS
 from app.web.jobs.views import loss_points
 from trainer.config import Hyperparameters
 
 MIN_JOBS, MAX_JOBS = 2, 5
 FINAL_METRICS = ("loss", "eval_loss", "eval_accuracy", "eval_perplexity", "tokens_per_second")
+FIELD_LABELS = {field.name: field.label for field in FIELDS}
 
 
 def chosen_jobs(owner: User, values: list[str]) -> list[Job]:
@@ -33,11 +37,22 @@ def settings_of(job: Job) -> dict:
             "init_from": (options.get("init_from") or {}).get("job_id"), **hyperparameters}
 
 
+# The settings of settings_of that are not hyperparameters (those are named as the job form names them).
+SETTING_LABELS = {"base_model": _l("Base model"), "method": _l("Method"), "backend": _l("Backend"),
+                  "dataset": _l("Dataset"), "sample_count": _l("Samples"), "init_from": _l("Started from job")}
+
+
+def setting_label(name: str) -> str:
+    """A setting's name in the request's language (the code itself, spaced, for one nothing names)."""
+    label = SETTING_LABELS.get(name) or FIELD_LABELS.get(name)
+    return str(label) if label is not None else name.replace("_", " ")
+
+
 def settings_diff(jobs: list[Job]) -> list[dict]:
     """One row per setting, the ones that differ between the jobs first."""
     values = [settings_of(job) for job in jobs]
     names = list(dict.fromkeys(name for settings in values for name in settings))
-    rows = [{"name": name, "values": [v.get(name) for v in values],
+    rows = [{"name": name, "label": setting_label(name), "values": [v.get(name) for v in values],
              "differs": len({json.dumps(v.get(name), sort_keys=True) for v in values}) > 1} for name in names]
     return sorted(rows, key=lambda row: not row["differs"])
 
