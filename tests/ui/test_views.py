@@ -1,6 +1,8 @@
 """The page helpers without a server: durations, parameter counts, the chart's geometry and its ticks."""
 from __future__ import annotations
 
+import math
+
 from app.web.formatting import format_duration, format_parameters
 from app.web.jobs.chart import LossChart, nice_ticks
 
@@ -29,3 +31,12 @@ def test_the_chart_maps_the_run_onto_its_plot_area():
     assert chart.summary == ("Training loss from 2.0000 at step 1 to 0.5000 at step 100; "
                              "evaluation loss 0.6000 at step 100.")
     assert LossChart([], []).empty and not chart.empty
+
+
+def test_the_polyline_passes_through_the_points_as_x_and_y_place_them():
+    # The polyline's coordinates are computed inline and rounded by the format: the same text as the markers'.
+    values = [(step, math.sin(step / 7) * 3.3 - 0.05 * step) for step in range(0, 997, 3)]
+    for chart in (LossChart(values, [], total_steps=1000), LossChart(values[:1], values[5:9], total_steps=None),
+                  LossChart([(step, -value) for step, value in values], [], total_steps=5000)):
+        expected = [f"{chart.x(step)},{chart.y(value)}" for step, value in chart.train]
+        assert chart.train_path.split() == expected
