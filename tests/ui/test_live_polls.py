@@ -5,19 +5,24 @@ send it as the browser would, and count the app's queries per poll, also for a j
 """
 from __future__ import annotations
 
+import datetime
 import html
 import re
 
 import pytest
 from flask import render_template
 
-from app.db import database
+from app.auth import service as accounts
+from app.db import database, upgrade
+from app.factory import create_app
 from app.jobs.events import add_events
 from app.models import Completion, Dataset, Job, JobEvent, utcnow
 from app.web.jobs import live
+from tests.support.accounts import PASSWORD
 from tests.support.database import counted_queries
 from tests.support.factories import make_artifact, make_dataset, make_event, make_job, running_job
 from tests.support.pages import htmx
+from tests.support.settings import make_settings
 
 NEXT_POLL = re.compile(r'id="job-progress"[^>]*hx-get="([^"]+)"')
 
@@ -266,3 +271,22 @@ def test_a_poll_reading_only_its_columns_answers_what_the_whole_row_would(app, o
                    for row in (polled, whole)]
     assert answers[0] == answers[1]
     assert live.etag_parts(polled, live.Cursor()) == live.etag_parts(whole, live.Cursor())
+
+
+def test_a_polled_job_is_built_as_peewee_builds_the_whole_row_on_sqlite(tmp_path, redis_url):
+    # A poll builds its job from the row itself (live._polled_job): each column converted as peewee's reader does,
+    # which matters most on SQLite (dates and JSON come back as text).
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path}/studio.db", redis_url))
+    with app.app_context(), database.connection_context():
+        upgrade()
+        owner = accounts.create_user("poller@example.com", PASSWORD)
+        job = running_job(owner, steps=3, evals=1, logs=2)
+        Job.update(metrics={"loss": 1.5}, paused_at=utcnow()).where(Job.id == job.id).execute()
+        polled, whole = live.live_job(job.id, owner.id, True), live.live_job(job.id, owner.id, False)
+        for name in live.POLL_FIELDS:
+            assert getattr(polled, name) == getattr(whole, name), name
+            assert type(getattr(polled, name)) is type(getattr(whole, name)), name
+        assert isinstance(polled.paused_at, datetime.datetime) and polled.metrics == {"loss": 1.5}
+        assert [getattr(polled.owner, name) for name in live.POLL_USER_FIELDS] == \
+               [getattr(whole.owner, name) for name in live.POLL_USER_FIELDS]
+        assert not polled.dirty_fields and live.live_job(job.id, owner.id + 1, True) is None

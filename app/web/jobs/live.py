@@ -55,7 +55,21 @@ def live_job(job_id: int, user_id: int, polled: bool = False) -> Job | None:
     (its last log line, status change and metric point, its artifact count): one query of two rows by their keys.
     `polled`: only what a poll reads (POLL_FIELDS, and of the owner what a request needs)."""
     query, cursor = execute_compiled(_live_query, {JOB_MARK: job_id, USER_MARK: user_id}, polled)
+    if polled:
+        row = cursor.fetchone()
+        return None if row is None else _polled_job(row)
     return next(iter(query._get_cursor_wrapper(cursor)), None)  # as .first() would read it
+
+
+def _polled_job(row: tuple) -> Job:
+    """The job of a poll's row, its owner loaded, built from the columns directly: peewee's reader of a joined
+    query works out on every execution which column goes to which model, a third of a 304's time. The models are
+    built as that reader builds them (no defaults filled in, nothing marked dirty)."""
+    values = [field.python_value(value) for field, value in zip(POLLED_COLUMNS, row, strict=True)]
+    job = Job(__no_default__=1, **dict(zip(POLL_FIELDS, values, strict=False)))
+    job.owner = User(__no_default__=1, **dict(zip(POLL_USER_FIELDS, values[len(POLL_FIELDS):], strict=True)))
+    job._dirty.clear()
+    return job
 
 
 # The job's columns a progress poll reads: what it shows (SHOWN_FIELDS), what its widgets name, and its marks.
@@ -65,6 +79,7 @@ POLL_FIELDS = (*SHOWN_FIELDS, "id", "owner", "name", "method", "backend_ref", "b
                "last_log_id", "last_status_id", "last_point_id", "artifact_count")
 # Of the owner: what a request reads of its current_user (its id for the log, the language it chose).
 POLL_USER_FIELDS = ("id", "is_active", "is_admin", "locale")
+POLLED_COLUMNS = (*(getattr(Job, name) for name in POLL_FIELDS), *(getattr(User, name) for name in POLL_USER_FIELDS))
 
 # Stand-ins for the ids in the compiled query, swapped for the real ones at each poll (no other parameter of the
 # query takes these values).
@@ -73,8 +88,7 @@ JOB_MARK, USER_MARK = -7_301, -7_302
 
 def _live_query(polled: bool):
     """live_job's query (the whole rows, or a poll's columns), with stand-ins for the ids."""
-    columns = ([getattr(Job, name) for name in POLL_FIELDS] + [getattr(User, name) for name in POLL_USER_FIELDS]
-               if polled else [Job, User])
+    columns = POLLED_COLUMNS if polled else [Job, User]
     query = (Job.select(*columns).join(User, on=(Job.owner == User.id))
              .where((Job.id == JOB_MARK) & (Job.owner == USER_MARK) & User.is_active).limit(1))
     return query
