@@ -36,6 +36,8 @@ MASK_INDEX = (1 << MASK_INDEX_BITS) - 1
 # record). Blocks are counted from the first fingerprint the filter took, whatever the batches they came in, so
 # a file's count is the same however its records were read.
 FILTER_BLOCK = 8192
+# Records whose lengths the fast path's statistics count at once (two arrays of 8-byte numbers each).
+STATS_BLOCK = 65_536
 
 
 def fingerprints(lines: list[bytes]) -> list[bytes]:
@@ -189,6 +191,9 @@ class StatsAccumulator:
         self.messages: Counter[int] = Counter()
         self.roles = dict.fromkeys(ROLES, 0)
         self.duplicates = DuplicateCounter(exact_duplicates)
+        # Batches of add_all not counted yet (fewer than STATS_BLOCK records between calls).
+        self.pending: list[tuple[numpy.ndarray, numpy.ndarray | None]] = []
+        self.pending_records = 0
 
     def add(self, record: dict, line: bytes | None = None) -> None:
         """Account for one valid canonical record (line: its canonical line, when it is written already)."""
@@ -206,20 +211,36 @@ class StatsAccumulator:
                 roles: tuple[int, ...] | None = None) -> None:
         """Account for valid records given as their canonical lines and characters of text, and for chats the
         messages of each and all their messages per role (in ROLES' order)."""
-        # In numpy over the batch: the fast path hands over a thousand records at a time.
-        tokens = -(-characters // CHARS_PER_TOKEN)
-        if sizes is not None:
-            tokens += TOKENS_PER_MESSAGE * sizes
-            _count(self.messages, sizes)
-            for role, count in zip(ROLES, roles, strict=True):
-                self.roles[role] += count
-        _count(self.token_lengths, tokens)
-        self.characters += int(characters.sum())
+        # Counted in numpy STATS_BLOCK records at a time: the fast path hands over a thousand at a time, and a few
+        # numpy calls per batch cost more than the counting.
+        self.pending.append((characters, sizes))
+        self.pending_records += len(characters)
+        if self.pending_records >= STATS_BLOCK:
+            self._count_pending()
+        for role, count in zip(ROLES, roles or (), strict=False):
+            self.roles[role] += count
         # The fingerprint is of the canonical line, which the fast path writes without building a dict.
         self.duplicates.add_all(fingerprints(lines))
 
+    def _count_pending(self) -> None:
+        """Count the records add_all left pending: their token lengths, characters and (chats) messages."""
+        for chats in (True, False):
+            batches = [(characters, sizes) for characters, sizes in self.pending if (sizes is not None) == chats]
+            if not batches:
+                continue
+            characters = numpy.concatenate([characters for characters, _ in batches])
+            tokens = -(-characters // CHARS_PER_TOKEN)
+            if chats:
+                sizes = numpy.concatenate([sizes for _, sizes in batches])
+                tokens += TOKENS_PER_MESSAGE * sizes
+                _count(self.messages, sizes)
+            _count(self.token_lengths, tokens)
+            self.characters += int(characters.sum())
+        self.pending, self.pending_records = [], 0
+
     def result(self) -> dict:
         """The statistics as stored with the dataset."""
+        self._count_pending()
         lengths, examples = self.token_lengths, sum(self.token_lengths.values())
         total = sum(length * count for length, count in lengths.items())
         return {

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from app.datasets import fast_records
+from app.datasets import fast_records, stats
 from app.datasets.readers import jsonl_record
 from app.datasets.stats import canonical_line
 from app.datasets.validation import ValidationOptions, ValidationReport, _RecordJudge, validate
@@ -154,6 +154,16 @@ def test_fast_and_full_paths_give_identical_reports_on_a_mixed_file(record_forma
     if record_format != "preference":  # pairs have no fast check
         assert 0 < sum(taken) < full["valid"], "the fast check took valid records and left others to the full path"
         assert max(taken) > 1 and 1 in taken, "it took whole batches and single lines"
+
+
+@pytest.mark.parametrize("record_format", ["chat", "text"])
+def test_statistics_counted_a_few_batches_at_a_time_match_the_full_paths(record_format, monkeypatch):
+    # The fast path's statistics count their pending batches every STATS_BLOCK records (and at the end).
+    monkeypatch.setattr(stats, "STATS_BLOCK", 7)
+    data = mixed_file(record_format, FILES[record_format])
+    full, _, _ = validated(data, False, monkeypatch)
+    fast, _, taken = validated(data, True, monkeypatch)
+    assert fast["stats"] == full["stats"] and sum(taken) > 7 * 3
 
 
 def full_path(line: bytes, record_format: str):
