@@ -17,7 +17,7 @@ from app.db import database, upgrade
 from app.factory import create_app
 from app.jobs.events import add_events
 from app.models import Completion, Dataset, Job, JobEvent, utcnow
-from app.web.jobs import live
+from app.web.jobs import live, views
 from tests.support.accounts import PASSWORD
 from tests.support.database import counted_queries
 from tests.support.factories import make_artifact, make_dataset, make_event, make_job, running_job
@@ -290,3 +290,9 @@ def test_a_polled_job_is_built_as_peewee_builds_the_whole_row_on_sqlite(tmp_path
         assert [getattr(polled.owner, name) for name in live.POLL_USER_FIELDS] == \
                [getattr(whole.owner, name) for name in live.POLL_USER_FIELDS]
         assert not polled.dirty_fields and live.live_job(job.id, owner.id + 1, True) is None
+        lines = views.log_tail(job)  # built from its rows the same way
+        expected = list(JobEvent.select().where((JobEvent.job == job.id) & JobEvent.kind.in_(("log", "status")))
+                        .order_by(JobEvent.id))
+        assert [(e.id, e.kind, e.message, e.created_at) for e in lines] == \
+               [(e.id, e.kind, e.message, e.created_at) for e in expected]
+        assert lines and isinstance(lines[0].created_at, datetime.datetime) and not lines[0].dirty_fields

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app import catalog
-from app.db import execute_compiled
+from app.db import execute_compiled, model_from_row
 from app.jobs import gpu_budget, metric_points, states
 from app.jobs.artifacts import list_artifacts
 from app.jobs.context import JobContext
@@ -99,17 +99,20 @@ def metric_series(job: Job, limit: int = CHART_POINTS, upto: int = MAX_ID) -> di
 
 def log_tail(job: Job, limit: int = LOG_TAIL_LINES, after: int = 0, upto: int = MAX_ID) -> list[JobEvent]:
     """The job's last log lines and status changes (those after event `after`, up to `upto`), oldest first."""
-    query, cursor = execute_compiled(_log_tail_query, {JOB_MARK: job.id, AFTER_MARK: after, UPTO_MARK: upto}, limit)
-    return list(reversed(list(query._get_cursor_wrapper(cursor))))
+    _query, cursor = execute_compiled(_log_tail_query, {JOB_MARK: job.id, AFTER_MARK: after, UPTO_MARK: upto}, limit)
+    return [model_from_row(JobEvent, LOG_TAIL_FIELDS, row) for row in reversed(cursor.fetchall())]
 
 
 # Stand-ins for the values of the compiled log query (no other parameter takes them).
 JOB_MARK, AFTER_MARK, UPTO_MARK = -7_501, -7_502, -7_503
 
 
+LOG_TAIL_FIELDS = (JobEvent.id, JobEvent.kind, JobEvent.message, JobEvent.created_at)
+
+
 def _log_tail_query(limit: int):
     """log_tail's query, with stand-ins for its values."""
-    return (JobEvent.select(JobEvent.id, JobEvent.kind, JobEvent.message, JobEvent.created_at)
+    return (JobEvent.select(*LOG_TAIL_FIELDS)
              .where((JobEvent.job == JOB_MARK) & JobEvent.kind.in_(("log", "status")) & (JobEvent.id > AFTER_MARK)
                     & (JobEvent.id <= UPTO_MARK))
              .order_by(JobEvent.id.desc()).limit(limit))
