@@ -7,6 +7,9 @@ DEFAULT_QUEUE = "default"
 # Long local training runs go to their own queue so short steps never wait behind them.
 TRAINING_LOCAL_QUEUE = "training-local"
 QUEUES = (DEFAULT_QUEUE, TRAINING_LOCAL_QUEUE)
+# Exports load and merge a model: they need the training stack, which the slim worker image lacks, so the
+# playground's worker (which has it, and loads models anyway) serves them after its completions.
+EXPORTS_QUEUE = "exports"
 # How often a busy worker heartbeats (RQ's job_monitoring_interval; its default is 30 s): a step whose worker
 # stopped heartbeating for a few of these died with it, and the reconciler runs it again that much sooner.
 WORKER_HEARTBEAT_SECONDS = 5

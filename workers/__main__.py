@@ -14,7 +14,7 @@ from app.jobs import reconciler
 from app.jobs.context import JobContext
 from app.logs import configure_logging
 from app.playground.requests import PLAYGROUND_QUEUE
-from app.queue import DEFAULT_QUEUE, redis_client
+from app.queue import DEFAULT_QUEUE, EXPORTS_QUEUE, redis_client
 from app.settings import Settings
 from workers.worker import PlaygroundWorker, StudioWorker
 
@@ -28,7 +28,8 @@ def parse_args(settings: Settings) -> argparse.Namespace:
                         help="comma-separated queues in priority order (WORKER_QUEUES)")
     parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     parser.add_argument("--playground", action="store_true",
-                        help="one worker on the playground queue that keeps models loaded between completions")
+                        help="one worker on the playground queue that keeps models loaded between completions, "
+                             "and on the exports queue after it")
     return parser.parse_args()
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     configure_logging(settings)
     queues = [name.strip() for name in args.queues.split(",") if name.strip()]
     if args.playground:
-        queues, args.pool_size = [PLAYGROUND_QUEUE], 1
+        queues, args.pool_size = [PLAYGROUND_QUEUE, EXPORTS_QUEUE], 1
     pool = WorkerPool(queues, connection=redis_client(settings.redis_url, blocking=True), num_workers=args.pool_size,
                       worker_class=PlaygroundWorker if args.playground else StudioWorker)
     logging.getLogger(__name__).info("starting %d worker(s) on %s", args.pool_size, ", ".join(queues))

@@ -10,6 +10,7 @@ from app.downloads import archive_response
 from app.extensions import enqueue, get_store
 from app.jobs import exports, judging
 from app.models import Job
+from app.queue import EXPORTS_QUEUE
 
 
 @bp.get("/jobs/<int:job_id>/samples")
@@ -39,6 +40,6 @@ def export_job(job_id: int):
     """Queue an export (merged safetensors, or that plus an Ollama Modelfile); 202. It lands among the artifacts."""
     job = Job.get_owned(job_id, current_api_user())
     fmt = exports.check_request(job, request.get_json(silent=True))
-    enqueue(exports.TASK, job.id, fmt, job_timeout=3600)
+    enqueue(exports.TASK, job.id, fmt, queue=EXPORTS_QUEUE, job_timeout=3600)
     return jsonify(job_id=job.id, format=fmt, status="queued",
                    artifacts=url_for("api.list_job_artifacts", job_id=job.id)), 202

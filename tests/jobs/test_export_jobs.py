@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 
 from app.db import database
-from app.extensions import get_store
+from app.extensions import get_redis, get_store
+from app.queue import EXPORTS_QUEUE
 from tests.support.factories import make_job
 from tests.support.judging import sample, stored_samples
-from tests.support.playground import job_with_adapter
+from tests.support.playground import job_with_adapter, playground_worker
 from tests.support.waiting import wait_until
-from tests.support.workers import worker_pool
 
 
 @pytest.fixture
@@ -31,7 +31,10 @@ def test_ollama_export_passes_its_self_check_and_lands_among_the_artifacts(app, 
         events = client.get(f"/api/v1/jobs/{job.id}/events", headers=headers).get_json()["data"]
         return [e["message"] for e in events if "export" in e["message"]]
 
-    with worker_pool(settings, tmp_path / "worker.log"):
+    # On the exports queue, which the playground's worker serves (the slim worker image has no training stack).
+    with app.app_context():
+        assert get_redis().llen(f"rq:queue:{EXPORTS_QUEUE}") == 1 and get_redis().llen("rq:queue:default") == 0
+    with playground_worker(settings, tmp_path / "playground.log"):
         outcome = wait_until(export_events, 180, "the export to end")
     assert "export ollama passed its self-check" in outcome[0], outcome
     names = {a["name"] for a in client.get(f"/api/v1/jobs/{job.id}/artifacts", headers=headers).get_json()["data"]}
