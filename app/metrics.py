@@ -20,6 +20,7 @@ from rq import Queue, Worker
 
 from app.counters import REDIS_KEY, REDIS_METRICS, record_storage_operation
 from app.errors import Unauthorized
+from app.queue import watched_queues
 from app.storage import ObjectNotFound
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class ScrapeTimeCollector:
     def _queues(self, redis):
         """Jobs waiting in each RQ queue, and the workers alive."""
         depth = GaugeMetricFamily("studio_rq_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
-        for name in self.app.extensions["settings"].queue_names:
+        for name in watched_queues(self.app.extensions["settings"].queue_names):
             depth.add_metric([name], Queue(name, connection=redis).count)
         workers = GaugeMetricFamily("studio_rq_workers", "RQ workers alive (registered in Redis)")
         workers.add_metric([], Worker.count(connection=redis))

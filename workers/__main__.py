@@ -13,8 +13,7 @@ from app.factory import create_app
 from app.jobs import reconciler
 from app.jobs.context import JobContext
 from app.logs import configure_logging
-from app.playground.requests import PLAYGROUND_QUEUE
-from app.queue import DEFAULT_QUEUE, EXPORTS_QUEUE, redis_client
+from app.queue import DEFAULT_QUEUE, EXPORTS_QUEUE, PLAYGROUND_QUEUE, redis_client
 from app.settings import Settings
 from workers.worker import PlaygroundWorker, StudioWorker
 

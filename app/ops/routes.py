@@ -12,6 +12,7 @@ from app.auth import service as auth_service
 from app.db import database, manages_own_connection
 from app.extensions import get_redis, get_store
 from app.ops import health
+from app.queue import watched_queues
 from app.security import probe
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def health_report():
     checks = {
         "database": health.database_check(database),
         "storage": get_store().check,
-        "redis": health.redis_check(redis, settings.queue_names),
+        "redis": health.redis_check(redis, watched_queues(settings.queue_names)),
         "workers": health.workers_check(redis),
     }
     if "kaggle" in settings.backend_names:

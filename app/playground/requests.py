@@ -8,9 +8,9 @@ from app.jobs import states
 from app.jobs.context import JobContext
 from app.jobs.judging import job_adapter
 from app.models import Completion, Job, User
+from app.queue import PLAYGROUND_QUEUE
 from trainer.config import conversation_problem
 
-PLAYGROUND_QUEUE = "playground"
 TASK = "workers.tasks.generate_completion"
 DEFAULT_MAX_TOKENS = 128
 FIELDS = {"messages", "max_tokens", "temperature", "adapter"}

@@ -148,9 +148,11 @@ def test_health_reports_how_many_jobs_wait_in_each_queue(make_app):
     with app.app_context():
         get_queue("default").enqueue("workers.tasks.probe")
         get_queue("default").enqueue("workers.tasks.probe")
+        get_queue("exports").enqueue("workers.tasks.probe")
     status, document = health_of(app)
-    assert status == 200
-    assert document["services"]["redis"]["queues"] == {"default": 2, "training-local": 0}
+    assert status == 200  # the playground's worker's queues too
+    assert document["services"]["redis"]["queues"] == {"default": 2, "training-local": 0, "playground": 0,
+                                                       "exports": 1}
 
 
 def test_anonymous_health_shows_statuses_and_latencies_but_no_depths_or_errors(make_app):
@@ -171,7 +173,7 @@ def test_an_admins_token_sees_the_details_and_a_users_token_does_not(make_app, m
     app = make_app(metrics_token=METRICS_TOKEN)
     admin, member = make_token(make_user(is_admin=True)), make_token(make_user())
     details = health_of(app, {"Authorization": f"Bearer {admin}"})[1]["services"]
-    assert details["redis"]["queues"] == {"default": 0, "training-local": 0}
+    assert details["redis"]["queues"] == {"default": 0, "training-local": 0, "playground": 0, "exports": 0}
     assert details["workers"]["error"] and details["workers"]["count"] == 0
     public = health_of(app, {"Authorization": f"Bearer {member}"})[1]["services"]
     assert "queues" not in public["redis"] and set(public["workers"]) == PUBLIC_FIELDS

@@ -61,6 +61,7 @@ def test_the_exposition_passes_promtool_and_covers_every_area(app, client, user,
     found = samples(text)
     assert found[("studio_jobs", (("backend", "local"), ("status", "running")))] == 1
     assert found[("studio_rq_queue_depth", (("queue", "default"),))] == 0
+    assert found[("studio_rq_queue_depth", (("queue", "exports"),))] == 0
     assert found[("studio_rq_workers", ())] == 0
     assert found[("studio_info", (("version", app.config["VERSION"]),))] == 1
     assert found[("studio_job_step_failures_total", (("task", "workers.tasks.probe"),))] == 1

@@ -10,6 +10,7 @@ from app.errors import NotFound
 from app.extensions import get_job_context, get_redis, get_settings, get_store
 from app.htmx import STOP_POLLING
 from app.jobs import capacity
+from app.queue import watched_queues
 from app.security import polling
 from app.web.dashboard import views
 from app.web.jobs.views import progress_of, running_jobs_of
@@ -69,5 +70,5 @@ def gpu_quota():
 @login_required
 def service_health():
     """Each service the Studio needs, up or down, with its latency."""
-    document = views.service_health(database, get_store(), get_redis(), get_settings().queue_names)
+    document = views.service_health(database, get_store(), get_redis(), watched_queues(get_settings().queue_names))
     return render_template("web/_health.html", health=document)
