@@ -59,3 +59,17 @@ def test_a_statement_prepared_in_a_rolled_back_transaction_stays_prepared(pool):
             transaction.rollback()
         assert pool.execute_prepared(SQL, [2, "b", False]).fetchall() == [(3, "b100%", False)]
         assert len(prepared_here(pool)) == 1
+
+
+def test_the_sessions_plan_prepared_statements_once(pool, postgres_database_url):
+    # Left to choose, the server kept planning the chart's query on each execution (its generic plan's estimate
+    # looked dearer), which is what preparing it was meant to save; options given in the URL are kept.
+    with pool.connection_context():
+        assert pool.execute_sql("SHOW plan_cache_mode").fetchone() == ("force_generic_plan",)
+    other = make_database(postgres_database_url + "?options=-c%20statement_timeout%3D5000")
+    try:
+        with other.connection_context():
+            assert other.execute_sql("SHOW plan_cache_mode").fetchone() == ("force_generic_plan",)
+            assert other.execute_sql("SHOW statement_timeout").fetchone() == ("5s",)
+    finally:
+        other.close_all()
