@@ -1,4 +1,5 @@
-"""Fault injection for the fault drill: named points in the job lifecycle where a test can make the worker die.
+"""Fault injection for the fault drill: named points in the job lifecycle where a test can make the worker die,
+and points where a test can make it wait.
 
 `STUDIO_FAULTS` (tests only, never set in production) lists points, e.g. `submit.pushed,collect.stored`; the
 first time a process passes a listed point it SIGKILLs its session's first process group and its own — the
@@ -14,6 +15,12 @@ from pathlib import Path
 
 ENVIRONMENT = "STUDIO_FAULTS"
 FIRED_DIR = "STUDIO_FAULTS_DIR"
+# Points where a process waits (tests only, never set in production): `STUDIO_HOLDS` lists them; the first time
+# a process passes one it waits, at most HOLD_SECONDS, for the test to push to the point's Redis list
+# (release()), so that a test sees a state that would otherwise last too short a time to look at.
+HOLDS = "STUDIO_HOLDS"
+HOLD_SECONDS = 120
+_held: set[str] = set()
 
 
 def armed() -> set[str]:
@@ -35,3 +42,21 @@ def hit(point: str) -> None:
     if os.getsid(0) != own:
         os.killpg(os.getsid(0), signal.SIGKILL)
     os.killpg(own, signal.SIGKILL)
+
+
+def hold_key(point: str) -> str:
+    """The Redis list a held point waits on."""
+    return f"studio:hold:{point}"
+
+
+def hold(point: str, redis) -> None:
+    """Wait here, the first time this process passes point, until release(point) (if STUDIO_HOLDS lists it)."""
+    if point in _held or point not in {name.strip() for name in os.environ.get(HOLDS, "").split(",")}:
+        return
+    _held.add(point)
+    redis.blpop([hold_key(point)], timeout=HOLD_SECONDS)
+
+
+def release(point: str, redis) -> None:
+    """Let a process waiting at point go on."""
+    redis.rpush(hold_key(point), 1)

@@ -5,7 +5,7 @@ import logging
 import time
 from pathlib import Path
 
-from app import catalog
+from app import catalog, faults
 from app.jobs.context import JobContext
 from app.jobs.judging import job_adapter
 from app.models import Artifact, Completion, Job, utcnow
@@ -50,9 +50,9 @@ def memory_refusal(job: Job, engine, budget_gb: float) -> str | None:
 class TextSaver:
     """Saves the answer so far on the completion row (at most every SAVE_EVERY_SECONDS) and the first token's time."""
 
-    def __init__(self, completion: Completion, started: float):
-        """Save onto completion, timing from started."""
-        self.completion, self.started, self.saved_at = completion, started, 0.0
+    def __init__(self, completion: Completion, started: float, redis):
+        """Save onto completion, timing from started (redis: where a test may hold the first saved text)."""
+        self.completion, self.started, self.saved_at, self.redis = completion, started, 0.0, redis
 
     def __call__(self, text: str, tokens: int) -> None:
         """A new token arrived."""
@@ -64,6 +64,7 @@ class TextSaver:
             Completion.update(text=storable(text), tokens=tokens, **fields).where(
                 Completion.id == self.completion.id).execute()
             self.saved_at = now
+            faults.hold("playground.first_text", self.redis)  # a test looks at an answer being written
 
 
 def finish(completion: Completion, status: str, **fields) -> str:
@@ -89,7 +90,7 @@ def run_completion(ctx: JobContext, completion_id: int, engine, warm) -> str:
         if cold:
             log.info("loaded the model of job %s for the playground in %.2f s", job.id, time.perf_counter() - started)
         text, tokens = engine.complete(loaded, completion.messages, completion.max_tokens, completion.temperature,
-                                       completion.adapter, TextSaver(completion, started))
+                                       completion.adapter, TextSaver(completion, started, ctx.redis))
     except Exception as error:  # the user sees why; the details stay in the worker's log
         log.exception("completion %s failed", completion_id)
         return finish(completion, "failed", error=f"Generation failed: {type(error).__name__}: {error}")

@@ -46,8 +46,9 @@ def job_with_adapter(owner, store, folder: Path, **fields):
 
 
 @contextmanager
-def playground_worker(settings, log_path: Path):
+def playground_worker(settings, log_path: Path, extra_env: dict | None = None):
     """`python -m workers --playground` on the settings' services, until the context ends."""
-    with running([sys.executable, "-m", "workers", "--playground"], settings_env(settings), log_path) as process:
+    with running([sys.executable, "-m", "workers", "--playground"], {**settings_env(settings), **(extra_env or {})},
+                 log_path) as process:
         yield process
 
