@@ -22,6 +22,8 @@ POLL_INTERVAL = 0.1
 LOG_TAIL_CHARS = 4000
 MAX_SOCKET_PATH = 100
 MAX_PORT = 65535
+# Volumes the server may hold: a test process makes a bucket (a collection) per S3 test, each with its own volumes.
+MAX_VOLUMES = 5000
 
 # weed 4.48's embedded maintenance worker dials the admin port + 10000, ignoring -admin.port.grpc.
 ADMIN_GRPC_OFFSET = 10000
@@ -83,6 +85,10 @@ def weed_command(data_dir: Path, socket_dir: Path) -> tuple[list[str], int]:
         str(weed_binary()), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         *(f"-{flag}={port}" for flag, port in ports.items()),
         "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+        # Every test's bucket is a collection with volumes of its own; left to itself, weed allows free disk ÷ 1 GiB
+        # volumes (71 on a CI machine), which a test process's buckets outgrew. Volumes are sparse files, so a high
+        # count costs nothing until written.
+        f"-volume.max={MAX_VOLUMES}",
     ]
     # Otherwise weed leaves its S3 socket behind in /tmp; a socket path must fit in sun_path, though.
     if len(str(socket_dir / "filer.sock")) < MAX_SOCKET_PATH:
