@@ -23,9 +23,9 @@ HOLD_SECONDS = 120
 _held: set[str] = set()
 
 
-def armed() -> set[str]:
-    """The fault points this process was asked to die at."""
-    return {point.strip() for point in os.environ.get(ENVIRONMENT, "").split(",") if point.strip()}
+def armed(variable: str = ENVIRONMENT) -> set[str]:
+    """The points the environment variable lists: where this process was asked to die (or, HOLDS, to wait)."""
+    return {point.strip() for point in os.environ.get(variable, "").split(",") if point.strip()}
 
 
 def hit(point: str) -> None:
@@ -51,7 +51,7 @@ def hold_key(point: str) -> str:
 
 def hold(point: str, redis) -> None:
     """Wait here, the first time this process passes point, until release(point) (if STUDIO_HOLDS lists it)."""
-    if point in _held or point not in {name.strip() for name in os.environ.get(HOLDS, "").split(",")}:
+    if point in _held or point not in armed(HOLDS):
         return
     _held.add(point)
     redis.blpop([hold_key(point)], timeout=HOLD_SECONDS)

@@ -29,9 +29,9 @@ class IndexWriter:
         """Append canonical lines (given without their newlines), noting where each starts."""
         if not lines:
             return
-        ends = self.size + numpy.cumsum(numpy.fromiter(map(len, lines), numpy.uint64, len(lines)) + 1)
-        starts = numpy.concatenate((numpy.array([self.size], numpy.uint64), ends[:-1]))
-        self.index.write(starts.astype("<u8").tobytes())
+        lengths = numpy.fromiter(map(len, lines), numpy.uint64, len(lines)) + 1  # each with its newline
+        ends = self.size + numpy.cumsum(lengths)
+        self.index.write((ends - lengths).astype("<u8").tobytes())
         self.size = int(ends[-1])
         self.records.write(b"\n".join(lines) + b"\n")
         self.count += len(lines)

@@ -46,6 +46,7 @@ CHAT_LINES = [
     chat({"role": "assistant", "content": "x", "name": None}),
     chat({"role": "assistant", "content": "x", "name": 3}),
     chat({"role": "assistant", "content": "x", "mood": "calm"}),
+    chat(("user", "hi"), ("assistant", "x"), ("user", "thanks")),  # answered, but not last: lines searched
     chat(("user", "hi"), ("assistant", "x"), id=7),
     chat(("user", "hi"), ("assistant", "x"), text="also text"),
     chat(("user", "hi"), ("assistant", "x"), prompt="a", completion="b"),
