@@ -1,16 +1,17 @@
-"""The common case of JSONL lines at C speed: records that are plainly valid, checked a batch of lines at a time.
+"""The common case of JSONL lines at C speed: records that are plainly valid, checked a run of lines at a time.
 
-msgspec decodes each line into typed structures that hold exactly the keys and types a valid record of the file's
-format may have (so no depth, shape, type or unknown-key check is left to Python) and writes its canonical line;
+msgspec decodes the lines into typed structures that hold exactly the keys and types a valid record of the file's
+format may have (so no depth, shape, type or unknown-key check is left to Python) and writes their canonical lines;
 the remaining checks and the measures run over the whole batch in C-level calls (map, all, count), not per record.
-A batch with any line they do not accept (a problem, or anything unusual: extra keys, a weight of 1.0, a line too
-long to skip the shape check, a blank line…) returns None, and its lines are retried one by one, each refused one
-taking the full path, which reports problems with its own words. Only a subset of what the full path accepts
-passes here, with the same canonical line and measures.
+A run of lines framed as one object each is decoded in one call (check_piece); a batch with any line the checks do
+not accept (a problem, or anything unusual: extra keys, a weight of 1.0, a line too long to skip the shape check, a
+blank line…) returns None, and its lines are retried a list at a time (check_lines), each refused one taking the
+full path, which reports problems with its own words. Only a subset of what the full path accepts passes here,
+with the same canonical line and measures.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from itertools import chain, repeat
 from operator import attrgetter, contains
 from typing import Annotated, Literal, NamedTuple
@@ -81,16 +82,28 @@ class _Instruction(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _ENCODE = msgspec.json.Encoder().encode
-_DECODERS = {name: msgspec.json.Decoder(struct).decode for name, struct in (
+_DECODERS = {name: msgspec.json.Decoder(struct) for name, struct in (
     ("chat", _Chat), ("prompt_completion", _PromptCompletion), ("text", _Text), ("instruction", _Instruction))}
+# What the decoders refuse: ValueError when not UTF-8; TypeError for a line too long to be read (None).
+_REFUSED = (msgspec.DecodeError, ValueError, TypeError)
 
 
-def _decoded(record_format: str, lines: list[bytes | None]) -> list | None:
-    """The typed records of the lines, or None unless every line is a plainly valid record of the format."""
+def check_lines(record_format: str, lines: list[bytes | None]) -> Batch | None:
+    """The valid records of the lines, or None unless every line is a plainly valid record of the format."""
     try:
-        return list(map(_DECODERS[record_format], lines))
-    except (msgspec.DecodeError, ValueError, TypeError):  # ValueError: not UTF-8; TypeError: a line too long (None)
+        records = list(map(_DECODERS[record_format].decode, lines))
+    except _REFUSED:
         return None
+    return CHECKS[record_format](records)
+
+
+def check_piece(record_format: str, piece: bytes | memoryview, count: int) -> Batch | None:
+    """check_lines for a run of count lines framed as one object each (readers.object_lines), decoded at once."""
+    try:
+        records = _DECODERS[record_format].decode_lines(piece)
+    except _REFUSED:
+        return None
+    return CHECKS[record_format](records) if len(records) == count else None
 
 
 def _filled(texts: list[str]) -> bool:
@@ -109,11 +122,8 @@ def _sums(values: Iterable[int], count: int, ends: numpy.ndarray) -> numpy.ndarr
     return numpy.diff(totals[ends - 1], prepend=0)
 
 
-def chat(lines: list[bytes | None]) -> Batch | None:
-    """Chat lines: messages of known roles with content, at least one from the assistant in each record."""
-    records = _decoded("chat", lines)
-    if records is None:
-        return None
+def chat(records: list[_Chat]) -> Batch | None:
+    """Chats: messages of known roles with content, at least one from the assistant in each record."""
     conversations = list(map(MESSAGES, records))
     messages = list(chain.from_iterable(conversations))
     contents = list(map(CONTENT, messages))
@@ -136,27 +146,18 @@ def _each_answered(roles: list[str], ends: numpy.ndarray, canonical: list[bytes]
     return all(map(contains, canonical, repeat(ASSISTANT_ROLE)))
 
 
-def strings(record_format: str) -> Callable[[list[bytes | None]], Batch | None]:
-    """The check of a format whose record is a few strings that must all hold text."""
-    def check(lines: list[bytes | None]) -> Batch | None:
-        """The lines' records when every string of every one holds text."""
-        records = _decoded(record_format, lines)
-        if records is None:
-            return None
-        rows = list(map(msgspec.structs.astuple, records))
-        texts = list(chain.from_iterable(rows))
-        if not _filled(texts):
-            return None
-        ends = numpy.arange(len(rows[0]), len(texts) + 1, len(rows[0]))
-        return Batch(_lines(records), _sums(map(len, texts), len(texts), ends))
-    return check
-
-
-def instruction(lines: list[bytes | None]) -> Batch | None:
-    """Instruction lines: instruction and output hold text; input, when given, is any string."""
-    records = _decoded("instruction", lines)
-    if records is None:
+def strings(records: list) -> Batch | None:
+    """Records of a format that is a few strings (text, prompt_completion): accepted when every one holds text."""
+    rows = list(map(msgspec.structs.astuple, records))
+    texts = list(chain.from_iterable(rows))
+    if not _filled(texts):
         return None
+    ends = numpy.arange(len(rows[0]), len(texts) + 1, len(rows[0]))
+    return Batch(_lines(records), _sums(map(len, texts), len(texts), ends))
+
+
+def instruction(records: list[_Instruction]) -> Batch | None:
+    """Instructions: instruction and output hold text; input, when given, is any string."""
     instructions, outputs = list(map(INSTRUCTION, records)), list(map(OUTPUT, records))
     if not _filled(instructions) or not _filled(outputs):
         return None
@@ -168,10 +169,5 @@ def instruction(lines: list[bytes | None]) -> Batch | None:
     return Batch(_lines(records), numpy.array(characters, numpy.int64))
 
 
-CHECKS = {"chat": chat, "instruction": instruction, "prompt_completion": strings("prompt_completion"),
-          "text": strings("text")}
-
-
-def check_for(record_format: str | None) -> Callable[[list[bytes | None]], Batch | None] | None:
-    """The fast check of lines of a file in record_format, None when there is none (preference pairs)."""
-    return CHECKS.get(record_format)
+# The checks of decoded records, by format (preference pairs have none: the full path reads them).
+CHECKS = {"chat": chat, "instruction": instruction, "prompt_completion": strings, "text": strings}

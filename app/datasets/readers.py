@@ -5,6 +5,7 @@ import codecs
 import json
 from collections.abc import Iterable, Iterator
 
+import numpy
 import orjson
 
 from app.datasets.csv_rows import read_csv
@@ -12,8 +13,8 @@ from app.datasets.raw import Problem, RawRecord, problem_record
 from app.datasets.shape import MAX_VALUES, shape_problem, value_end
 from trainer.records import MAX_DEPTH
 
-__all__ = ["FILE_FORMATS", "Problem", "RawRecord", "detect_file_format", "jsonl_record", "line_batches",
-           "read_records", "split_lines"]
+__all__ = ["FILE_FORMATS", "Problem", "RawRecord", "detect_file_format", "jsonl_record", "line_pieces",
+           "object_lines", "piece_lines", "read_records", "split_lines"]
 
 FILE_FORMATS = ("jsonl", "json", "csv")
 SNIFF_BYTES = 8192
@@ -22,6 +23,7 @@ EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "c
 # parsed at once; a line's byte length bounds its length in characters.
 FAST_PARSE_BYTES = 2 * MAX_VALUES
 SPLIT_BYTES = 256 * 1024
+NEWLINE, RETURN, OPEN, CLOSE = b"\n\r{}"
 
 
 def detect_file_format(head: bytes, filename: str = "") -> str:
@@ -76,49 +78,84 @@ def jsonl_record(line_number: int, raw: bytes | None, max_record_bytes: int) -> 
 
 def split_lines(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
     """(line number, bytes) of each line; bytes is None for a line longer than max_bytes, which is skipped."""
-    for first, lines, _ in line_batches(chunks, max_bytes):
-        yield from enumerate(lines, first)
+    number = 1
+    for piece in line_pieces(chunks, max_bytes):
+        lines = piece_lines(piece, max_bytes)
+        yield from enumerate(lines, number)
+        number += len(lines)
 
 
-def line_batches(chunks: Iterator[bytes], max_bytes: int) -> Iterator[tuple[int, list[bytes | None], int]]:
-    """(number of the first line, the lines, the longest one's length) per piece of a chunk that ends a line, as
-    split_lines gives them."""
-    # One bytes.split per piece instead of a find per line; only the line that spans pieces is gathered by hand.
-    # A piece is at most SPLIT_BYTES, so that its list of lines stays small even when they are very short.
-    line_number, pending, pending_size, overflow = 1, [], 0, False
-    pieces = (whole[start:start + SPLIT_BYTES] for whole in chunks for start in range(0, len(whole), SPLIT_BYTES))
-    for chunk in pieces:
-        lines = chunk.split(b"\n")
-        tail = lines.pop()
-        if lines:
-            longest = max(map(len, lines))
-            too_long = longest > max_bytes  # rarely: the lines are not looked at one by one otherwise
-            if pending_size or overflow:  # the first line began in an earlier piece
-                longest = max(longest, max_bytes + 1 if overflow else pending_size + len(lines[0]))
-            lines[0] = _joined(pending, pending_size, lines[0], max_bytes, overflow)
-            if too_long:
-                for index in range(1, len(lines)):
-                    if len(lines[index]) > max_bytes:
-                        lines[index] = None
-            if b"\r" in chunk:
-                lines = [line.rstrip(b"\r") if line else line for line in lines]
-            yield line_number, lines, longest
-            line_number += len(lines)
-            pending, pending_size, overflow = [], 0, False
-        if not overflow:
-            pending.append(tail)
-            pending_size += len(tail)
-            if pending_size > max_bytes:
-                pending, overflow = [], True
-    if pending_size or overflow:
-        yield line_number, [_joined(pending, pending_size, b"", max_bytes, overflow)], pending_size
+def line_pieces(chunks: Iterator[bytes], max_bytes: int) -> Iterator[bytes | memoryview | None]:
+    """The file as runs of whole lines, in order, each about SPLIT_BYTES or a single longer line: every run ends
+    with a newline but perhaps the file's last; None stands for one line longer than max_bytes (never held)."""
+    # Runs are cut at newlines inside a chunk without copying it; only the line that spans chunks is gathered.
+    pending, pending_size, overflow = [], 0, False
+    for whole in chunks:
+        view, start = memoryview(whole), 0
+        while start < len(whole):
+            stop = min(start + SPLIT_BYTES, len(whole))
+            cut = whole.rfind(b"\n", start, stop) + 1
+            if not cut:  # no line ends here: this is more of the line that began before
+                if not overflow:
+                    pending.append(whole[start:stop])
+                    pending_size += stop - start
+                    overflow = pending_size > max_bytes
+                    if overflow:
+                        pending, pending_size = [], 0
+                start = stop
+                continue
+            if pending_size or overflow:
+                # The first line ends at the first newline; it is too long if it was before or is now.
+                first_end = whole.find(b"\n", start, cut) + 1
+                if overflow or pending_size + first_end - 1 - start > max_bytes:
+                    yield None
+                    if first_end < cut:
+                        yield view[first_end:cut]
+                else:
+                    yield b"".join((*pending, view[start:cut]))
+                pending, pending_size, overflow = [], 0, False
+            else:
+                yield view[start:cut]
+            start = cut
+    if overflow:
+        yield None
+    elif pending_size:
+        yield b"".join(pending)
 
 
-def _joined(pending: list[bytes], pending_size: int, end: bytes, max_bytes: int, overflow: bool) -> bytes | None:
-    """The line whose start was gathered from earlier chunks (\\r stripped), or None when it is too long."""
-    if overflow or pending_size + len(end) > max_bytes:
+def piece_lines(piece: bytes | memoryview | None, max_bytes: int) -> list[bytes | None]:
+    """The lines of a run that line_pieces gave, without their newlines (nor a carriage return before one); None
+    for a line longer than max_bytes."""
+    if piece is None:
+        return [None]
+    data = bytes(piece)
+    lines = data.split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    if max(map(len, lines), default=0) > max_bytes:  # rarely: the lines are not looked at one by one otherwise
+        lines = [None if len(line) > max_bytes else line for line in lines]
+    if b"\r" in data:
+        lines = [line.rstrip(b"\r") if line else line for line in lines]
+    return lines
+
+
+def object_lines(piece: bytes | memoryview) -> tuple[int, int] | None:
+    """(how many lines, the longest one's length) of a run of lines, each ending with a newline, when every one
+    starts with { and ends with } (a carriage return aside): one JSON object each, once a parser that reads values
+    separated by whitespace finds as many values as lines; None otherwise."""
+    # Inside a JSON value a } is followed by a comma, a ] or a }, never by a { (and strings hold no raw newline),
+    # so each newline of such a run lies between two top-level values: every line holds at least one value.
+    data = numpy.frombuffer(piece, numpy.uint8)
+    if not len(data) or data[0] != OPEN or data[-1] != NEWLINE:
         return None
-    return b"".join((*pending, end)).rstrip(b"\r") if pending_size else end.rstrip(b"\r")
+    ends = numpy.flatnonzero(data == NEWLINE)
+    if not (data[ends[:-1] + 1] == OPEN).all():
+        return None
+    last = data[ends - 1]
+    if not (last == CLOSE).all() and not (numpy.where(last == RETURN, data[ends - 2], last) == CLOSE).all():
+        return None
+    longest = max(int(ends[0]), int((ends[1:] - ends[:-1]).max(initial=0)) - 1)
+    return len(ends), longest
 
 
 def parse_json(line_number: int, text: str) -> RawRecord:

@@ -33,7 +33,8 @@ class IndexWriter:
         ends = self.size + numpy.cumsum(lengths)
         self.index.write((ends - lengths).astype("<u8").tobytes())
         self.size = int(ends[-1])
-        self.records.write(b"\n".join(lines) + b"\n")
+        self.records.write(b"\n".join(lines))
+        self.records.write(b"\n")  # apart: adding it to the joined lines would copy them again
         self.count += len(lines)
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from collections import Counter
 
 import numpy
 import orjson
-from xxhash import xxh3_64_digest
+from xxhash import xxh3_64_intdigest
 
 from trainer.records import ROLES, texts
 
@@ -22,10 +22,11 @@ from trainer.records import ROLES, texts
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
 ESTIMATE_NOTE = "estimated as characters ÷ 4, plus 4 per chat message (no tokenizer is available offline)"
-# 20,000 fingerprints in a set take about 2 MiB; past them, a 2 MiB filter misses no duplicate and counts a false
-# one for about 1 record in 1,000 at a million records. It is blocked: a record sets a bit in each quarter of two
-# 64-bit words (one of 4,096 masks each), so a lookup is two word reads, not the six bit probes of a plain filter.
-EXACT_DUPLICATES = 20_000
+# The first 262,144 fingerprints (2 MiB) are kept and counted exactly, by sorting them once; past them, a 2 MiB
+# filter misses no duplicate and counts a false one for about 1 record in 1,000 at a million records. It is
+# blocked: a record sets a bit in each quarter of two 64-bit words (one of 4,096 masks each), so a lookup is two
+# word reads, not the six bit probes of a plain filter.
+EXACT_DUPLICATES = 1 << 18
 WORD_INDEX_BITS = 18
 FILTER_WORDS = 1 << WORD_INDEX_BITS
 WORD_INDEX = FILTER_WORDS - 1
@@ -40,10 +41,15 @@ FILTER_BLOCK = 8192
 STATS_BLOCK = 65_536
 
 
-def fingerprints(lines: list[bytes]) -> list[bytes]:
-    """Each canonical line's 64-bit fingerprint: its XXH3 hash as 8 bytes, unseeded (a keyed hash() would make two
-    validations of one file count differently), so a file's count is the same on every run and machine."""
-    return list(map(xxh3_64_digest, lines))
+def fingerprint(line: bytes) -> int:
+    """A canonical line's 64-bit fingerprint: its XXH3 hash, unseeded (a keyed hash() would make two validations of
+    one file count differently), so a file's count is the same on every run and machine."""
+    return xxh3_64_intdigest(line)
+
+
+def fingerprints(lines: list[bytes]) -> numpy.ndarray:
+    """fingerprint() of each line, as 64-bit numbers."""
+    return numpy.fromiter(map(xxh3_64_intdigest, lines), numpy.uint64, len(lines))
 
 
 APPROXIMATE_NOTE = (f"exact for the first {EXACT_DUPLICATES} records, then counted with a probabilistic filter "
@@ -64,57 +70,89 @@ def percentile(counts: dict[int, int], fraction: float) -> int:
 
 
 class DuplicateCounter:
-    """Counts records seen before: a set of fingerprints up to a cap, then a Bloom filter of fixed size."""
+    """Counts records seen before: exactly for the first fingerprints (up to a cap), then with a Bloom filter of
+    fixed size."""
 
     def __init__(self, exact: int = EXACT_DUPLICATES):
-        """Keep up to exact fingerprints before switching to the filter."""
-        self.exact, self.seen, self.words = exact, set(), None
+        """Count the first exact fingerprints exactly, the others with the filter."""
+        self.exact, self.words, self.found = exact, None, 0
+        # The first fingerprints, an array per batch (counted when the cap is reached or the count is read), and
+        # those added one at a time since the last array (gathered into one every FILTER_BLOCK).
+        self.kept: list[numpy.ndarray] = []
+        self.kept_count = 0
+        self.singles: list[int] = []
         # Fingerprints waiting for the filter's next block (fewer than FILTER_BLOCK between calls).
-        self.pending: list[bytes] = []
-        self.found = 0
+        self.pending: list[numpy.ndarray] = []
+        self.pending_count = 0
 
-    def add(self, fingerprint: bytes) -> None:
-        """Count an 8-byte fingerprint as a duplicate if it was added before (possibly wrongly, once the filter is
-        in use)."""
-        self.add_all([fingerprint])
+    def add(self, fingerprint: int) -> None:
+        """Count a fingerprint as a duplicate if it was added before (possibly wrongly, once the filter is in use)."""
+        self.singles.append(fingerprint)
+        if len(self.singles) >= FILTER_BLOCK:
+            self._take_singles()
 
-    def add_all(self, fingerprints: list[bytes]) -> None:
-        """add() each fingerprint in turn; while the set has room, in one call."""
-        while fingerprints and self.words is None:
-            # The set switches to the filter once it holds more than exact: never inside a slice.
-            room = self.exact + 1 - len(self.seen)
-            taken, fingerprints, size = fingerprints[:room], fingerprints[room:], len(self.seen)
-            self.seen.update(taken)
-            self.found += len(taken) - (len(self.seen) - size)
-            if len(self.seen) > self.exact:
-                self._switch_to_filter()
-        if fingerprints:
-            self.pending.extend(fingerprints)
-            if len(self.pending) >= FILTER_BLOCK:
-                self._filter_blocks(len(self.pending) // FILTER_BLOCK * FILTER_BLOCK)
+    def add_all(self, fingerprints: numpy.ndarray) -> None:
+        """add() each fingerprint in turn, in one call."""
+        self._take_singles()
+        self._take(fingerprints)
 
     @property
     def duplicates(self) -> int:
         """The records counted as seen before, once every record is added (the last, partial block goes in)."""
-        self._filter_blocks(len(self.pending))
+        self._take_singles()
+        if self.words is None:
+            return self.found + self.kept_count - _distinct(self._kept_values())
+        self._filter_blocks(self.pending_count)
         return self.found
 
     @property
     def approximate(self) -> bool:
         """Whether the count came from the filter."""
+        self._take_singles()
         return self.words is not None
 
+    def _take_singles(self) -> None:
+        """Take the fingerprints added one at a time, as one array."""
+        if self.singles:
+            values, self.singles = numpy.array(self.singles, numpy.uint64), []
+            self._take(values)
+
+    def _take(self, values: numpy.ndarray) -> None:
+        """Keep the fingerprints while there is room, and give the filter the others."""
+        if self.words is None:
+            room = self.exact - self.kept_count
+            self.kept.append(values[:room])
+            self.kept_count += min(room, len(values))
+            if len(values) <= room:
+                return
+            self._switch_to_filter()
+            values = values[room:]
+        self.pending.append(values)
+        self.pending_count += len(values)
+        if self.pending_count >= FILTER_BLOCK:
+            self._filter_blocks(self.pending_count // FILTER_BLOCK * FILTER_BLOCK)
+
     def _switch_to_filter(self) -> None:
-        """Move the fingerprints seen so far into the filter."""
-        self.words, self.masks = numpy.zeros(FILTER_WORDS, numpy.uint64), _masks()
-        self._set_block(_as_numbers(list(self.seen)))
-        self.seen = set()
+        """Count the duplicates among the kept fingerprints and move these into the filter."""
+        kept = self._kept_values()
+        self.found += len(kept) - _distinct(kept)
+        self.words, self.masks, self.kept = numpy.zeros(FILTER_WORDS, numpy.uint64), _masks(), []
+        for start in range(0, len(kept), FILTER_BLOCK):
+            self._set_block(kept[start:start + FILTER_BLOCK])
+
+    def _kept_values(self) -> numpy.ndarray:
+        """The kept fingerprints as one array (kept so, for the next call)."""
+        self.kept = [numpy.concatenate(self.kept) if self.kept else numpy.zeros(0, numpy.uint64)]
+        return self.kept[0]
 
     def _filter_blocks(self, count: int) -> None:
         """Put the first count pending fingerprints into the filter, FILTER_BLOCK at a time."""
+        if not count:
+            return
+        values = numpy.concatenate(self.pending)
         for start in range(0, count, FILTER_BLOCK):
-            self.found += self._set_block(_as_numbers(self.pending[start:start + FILTER_BLOCK]))
-        del self.pending[:count]
+            self.found += self._set_block(values[start:min(start + FILTER_BLOCK, count)])
+        self.pending, self.pending_count = [values[count:]], len(values) - count
 
     def _set_block(self, block: numpy.ndarray) -> int:
         """Set each fingerprint's bits in its two words; how many were duplicates: every one but the first copy of
@@ -134,11 +172,6 @@ def _distinct(values: numpy.ndarray) -> int:
     """How many different values there are (by sorting: numpy.unique's hash table took longer)."""
     ordered = numpy.sort(values)
     return int(numpy.count_nonzero(ordered[1:] != ordered[:-1])) + bool(len(ordered))
-
-
-def _as_numbers(fingerprints: list[bytes]) -> numpy.ndarray:
-    """8-byte fingerprints as 64-bit numbers (read big-endian, as XXH3 writes them, on every machine)."""
-    return numpy.frombuffer(b"".join(fingerprints), ">u8").astype(numpy.uint64)
 
 
 def _set_lost_bits(words: numpy.ndarray, places: numpy.ndarray, masks: numpy.ndarray) -> None:
@@ -205,7 +238,7 @@ class StatsAccumulator:
             self.messages[len(messages)] += 1
             for message in messages:
                 self.roles[message["role"]] += 1
-        self.duplicates.add(fingerprints([line or canonical_line(record)])[0])
+        self.duplicates.add(fingerprint(line or canonical_line(record)))
 
     def add_all(self, lines: list[bytes], characters: numpy.ndarray, sizes: numpy.ndarray | None = None,
                 roles: tuple[int, ...] | None = None) -> None:

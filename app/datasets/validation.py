@@ -98,37 +98,55 @@ def validate(chunks: Iterable[bytes], options: ValidationOptions,
 def _read_jsonl(chunks: Iterable[bytes], max_record_bytes: int, judge: _RecordJudge, valid: _ValidRecords) -> None:
     """Every line of a JSONL file: the fast check where it accepts the lines, the full path for all others."""
     lines_reader = _JsonlLines(judge, valid, max_record_bytes)
-    for first, lines, longest in readers.line_batches(iter(chunks), max_record_bytes):
-        # Longer lines may hold too many values: the full path scans their shape before parsing them.
-        short = longest < fast_records.MAX_LINE_BYTES
-        if len(lines) <= BATCH_LINES:  # most pieces: no copy of their list
-            lines_reader.take(first, lines, short)
-            continue
-        for start in range(0, len(lines), BATCH_LINES):
-            lines_reader.take(first + start, lines[start:start + BATCH_LINES], short)
+    for piece in readers.line_pieces(iter(chunks), max_record_bytes):
+        lines_reader.read(piece)
 
 
 class _JsonlLines:
-    """Takes JSONL lines a batch at a time: the fast check on the whole batch, then on its halves, down to the
-    lines it refuses, which the full path reads and judges as it always has."""
+    """Takes JSONL lines a run at a time: the fast check on the whole run when its lines are framed as one object
+    each, else on batches of its lines, then on their halves, down to the lines it refuses, which the full path
+    reads and judges as it always has."""
 
     def __init__(self, judge: _RecordJudge, valid: _ValidRecords, max_record_bytes: int):
         """Judge into judge's report; valid records go to valid."""
         self.judge, self.valid, self.max_record_bytes = judge, valid, max_record_bytes
-        # The fast check exists once the format is known: the full path learns it from the first record.
-        self.fast = None
+        # The fast check runs once the format is known: the full path learns it from the first record.
+        self.record_format: str | None = None
+        self.number = 1  # of the next line
+
+    def read(self, piece: bytes | memoryview | None) -> None:
+        """The next run of lines (None: one line too long to read)."""
+        if piece is not None and self.record_format is not None and self._whole_run(piece):
+            return
+        lines = readers.piece_lines(piece, self.max_record_bytes)
+        # Longer lines may hold too many values: the full path scans their shape before parsing them.
+        short = max((len(line) for line in lines if line is not None), default=0) < fast_records.MAX_LINE_BYTES
+        for start in range(0, len(lines), BATCH_LINES):
+            self.take(self.number + start, lines[start:start + BATCH_LINES], short)
+        self.number += len(lines)
+
+    def _whole_run(self, piece: bytes | memoryview) -> bool:
+        """Whether the fast check took every line of the run at once."""
+        framed = readers.object_lines(piece)
+        if framed is None or framed[1] >= min(fast_records.MAX_LINE_BYTES, self.max_record_bytes + 1):
+            return False
+        accepted = fast_records.check_piece(self.record_format, piece, framed[0])
+        if accepted is None:
+            return False
+        self._accept(accepted)
+        self.number += framed[0]
+        return True
 
     def take(self, first: int, lines: list[bytes | None], short: bool = True) -> None:
         """Lines numbered from first, in order (a bad line costs its batch a few halvings, not the fast check);
         short: none is long enough to need the full path's shape check."""
-        if self.fast is None:
+        if self.record_format is None:
             self._until_format_known(first, lines, short)
         elif not short:
             for offset, line in enumerate(lines):
                 self._full_path(first + offset, line)
-        elif (accepted := self.fast(lines)) is not None:
-            self.judge.report.valid += len(lines)
-            self.valid.add_batch(accepted)
+        elif (accepted := fast_records.check_lines(self.record_format, lines)) is not None:
+            self._accept(accepted)
         elif len(lines) > 1:
             half = len(lines) // 2
             self.take(first, lines[:half])
@@ -136,11 +154,16 @@ class _JsonlLines:
         else:
             self._full_path(first, lines[0])
 
+    def _accept(self, batch: fast_records.Batch) -> None:
+        """Count records the fast check accepted as valid and pass them on."""
+        self.judge.report.valid += len(batch.lines)
+        self.valid.add_batch(batch)
+
     def _until_format_known(self, first: int, lines: list[bytes | None], short: bool) -> None:
         """The full path for each line until a record sets the file's format; the rest is taken as usual."""
         for offset, line in enumerate(lines):
             self._full_path(first + offset, line)
-            if self.fast is not None:
+            if self.record_format is not None:
                 if offset + 1 < len(lines):
                     self.take(first + offset + 1, lines[offset + 1:], short)
                 return
@@ -151,7 +174,9 @@ class _JsonlLines:
         if raw is not None:
             report = self.judge.report
             self.valid.add(self.judge.check(raw), report.record_format)
-            self.fast = fast_records.check_for(report.record_format)
+            # Preference pairs have no fast check: their files stay on the full path.
+            if report.record_format in fast_records.CHECKS:
+                self.record_format = report.record_format
 
 
 class _ValidRecords:

@@ -8,6 +8,7 @@ import sys
 import tracemalloc
 from collections.abc import Iterator
 
+import numpy
 import pytest
 
 from app.datasets.stats import FILTER_BLOCK, DuplicateCounter, StatsAccumulator, fingerprints
@@ -142,7 +143,7 @@ def test_duplicates_counted_a_batch_at_a_time_match_one_at_a_time_across_the_exa
 def test_the_filter_counts_a_repeat_inside_one_block_and_no_first_copy():
     counter = DuplicateCounter(exact=0)
     distinct = fingerprints([b"line %d\n" % index for index in range(1000)])
-    counter.add_all(distinct + distinct[:10] + distinct[:10])
+    counter.add_all(numpy.concatenate((distinct, distinct[:10], distinct[:10])))
     assert counter.duplicates == 20
 
 
@@ -154,3 +155,13 @@ def test_a_records_fingerprint_is_the_same_in_every_process():
                               cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
                for seed in ("1", "2")}
     assert len(printed) == 1 and printed.pop().strip() == str(fingerprints([b'{"text":"hi"}\n', b"x\n"]))
+
+
+def test_the_kept_fingerprints_are_counted_exactly_and_still_found_once_the_filter_takes_over():
+    counter = DuplicateCounter(exact=1000)
+    distinct = fingerprints([b"line %d\n" % index for index in range(600)])
+    counter.add_all(numpy.concatenate((distinct, distinct[:400])))  # the cap: 400 repeats, counted exactly
+    assert not counter.approximate and counter.duplicates == 400
+    for value in distinct[:100].tolist():  # one at a time past the cap: each is a repeat of a kept one
+        counter.add(value)
+    assert counter.approximate and counter.duplicates == 500

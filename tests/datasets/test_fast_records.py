@@ -6,7 +6,7 @@ import json
 import pytest
 
 from app.datasets import fast_records, stats
-from app.datasets.readers import jsonl_record
+from app.datasets.readers import jsonl_record, object_lines
 from app.datasets.stats import canonical_line
 from app.datasets.validation import ValidationOptions, ValidationReport, _RecordJudge, validate
 from tests.support.data import example, preference_pair
@@ -81,6 +81,11 @@ RAW_LINES = [
     b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x", '
     b'"weight": 100000000000000000000000}]}',
     json.dumps(chat(("user", "long " * 21_000), ("assistant", "x"))).encode(),
+    # Lines a reader of whitespace-separated values would take for the right number of records.
+    json.dumps(GOOD_CHAT).encode() * 2,
+    json.dumps(GOOD_CHAT).encode() + b" " + json.dumps(GOOD_CHAT).encode(),
+    b'{"messages": [\n{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}',
+    json.dumps(GOOD_CHAT).encode() + b"\r\r",
 ]
 OTHER_LINES = {
     "prompt_completion": [{"prompt": "a", "completion": " b"}, {"prompt": " ", "completion": "b"},
@@ -180,10 +185,58 @@ def full_path(line: bytes, record_format: str):
 @pytest.mark.parametrize("record_format", ["chat", "prompt_completion", "instruction", "text"])
 def test_the_fast_check_accepts_only_what_the_full_path_accepts_and_writes_the_same_line(record_format):
     candidates = [as_line(value) for value in CHAT_LINES + RAW_LINES + sum(OTHER_LINES.values(), [])]
-    check, accepted = fast_records.check_for(record_format), 0
+    accepted = 0
     for line in candidates:
-        found = check([line])
+        found = fast_records.check_lines(record_format, [line])
+        framed = object_lines(line + b"\n")
+        run = fast_records.check_piece(record_format, line + b"\n", framed[0]) if framed else None
+        assert (run is None) == (found is None) or framed is None, line
         if found is not None:
             accepted += 1
             assert found.lines == [full_path(line, record_format)], line
+            assert run is None or run.lines == found.lines, line
     assert accepted >= 2
+
+
+# Runs of lines that a parser of whitespace-separated values reads as the right number of objects, though they are
+# not one object per line: each must go to the lines, not be taken as a run.
+GOOD_LINE = as_line(GOOD_CHAT)
+MISFRAMED_RUNS = {
+    "two on a line, a blank line": GOOD_LINE + b" " + GOOD_LINE + b"\n\n" + GOOD_LINE + b"\n",
+    "two on a line, one over two lines": GOOD_LINE + GOOD_LINE + b'\n{"messages": [\n' + GOOD_LINE[14:] + b"\n",
+    "a message on a line of its own": b'{"messages": [\n{"role": "user", "content": "hi"}, '
+                                      b'{"role": "assistant", "content": "x"}]} ' + GOOD_LINE + b"\n",
+    "leading spaces": b"  " + GOOD_LINE + b"\n" + GOOD_LINE + b"\n",
+    "a line of spaces": GOOD_LINE + b" " + GOOD_LINE + b"\n   \n",
+}
+
+
+@pytest.mark.parametrize("case", MISFRAMED_RUNS)
+def test_runs_not_framed_one_object_per_line_are_left_to_the_lines(case):
+    run = MISFRAMED_RUNS[case]
+    assert object_lines(run) is None
+
+
+def test_a_run_with_carriage_returns_is_framed_and_gives_the_lines_canonical_records():
+    run = GOOD_LINE + b"\r\n" + GOOD_LINE + b"\r\n"
+    assert object_lines(run) == (2, len(GOOD_LINE) + 1)
+    assert fast_records.check_piece("chat", run, 2).lines == [full_path(GOOD_LINE, "chat")] * 2
+
+
+def test_a_run_of_more_values_than_lines_is_refused():
+    framed_but_two = GOOD_LINE + b"\n" + GOOD_LINE[:-1] + b"}\n"
+    assert fast_records.check_piece("chat", framed_but_two, 2) is not None
+    assert fast_records.check_piece("chat", framed_but_two, 3) is None, "the count of values must match the lines"
+
+
+def test_a_clean_file_is_checked_a_run_at_a_time(monkeypatch):
+    runs, lines = [], []
+    piece, listed = fast_records.check_piece, fast_records.check_lines
+    monkeypatch.setattr(fast_records, "check_piece", lambda *args: runs.append(args[2]) or piece(*args))
+    monkeypatch.setattr(fast_records, "check_lines", lambda fmt, batch: lines.append(len(batch)) or listed(fmt, batch))
+    data = b"".join(as_line(example("chat", index)) + b"\n" for index in range(5000))
+    report = validate([data[i:i + 65536] for i in range(0, len(data), 65536)],
+                      ValidationOptions(file_format="jsonl"), lambda lines: None)
+    assert report.valid == 5000 and report.invalid == 0
+    assert sum(runs) + sum(lines) == 4999, "every line after the first, once"
+    assert sum(runs) > 4500 and len(runs) > 5, "runs of whole lines, a chunk's worth at most"
