@@ -116,10 +116,9 @@ def _lines(records: list) -> list[bytes]:
     return list(map(_ENCODE, records))
 
 
-def _sums(values: Iterable[int], count: int, ends: numpy.ndarray) -> numpy.ndarray:
-    """The sums of consecutive runs of the count values, the runs ending (exclusive) at ends (none is empty)."""
-    totals = numpy.cumsum(numpy.fromiter(values, numpy.int64, count))
-    return numpy.diff(totals[ends - 1], prepend=0)
+def _sums(values: Iterable[int], count: int, starts: numpy.ndarray) -> numpy.ndarray:
+    """The sums of consecutive runs of the count values, the runs starting at starts (none is empty)."""
+    return numpy.add.reduceat(numpy.fromiter(values, numpy.int64, count), starts)
 
 
 def chat(records: list[_Chat]) -> Batch | None:
@@ -134,7 +133,7 @@ def chat(records: list[_Chat]) -> Batch | None:
     ends = numpy.cumsum(sizes)
     if not _each_answered(roles, ends, canonical):
         return None
-    characters = _sums(map(len, contents), len(contents), ends)
+    characters = _sums(map(len, contents), len(contents), ends - sizes)
     return Batch(canonical, characters, sizes, tuple(map(roles.count, ROLES)))
 
 
@@ -152,8 +151,8 @@ def strings(records: list) -> Batch | None:
     texts = list(chain.from_iterable(rows))
     if not _filled(texts):
         return None
-    ends = numpy.arange(len(rows[0]), len(texts) + 1, len(rows[0]))
-    return Batch(_lines(records), _sums(map(len, texts), len(texts), ends))
+    starts = numpy.arange(0, len(texts), len(rows[0]))
+    return Batch(_lines(records), _sums(map(len, texts), len(texts), starts))
 
 
 def instruction(records: list[_Instruction]) -> Batch | None:
