@@ -101,7 +101,7 @@ class DuplicateCounter:
         """The records counted as seen before, once every record is added (the last, partial block goes in)."""
         self._take_singles()
         if self.words is None:
-            return self.found + self.kept_count - _distinct(self._kept_values())
+            return self.found + self.kept_count - _distinct(self._kept_values(), in_place=True)
         self._filter_blocks(self.pending_count)
         return self.found
 
@@ -134,9 +134,9 @@ class DuplicateCounter:
 
     def _switch_to_filter(self) -> None:
         """Count the duplicates among the kept fingerprints and move these into the filter."""
-        kept = self._kept_values()
-        self.found += len(kept) - _distinct(kept)
-        self.words, self.masks, self.kept = numpy.zeros(FILTER_WORDS, numpy.uint64), _masks(), []
+        kept, self.kept = self._kept_values(), []
+        self.found += len(kept) - _distinct(kept, in_place=True)  # their order does not matter
+        self.words, self.masks = numpy.zeros(FILTER_WORDS, numpy.uint64), _masks()
         for start in range(0, len(kept), FILTER_BLOCK):
             self._set_block(kept[start:start + FILTER_BLOCK])
 
@@ -168,9 +168,12 @@ class DuplicateCounter:
         return len(block) - _distinct(block[new])
 
 
-def _distinct(values: numpy.ndarray) -> int:
-    """How many different values there are (by sorting: numpy.unique's hash table took longer)."""
-    ordered = numpy.sort(values)
+def _distinct(values: numpy.ndarray, in_place: bool = False) -> int:
+    """How many different values there are (by sorting, the values themselves when in_place: numpy.unique's hash
+    table took longer)."""
+    ordered = values if in_place else numpy.sort(values)
+    if in_place:
+        ordered.sort()
     return int(numpy.count_nonzero(ordered[1:] != ordered[:-1])) + bool(len(ordered))
 
 
