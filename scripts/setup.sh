@@ -26,6 +26,10 @@ if ! fresh "$stamp" && ! fresh .venv/.installed-dev; then
   touch "$stamp"
 fi
 
+# The optional C helpers (app/**/*.c: the fast check's walk over chat messages); without a compiler the app runs
+# their Python twins, slower.
+.venv/bin/python scripts/build_native.py || say "could not compile the C helpers: the app uses their Python twins"
+
 # The dialect's tests (tests/openai_api) also drive the newest 2.x OpenAI client, which cannot share the
 # virtualenv with the 3.x one: it goes into a folder of its own that those tests put first on PYTHONPATH.
 openai2=.venv/openai-2

@@ -22,12 +22,18 @@ import numpy
 from app.datasets.shape import MAX_VALUES
 from trainer.records import ROLES
 
+try:
+    from app.datasets import _chat_measures
+except ImportError:  # not built here (no C compiler): _python_measures does the same
+    _chat_measures = None
+
 # Longer lines may hold too many values: the full path scans their shape before parsing them, so a batch of lines
 # is given to the fast check only if none is this long (validation knows the longest line of each piece it splits).
 MAX_LINE_BYTES = 2 * MAX_VALUES
 # In a canonical line the role key is followed by its value's opening quote nowhere else (every quote inside a
 # string is escaped, and only keys are followed by ':'), so this finds a chat's assistant turn in C.
 ASSISTANT_ROLE = b'"role":"assistant"'
+ASSISTANT = ROLES[ROLES.index("assistant")]  # the object msgspec's Literal hands back
 MESSAGES, CONTENT, ROLE = attrgetter("messages"), attrgetter("content"), attrgetter("role")
 # What msgspec checks as it decodes: a string holding something (whitespace is looked for after), one of the roles.
 Text = Annotated[str, msgspec.Meta(min_length=1)]
@@ -123,26 +129,43 @@ def _sums(values: Iterable[int], count: int, starts: numpy.ndarray) -> numpy.nda
 
 def chat(records: list[_Chat]) -> Batch | None:
     """Chats: messages of known roles with content, at least one from the assistant in each record."""
+    measured = _measure_chats(records)
+    if measured is None:
+        return None
+    answered, sizes, characters, roles = measured
+    canonical = _lines(records)
+    # Most chats end with the assistant's turn; otherwise each canonical line is searched for one.
+    if not answered and not all(map(contains, canonical, repeat(ASSISTANT_ROLE))):
+        return None
+    return Batch(canonical, characters, sizes, roles)
+
+
+def _compiled_measures(records: list[_Chat]) -> tuple[bool, numpy.ndarray, numpy.ndarray, tuple[int, ...]] | None:
+    """The measures of chats from the compiled walk (app/datasets/chat_measures.c)."""
+    measured = _chat_measures.measure(records, ROLES, ASSISTANT)
+    if measured is None:
+        return None
+    answered, sizes, characters, roles = measured
+    return answered, numpy.frombuffer(sizes, numpy.int64), numpy.frombuffer(characters, numpy.int64), roles
+
+
+def _python_measures(records: list[_Chat]) -> tuple[bool, numpy.ndarray, numpy.ndarray, tuple[int, ...]] | None:
+    """None when a content holds only whitespace; else whether every chat ends with the assistant's turn, the
+    messages and characters of each, and all the messages per role (in ROLES' order)."""
     conversations = list(map(MESSAGES, records))
     messages = list(chain.from_iterable(conversations))
     contents = list(map(CONTENT, messages))
     if any(map(str.isspace, contents)):
         return None
-    canonical = _lines(records)
     sizes, roles = numpy.fromiter(map(len, conversations), numpy.int64, len(records)), list(map(ROLE, messages))
     ends = numpy.cumsum(sizes)
-    if not _each_answered(roles, ends, canonical):
-        return None
+    answered = list(map(roles.__getitem__, (ends - 1).tolist())).count(ASSISTANT) == len(ends)
     characters = _sums(map(len, contents), len(contents), ends - sizes)
-    return Batch(canonical, characters, sizes, tuple(map(roles.count, ROLES)))
+    return answered, sizes, characters, tuple(map(roles.count, ROLES))
 
 
-def _each_answered(roles: list[str], ends: numpy.ndarray, canonical: list[bytes]) -> bool:
-    """Whether every conversation (its messages' roles end at ends) has a message from the assistant: most end
-    with one (their last roles are counted in one pass); otherwise each canonical line is searched."""
-    if list(map(roles.__getitem__, (ends - 1).tolist())).count("assistant") == len(ends):
-        return True
-    return all(map(contains, canonical, repeat(ASSISTANT_ROLE)))
+# The walk over the messages in C where scripts/build_native.py built it, the same in Python otherwise.
+_measure_chats = _compiled_measures if _chat_measures is not None else _python_measures
 
 
 def strings(records: list) -> Batch | None:

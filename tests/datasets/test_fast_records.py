@@ -1,8 +1,13 @@
 """The fast check of JSONL lines changes nothing: the same reports, statistics and canonical lines as the full path."""
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
+import shutil
+import sysconfig
 
+import msgspec
 import pytest
 
 from app.datasets import fast_records, stats
@@ -107,6 +112,41 @@ OTHER_LINES = {
                     "preferred_output": [{"role": "assistant", "content": "y"}],
                     "non_preferred_output": [{"role": "assistant", "content": "n"}]}],
 }
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def walk(request, monkeypatch):
+    """Every test runs with the compiled walk over the messages (where it is built) and with its Python twin."""
+    if request.param == "python":
+        monkeypatch.setattr(fast_records, "_measure_chats", fast_records._python_measures)
+    return request.param
+
+
+def compiler_here() -> bool:
+    """Whether this Python's C compiler is installed (scripts/build_native.py then builds the walk)."""
+    return shutil.which(shlex.split(sysconfig.get_config_var("CC") or "cc")[0]) is not None
+
+
+def test_the_compiled_walk_is_built_wherever_there_is_a_c_compiler():
+    assert fast_records._chat_measures is not None or not compiler_here()
+
+
+def test_both_walks_measure_every_chat_alike():
+    if fast_records._chat_measures is None:  # nothing to compare with (the test above says why)
+        return
+    decoder = msgspec.json.Decoder(fast_records._Chat)
+    lines = [as_line(value) for value in CHAT_LINES + RAW_LINES]
+    records = []
+    for line in lines:
+        with contextlib.suppress(msgspec.DecodeError, ValueError):  # the lines that are no typed chat
+            records.append(decoder.decode(line))
+    for batch in (records, [record for record in records if not any(m.content.isspace() for m in record.messages)]):
+        compiled, python = fast_records._compiled_measures(batch), fast_records._python_measures(batch)
+        assert (compiled is None) == (python is None)
+        if compiled is not None:
+            assert compiled[0] == python[0] and compiled[3] == python[3]
+            assert compiled[1].tolist() == python[1].tolist() and compiled[2].tolist() == python[2].tolist()
+    assert python is not None and sum(python[3]) > len(batch), "the second batch was measured"
 
 
 def as_line(value) -> bytes:

@@ -54,10 +54,17 @@ def test_hadolint_finds_nothing(dockerfile):
 
 
 def test_app_image_stages_build_assets_and_wheels_apart_from_the_runtime():
-    assert list(stages(APP_DOCKERFILE)) == ["assets", "builder", "runtime", "gpu-worker"]
+    assert list(stages(APP_DOCKERFILE)) == ["assets", "builder", "native", "runtime", "gpu-worker"]
     builder = " ".join(arguments for _, arguments in stages(APP_DOCKERFILE)["builder"])
-    # Wheels only: no stage needs a compiler, on arm64 or amd64.
+    # Wheels only: no package needs a compiler, on arm64 or amd64; the Studio's C helpers have a stage of their own,
+    # whose every source is copied in and whose modules the runtime takes.
     assert "--only-binary=:all:" in builder
+    native = " ".join(arguments for _, arguments in stages(APP_DOCKERFILE)["native"])
+    for source in sorted((PROJECT_ROOT / "app").rglob("*.c")):
+        assert str(source.relative_to(PROJECT_ROOT)) in native, source
+    assert "scripts/build_native.py --out /native" in native
+    runtime = " ".join(arguments for _, arguments in stages(APP_DOCKERFILE)["runtime"])
+    assert "--from=native /native/app app" in runtime
 
 
 def test_runtime_is_non_root_health_checked_and_served_by_gunicorn_with_its_config():
