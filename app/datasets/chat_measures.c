@@ -73,6 +73,45 @@ static int measure_message(PyObject *message, PyObject *roles, long long *counts
     return blank;
 }
 
+/* Measure one record's messages: 1 when one is blank, 0 when none is, -1 on error. ends_answered is cleared
+ * unless its last message is the assistant's. */
+static int measure_record(PyObject *record, PyObject *roles, PyObject *assistant, long long *counts,
+                          long long *size, long long *characters, int *ends_answered) {
+    PyObject *messages = PyObject_GetAttr(record, MESSAGES);
+    if (messages == NULL)
+        return -1;
+    if (!PyList_Check(messages)) {
+        Py_DECREF(messages);
+        PyErr_SetString(PyExc_TypeError, "a record's messages must be a list");
+        return -1;
+    }
+    PyObject *last = NULL;
+    int found = 0;
+    *size = PyList_GET_SIZE(messages);
+    *characters = 0;
+    for (Py_ssize_t index = 0; index < *size && found == 0; index++)
+        found = measure_message(PyList_GET_ITEM(messages, index), roles, counts, characters, &last);
+    if (found == 0 && (last == NULL || (last != assistant && PyObject_RichCompareBool(last, assistant, Py_EQ) != 1))) {
+        *ends_answered = 0;
+        PyErr_Clear();  /* a failed comparison only means "not the assistant" */
+    }
+    Py_DECREF(messages);
+    return found;
+}
+
+/* The role counts as a tuple of ints. */
+static PyObject *per_role(const long long *counts, Py_ssize_t roles) {
+    PyObject *numbers = PyTuple_New(roles);
+    for (Py_ssize_t index = 0; numbers != NULL && index < roles; index++) {
+        PyObject *number = PyLong_FromLongLong(counts[index]);
+        if (number == NULL)
+            Py_CLEAR(numbers);
+        else
+            PyTuple_SET_ITEM(numbers, index, number);
+    }
+    return numbers;
+}
+
 static PyObject *measure(PyObject *module, PyObject *args) {
     PyObject *records, *roles, *assistant;
     if (!PyArg_ParseTuple(args, "O!O!O", &PyList_Type, &records, &PyTuple_Type, &roles, &assistant))
@@ -84,57 +123,21 @@ static PyObject *measure(PyObject *module, PyObject *args) {
     Py_ssize_t count = PyList_GET_SIZE(records);
     PyObject *sizes = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(long long));
     PyObject *characters = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(long long));
-    if (sizes == NULL || characters == NULL)
-        goto failed;
-    long long *size_of = (long long *)PyBytes_AS_STRING(sizes);
-    long long *characters_of = (long long *)PyBytes_AS_STRING(characters);
     long long counts[MAX_ROLES] = {0};
-    int answered = 1;
-    for (Py_ssize_t at = 0; at < count; at++) {
-        PyObject *messages = PyObject_GetAttr(PyList_GET_ITEM(records, at), MESSAGES);
-        if (messages == NULL)
-            goto failed;
-        if (!PyList_Check(messages)) {
-            Py_DECREF(messages);
-            PyErr_SetString(PyExc_TypeError, "a record's messages must be a list");
-            goto failed;
-        }
-        Py_ssize_t length = PyList_GET_SIZE(messages);
-        PyObject *last = NULL;
-        characters_of[at] = 0;
-        size_of[at] = length;
-        for (Py_ssize_t index = 0; index < length; index++) {
-            int blank = measure_message(PyList_GET_ITEM(messages, index), roles, counts, &characters_of[at], &last);
-            if (blank != 0) {
-                Py_DECREF(messages);
-                if (blank < 0)
-                    goto failed;
-                Py_DECREF(sizes);
-                Py_DECREF(characters);
-                Py_RETURN_NONE;
-            }
-        }
-        if (last == NULL || (last != assistant && PyObject_RichCompareBool(last, assistant, Py_EQ) != 1))
-            answered = 0;
-        PyErr_Clear();  /* a failed comparison only means "not the assistant" */
-        Py_DECREF(messages);
+    int answered = 1, found = sizes == NULL || characters == NULL ? -1 : 0;
+    for (Py_ssize_t at = 0; at < count && found == 0; at++)
+        found = measure_record(PyList_GET_ITEM(records, at), roles, assistant, counts,
+                               (long long *)PyBytes_AS_STRING(sizes) + at,
+                               (long long *)PyBytes_AS_STRING(characters) + at, &answered);
+    PyObject *numbers = found == 0 ? per_role(counts, PyTuple_GET_SIZE(roles)) : NULL;
+    if (numbers == NULL) {
+        Py_XDECREF(sizes);
+        Py_XDECREF(characters);
+        if (found > 0)  /* a blank content: the batch is refused, not an error */
+            Py_RETURN_NONE;
+        return NULL;
     }
-    PyObject *per_role = PyTuple_New(PyTuple_GET_SIZE(roles));
-    if (per_role == NULL)
-        goto failed;
-    for (Py_ssize_t index = 0; index < PyTuple_GET_SIZE(roles); index++) {
-        PyObject *number = PyLong_FromLongLong(counts[index]);
-        if (number == NULL) {
-            Py_DECREF(per_role);
-            goto failed;
-        }
-        PyTuple_SET_ITEM(per_role, index, number);
-    }
-    return Py_BuildValue("(ONNN)", answered ? Py_True : Py_False, sizes, characters, per_role);
-failed:
-    Py_XDECREF(sizes);
-    Py_XDECREF(characters);
-    return NULL;
+    return Py_BuildValue("(ONNN)", answered ? Py_True : Py_False, sizes, characters, numbers);
 }
 
 static PyMethodDef METHODS[] = {

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import shlex
 import shutil
 import sysconfig
@@ -147,6 +148,28 @@ def test_both_walks_measure_every_chat_alike():
             assert compiled[0] == python[0] and compiled[3] == python[3]
             assert compiled[1].tolist() == python[1].tolist() and compiled[2].tolist() == python[2].tolist()
     assert python is not None and sum(python[3]) > len(batch), "the second batch was measured"
+
+
+# Texts of letters, accents, emoji and the whitespace str.isspace knows beyond ASCII (a content of only these is blank).
+TEXT_PIECES = ["a", "é", "🎉", " ", "\u3000", "\u2028", "\t", "\n", "\x1c", "\u00a0", "\u0085", "x"]
+
+
+def test_both_walks_agree_on_random_chats():
+    if fast_records._chat_measures is None:  # nothing to compare with (see the test above)
+        return
+    generator, decoder, refused = random.Random(5), msgspec.json.Decoder(fast_records._Chat), 0
+    for _ in range(500):
+        records = [decoder.decode(json.dumps({"messages": [
+            {"role": generator.choice(["system", "user", "assistant"]),
+             "content": "".join(generator.choices(TEXT_PIECES, k=generator.randint(1, 6)))}
+            for _ in range(generator.randint(1, 5))]}).encode()) for _ in range(generator.randint(1, 20))]
+        compiled, python = fast_records._compiled_measures(records), fast_records._python_measures(records)
+        assert (compiled is None) == (python is None)
+        refused += compiled is None
+        if compiled is not None:
+            assert compiled[0] == python[0] and compiled[3] == python[3]
+            assert compiled[1].tolist() == python[1].tolist() and compiled[2].tolist() == python[2].tolist()
+    assert 0 < refused < 500, "batches with and without a blank content"
 
 
 def as_line(value) -> bytes:
