@@ -36,9 +36,11 @@ def canonical_pairs():
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def trained_model(tokenizer):
-    """The tiny model with a LoRA adapter moved away from zero (a seeded perturbation): policy ≠ reference."""
+    """The tiny model with a LoRA adapter moved away from zero (a seeded perturbation): policy ≠ reference. A fresh
+    one for each test: TRL's trainers change the model they are given (a fresh-clone run once found the policy back
+    at the reference, a loss of ln 2, after the tests before it in the same process)."""
     model = peft.get_peft_model(build_tiny_model(tokenizer), peft.LoraConfig(
         r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "down_proj"], task_type="CAUSAL_LM"))
     generator = torch.Generator().manual_seed(7)
