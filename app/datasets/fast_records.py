@@ -2,7 +2,8 @@
 
 msgspec decodes the lines into typed structures that hold exactly the keys and types a valid record of the file's
 format may have (so no depth, shape, type or unknown-key check is left to Python) and writes their canonical lines;
-the remaining checks and the measures run over the whole batch in C-level calls (map, all, count), not per record.
+the remaining checks and the measures run over the whole batch at once: for chats one walk over the messages in C
+(chat_measures.c, with a Python twin where it is not built), for other formats C-level calls (map, all, count).
 A run of lines framed as one object each is decoded in one call (check_piece); a batch with any line the checks do
 not accept (a problem, or anything unusual: extra keys, a weight of 1.0, a line too long to skip the shape check, a
 blank line…) returns None, and its lines are retried a list at a time (check_lines), each refused one taking the
@@ -28,7 +29,7 @@ except ImportError:  # not built here (no C compiler): _python_measures does the
     _chat_measures = None
 
 # Longer lines may hold too many values: the full path scans their shape before parsing them, so a batch of lines
-# is given to the fast check only if none is this long (validation knows the longest line of each piece it splits).
+# is given to the fast check only if none is this long (readers.object_lines, or the split lines, tell the longest).
 MAX_LINE_BYTES = 2 * MAX_VALUES
 # In a canonical line the role key is followed by its value's opening quote nowhere else (every quote inside a
 # string is escaped, and only keys are followed by ':'), so this finds a chat's assistant turn in C.

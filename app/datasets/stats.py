@@ -101,7 +101,7 @@ class DuplicateCounter:
         """The records counted as seen before, once every record is added (the last, partial block goes in)."""
         self._take_singles()
         if self.words is None:
-            return self.found + self.kept_count - _distinct(self._kept_values(), in_place=True)
+            return self.found + self.kept_count - _distinct_sorted(self._kept_sorted())
         self._filter_blocks(self.pending_count)
         return self.found
 
@@ -121,8 +121,9 @@ class DuplicateCounter:
         """Keep the fingerprints while there is room, and give the filter the others."""
         if self.words is None:
             room = self.exact - self.kept_count
-            self.kept.append(values[:room])
-            self.kept_count += min(room, len(values))
+            if room:
+                self.kept.append(values[:room])
+                self.kept_count += min(room, len(values))
             if len(values) <= room:
                 return
             self._switch_to_filter()
@@ -134,16 +135,19 @@ class DuplicateCounter:
 
     def _switch_to_filter(self) -> None:
         """Count the duplicates among the kept fingerprints and move these into the filter."""
-        kept, self.kept = self._kept_values(), []
-        self.found += len(kept) - _distinct(kept, in_place=True)  # their order does not matter
+        kept, self.kept = self._kept_sorted(), []
+        self.found += len(kept) - _distinct_sorted(kept)
         self.words, self.masks = numpy.zeros(FILTER_WORDS, numpy.uint64), _masks()
         for start in range(0, len(kept), FILTER_BLOCK):
             self._set_block(kept[start:start + FILTER_BLOCK])
 
-    def _kept_values(self) -> numpy.ndarray:
-        """The kept fingerprints as one array (kept so, for the next call)."""
-        self.kept = [numpy.concatenate(self.kept) if self.kept else numpy.zeros(0, numpy.uint64)]
-        return self.kept[0]
+    def _kept_sorted(self) -> numpy.ndarray:
+        """The kept fingerprints as one array, sorted in place (their order does not matter; kept so for the next
+        call)."""
+        kept = numpy.concatenate(self.kept) if self.kept else numpy.zeros(0, numpy.uint64)
+        kept.sort()
+        self.kept = [kept]
+        return kept
 
     def _filter_blocks(self, count: int) -> None:
         """Put the first count pending fingerprints into the filter, FILTER_BLOCK at a time."""
@@ -168,12 +172,13 @@ class DuplicateCounter:
         return len(block) - _distinct(block[new])
 
 
-def _distinct(values: numpy.ndarray, in_place: bool = False) -> int:
-    """How many different values there are (by sorting, the values themselves when in_place: numpy.unique's hash
-    table took longer)."""
-    ordered = values if in_place else numpy.sort(values)
-    if in_place:
-        ordered.sort()
+def _distinct(values: numpy.ndarray) -> int:
+    """How many different values there are (by sorting: numpy.unique's hash table took longer)."""
+    return _distinct_sorted(numpy.sort(values))
+
+
+def _distinct_sorted(ordered: numpy.ndarray) -> int:
+    """How many different values an ordered array holds."""
     return int(numpy.count_nonzero(ordered[1:] != ordered[:-1])) + bool(len(ordered))
 
 
